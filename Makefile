@@ -1,0 +1,38 @@
+# fnud: `make run` and `make test` install what is missing, then do their job.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+CONFIG ?= config/fnud.toml
+
+.PHONY: run test lint unit bench deps nginx clean
+
+run: deps
+	$(BIN)/fnud -c $(CONFIG) start --foreground
+
+test: deps
+	$(BIN)/ruff check supervisor tests bench
+	$(BIN)/mypy --strict supervisor
+	$(BIN)/pytest
+
+lint: deps
+	$(BIN)/ruff check supervisor tests bench
+	$(BIN)/mypy --strict supervisor
+
+bench: deps
+	@command -v wrk >/dev/null 2>&1 || ./scripts/apt-install wrk wrk
+	$(BIN)/python bench/run.py
+
+deps: nginx $(STAMP)
+
+nginx:
+	@./scripts/apt-install nginx nginx-light
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+clean:
+	rm -rf $(VENV) run log *.egg-info

@@ -1,0 +1,257 @@
+"""The ``fnud`` command: a thin client of the daemon's control socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, NoReturn
+
+import click
+import psutil
+
+from supervisor import control, logsetup
+from supervisor.config import Config, ConfigError, config_path, load_config
+from supervisor.runtime import Paths, lock_holder
+
+EXIT_CONFIG = 2
+EXIT_NOT_RUNNING = 3
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"fnud: {message}", err=True)
+    sys.exit(code)
+
+
+def get_config(ctx: click.Context) -> Config:
+    path = config_path(ctx.obj.get("config"), os.environ)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+@click.group()
+@click.option(
+    "-c", "--config", "config", metavar="FILE",
+    help="fnud.toml (default: $FNUD_CONFIG, else ./config/fnud.toml)",
+)
+@click.version_option(package_name="fnud")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """fnud: run nginx and uWSGI as one stack; reload without dropping a request."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+# -- start -------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--foreground", is_flag=True, help="Stay attached (systemd, make run).")
+@click.option("--ready-fd", type=int, default=None, hidden=True)
+@click.pass_context
+def start(ctx: click.Context, foreground: bool, ready_fd: int | None) -> None:
+    """Start uWSGI then nginx; return once a request through nginx succeeds."""
+    config = get_config(ctx)
+    paths = Paths.from_config(config)
+    holder = lock_holder(paths.lock)
+    if holder is not None:
+        click.echo(f"fnud is already running (pid {holder}) on {paths.root}")
+        sys.exit(0)
+    if foreground:
+        sys.exit(run_foreground(config, ready_fd))
+    sys.exit(start_background(config, paths))
+
+
+def run_foreground(config: Config, ready_fd: int | None) -> int:
+    from supervisor.daemon import Daemon
+
+    logsetup.configure()
+    daemon = Daemon(config, os.environ, ready_fd=ready_fd)
+    return asyncio.run(daemon.run())
+
+
+def start_background(config: Config, paths: Paths) -> int:
+    try:
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(paths.daemon_log, "ab")  # noqa: SIM115 - handed to the child
+    except OSError as exc:
+        fail(f"{paths.log_dir}: cannot write the daemon log: {exc.strerror}")
+    read_end, write_end = os.pipe()
+    argv = [
+        sys.executable, "-m", "supervisor", "-c", str(config.path),
+        "start", "--foreground", "--ready-fd", str(write_end),
+    ]
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)  # a detached daemon is not the unit's main process
+    daemon = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
+        start_new_session=True, env=env, cwd="/",
+    )
+    os.close(write_end)
+    log.close()
+    with os.fdopen(read_end, "rb") as reader:
+        line = reader.readline().decode(errors="replace").strip()
+    kind, _, message = line.partition(" ")
+    if kind == "READY":
+        click.echo(f"fnud started (pid {daemon.pid}): {message}; serving {config.health.url}")
+        return 0
+    if kind == "RUNNING":
+        click.echo(f"fnud is {message}")
+        return 0
+    # the daemon stops what it started before exiting: wait for it, then make sure
+    deadline = config.fnud.stop_timeout + 15
+    try:
+        code = daemon.wait(deadline)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        code = daemon.wait()
+    if kind == "ERROR":
+        fail(f"start failed: {message}")
+    fail(f"the daemon exited with code {code} before it was ready; see {paths.daemon_log}")
+
+
+# -- stop ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_context
+def stop(ctx: click.Context) -> None:
+    """Stop nginx then uWSGI gracefully (SIGKILL after [fnud] stop_timeout)."""
+    config = get_config(ctx)
+    paths = Paths.from_config(config)
+    holder = lock_holder(paths.lock)
+    if holder is None:
+        click.echo("fnud is not running")
+        sys.exit(0)
+    try:
+        control.call(
+            paths.socket, "stop", timeout=config.fnud.stop_timeout + 30,
+            on_progress=lambda text: click.echo(text),
+        )
+    except (OSError, control.ClientError) as exc:
+        if lock_holder(paths.lock) is not None:
+            fail(f"cannot stop the daemon (pid {holder}): {exc}")
+    deadline = time.monotonic() + 15
+    while process_alive(holder) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process_alive(holder):
+        fail(f"the daemon (pid {holder}) did not exit")
+    click.echo("fnud stopped")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+# -- status --------------------------------------------------------------------------
+
+
+def call_daemon(
+    config: Config, cmd: str, args: dict[str, Any] | None = None, timeout: float = 30.0,
+    progress: bool = False,
+) -> Any:
+    paths = Paths.from_config(config)
+    if lock_holder(paths.lock) is None:
+        fail("fnud is not running", EXIT_NOT_RUNNING)
+    try:
+        return control.call(
+            paths.socket, cmd, args, timeout=timeout,
+            on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
+        )
+    except control.ClientError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot reach the daemon at {paths.socket}: {exc}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show programs, workers and the last reload. Exit 0 if all RUNNING, 3 if no daemon."""
+    config = get_config(ctx)
+    if lock_holder(Paths.from_config(config).lock) is None:
+        if as_json:
+            click.echo(json.dumps({"daemon": None, "programs": {}}))
+        else:
+            click.echo("fnud is not running")
+        sys.exit(EXIT_NOT_RUNNING)
+    result = call_daemon(config, "status")
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(render_status(result))
+    running = all(p["state"] == "RUNNING" for p in result["programs"].values())
+    sys.exit(0 if running else 1)
+
+
+def render_status(result: dict[str, Any]) -> str:
+    daemon = result["daemon"]
+    lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}", ""]
+    lines.append(f"{'PROGRAM':<8} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RESTARTS':>8}  INFO")
+    for name, prog in result["programs"].items():
+        info = prog.get("why") or (prog.get("last_exit") if prog["state"] != "RUNNING" else "")
+        lines.append(
+            f"{name:<8} {prog['state']:<9} {prog['pid'] or '-':>7} "
+            f"{_duration(prog.get('uptime', 0)):>8} {prog.get('restarts', 0):>8}  {info or ''}"
+        )
+    workers = result["programs"].get("uwsgi", {}).get("workers", [])
+    if workers:
+        lines += ["", f"  {'WORKER':<6} {'PID':>7} {'STATUS':<8} {'REQUESTS':>9}"]
+        for w in workers:
+            lines.append(f"  {w['id']:<6} {w['pid']:>7} {w['status']:<8} {w['requests']:>9}")
+    nginx_workers = result["programs"].get("nginx", {}).get("workers", [])
+    if nginx_workers:
+        lines += ["", "  nginx workers: " + " ".join(str(w["pid"]) for w in nginx_workers)]
+    last = result.get("last_reload")
+    if last:
+        lines += ["", f"last reload: {last['result']} ({last['duration']}s): {last['message']}"]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if not seconds:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+# -- reload --------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--nginx", "only_nginx", is_flag=True, help="Only nginx (reloads even if unchanged).")
+@click.option("--app", "only_app", is_flag=True, help="Only the uWSGI app.")
+@click.pass_context
+def reload(ctx: click.Context, only_nginx: bool, only_app: bool) -> None:
+    """Check everything, then reload with zero downtime; refuse a broken deploy."""
+    config = get_config(ctx)
+    args = {
+        "nginx": only_nginx or not only_app,
+        "app": only_app or not only_nginx,
+        "force_nginx": only_nginx,
+    }
+    timeout = config.uwsgi.reload_timeout + config.nginx.reload_timeout + 120
+    paths = Paths.from_config(config)
+    if lock_holder(paths.lock) is None:
+        fail("fnud is not running", EXIT_NOT_RUNNING)
+    try:
+        result = control.call(
+            paths.socket, "reload", args, timeout=timeout,
+            on_progress=lambda text: click.echo(f"  {text}"),
+        )
+    except control.ClientError as exc:
+        fail(f"reload {exc}")
+    except OSError as exc:
+        fail(f"cannot reach the daemon at {paths.socket}: {exc}")
+    click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
+

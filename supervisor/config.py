@@ -1,0 +1,255 @@
+"""fnud.toml -> frozen dataclasses.
+
+No OS calls here: ``parse_config`` takes the text and the file's path and only
+does string and path arithmetic. Relative paths are relative to the TOML file's
+directory. Every error is a ``ConfigError`` whose message starts with
+``file:line:``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A user mistake in fnud.toml, already formatted as ``file:line: message``."""
+
+
+@dataclass(frozen=True)
+class FnudSection:
+    runtime_dir: Path = Path("run")
+    log_dir: Path = Path("log")
+    stop_timeout: float = 20.0
+    start_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class UwsgiSection:
+    ini: Path = Path("uwsgi.ini")
+    binary: str = ""  # empty: the uwsgi next to fnud's python, else PATH
+    python: str = ""  # interpreter for the app preflight; empty: from the ini's virtualenv
+    reload_timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class NginxSection:
+    conf: Path = Path("nginx.conf")
+    binary: str = "nginx"
+    prefix: str = ""  # empty: <runtime_dir>/nginx
+    reload_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class HealthSection:
+    url: str = "http://127.0.0.1:8080/"
+    timeout: float = 5.0
+    interval: float = 10.0
+    failures: int = 3
+
+
+@dataclass(frozen=True)
+class BackoffSection:
+    initial: float = 0.5
+    max: float = 30.0
+    quick_failures: int = 5
+    quick_seconds: float = 5.0
+    cooldown: float = 300.0  # after FATAL, try again after this long; 0 disables
+
+
+@dataclass(frozen=True)
+class WatchSection:
+    enabled: bool = False
+    paths: tuple[Path, ...] = ()
+    include: tuple[str, ...] = ("*.py", "*.html", "*.jinja", "*.jinja2", "*.css", "*.js")
+    exclude: tuple[str, ...] = (
+        "__pycache__", ".git", "*.pyc", "*.swp", "*.swx", "*~", "4913", ".#*", "*.tmp",
+    )
+    debounce_ms: int = 300
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    fnud: FnudSection = field(default_factory=FnudSection)
+    uwsgi: UwsgiSection = field(default_factory=UwsgiSection)
+    nginx: NginxSection = field(default_factory=NginxSection)
+    health: HealthSection = field(default_factory=HealthSection)
+    backoff: BackoffSection = field(default_factory=BackoffSection)
+    watch: WatchSection = field(default_factory=WatchSection)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def nginx_prefix(self) -> Path:
+        if not self.nginx.prefix:
+            return self.fnud.runtime_dir / "nginx"
+        prefix = Path(self.nginx.prefix)
+        return Path(os.path.normpath(prefix if prefix.is_absolute() else self.base_dir / prefix))
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "fnud": FnudSection,
+    "uwsgi": UwsgiSection,
+    "nginx": NginxSection,
+    "health": HealthSection,
+    "backoff": BackoffSection,
+    "watch": WatchSection,
+}
+
+_TOML_LINE_RE = re.compile(r"at line (\d+)")
+_HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
+_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _locate(text: str, section: str, key: str | None) -> int:
+    """Line of ``[section]`` (or of ``key`` inside it); 1 when not found."""
+    current = ""
+    header_line = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADER_RE.match(line)
+        if match:
+            current = match.group(1)
+            if current == section and key is None:
+                return number
+            if current == section:
+                header_line = number
+            continue
+        if key is not None and current == section:
+            kmatch = _KEY_RE.match(line)
+            if kmatch and kmatch.group(1) == key:
+                return number
+    return header_line or 1
+
+
+def _convert(value: Any, hint: Any, base: Path) -> Any:
+    """Convert a TOML value to the field's type; raise TypeError with what was expected."""
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise TypeError("a non-empty path string")
+        path = Path(value).expanduser() if value.startswith("~") else Path(value)
+        return Path(os.path.normpath(path if path.is_absolute() else base / path))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("an integer")
+        if value < 0:
+            raise TypeError("a non-negative integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError("a number")
+        if value < 0:
+            raise TypeError("a non-negative number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError("a string")
+        return value
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if not isinstance(value, list):
+            raise TypeError("a list")
+        return tuple(_convert(v, item, base) for v in value)
+    raise TypeError(f"unsupported type {hint}")  # pragma: no cover
+
+
+def _build_section(
+    name: str, table: Any, text: str, where: str, base: Path
+) -> Any:
+    cls = SECTIONS[name]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}:{_locate(text, name, None)}: [{name}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        line = _locate(text, name, key)
+        if key not in known:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(f"{where}:{line}: unknown key '{key}' in [{name}] (known: {choices})")
+        try:
+            values[key] = _convert(value, hints[key], base)
+        except TypeError as exc:
+            raise ConfigError(f"{where}:{line}: [{name}] {key} must be {exc}") from None
+    default_base_paths = {
+        f.name: Path(os.path.normpath(base / getattr(cls(), f.name)))
+        for f in dataclasses.fields(cls)
+        if hints[f.name] is Path and f.name not in values
+    }
+    return cls(**default_base_paths, **values)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse fnud.toml text; ``path`` names the file for messages and relative paths."""
+    where = str(path)
+    base = path.parent
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_LINE_RE.search(message)
+        line = match.group(1) if match else "1"
+        message = _TOML_LINE_RE.sub("", message).split("(")[0].strip().rstrip(",")
+        raise ConfigError(f"{where}:{line}: invalid TOML: {message}") from None
+    for name in data:
+        if name not in SECTIONS:
+            line = _locate(text, name, None)
+            choices = ", ".join(f"[{s}]" for s in SECTIONS)
+            raise ConfigError(f"{where}:{line}: unknown section [{name}] (known: {choices})")
+    sections = {
+        name: _build_section(name, data.get(name, {}), text, where, base) for name in SECTIONS
+    }
+    config = Config(path=path, **sections)
+    _validate(config, text, where)
+    return config
+
+
+def _validate(config: Config, text: str, where: str) -> None:
+    url = config.health.url
+    if not re.match(r"^http://[^/\s]+(/\S*)?$", url):
+        line = _locate(text, "health", "url")
+        raise ConfigError(f"{where}:{line}: [health] url must be an http:// URL, got '{url}'")
+    if config.backoff.max < config.backoff.initial:
+        line = _locate(text, "backoff", "max")
+        raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")
+
+
+def config_path(explicit: str | None, environ: typing.Mapping[str, str]) -> Path:
+    """``-c`` first, then ``$FNUD_CONFIG``, then ``./config/fnud.toml``."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("FNUD_CONFIG"):
+        return Path(environ["FNUD_CONFIG"])
+    return Path("config/fnud.toml")
+
+
+def load_config(path: Path) -> Config:
+    """Read and parse; an unreadable file is a ConfigError too."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        text = absolute.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{path}: cannot read config: {reason}") from None
+    return parse_config(text, absolute)
+

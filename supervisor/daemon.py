@@ -1,0 +1,425 @@
+"""The daemon: one asyncio loop, one queue of events, one state machine per program.
+
+Signal handlers and watcher callbacks only put events on the queue; ``run`` takes
+them off one at a time and dispatches to ``handle_<event>``. Long operations (start,
+reload, stop) run as tasks serialised by one lock, so a reload never interleaves
+with another reload or with a stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor import health, logsetup, nginx, ports, uwsgi
+from supervisor.config import Config
+from supervisor.control import CommandError, Emit, Server
+from supervisor.preflight import PreflightError, preflight
+from supervisor.program import Exited, Program, Ready, Retry
+from supervisor.reload import Reloader, ReloadRequest, ReloadResult
+from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_holder
+from supervisor.stack import Stack, StackError
+from supervisor.states import State
+from supervisor.systemd import Notifier
+
+
+@dataclass(frozen=True)
+class SignalEvent:
+    signum: int
+
+
+@dataclass(frozen=True)
+class ReloadEvent:
+    reason: str
+    nginx: bool = True
+    app: bool = True
+
+
+class StartupError(Exception):
+    pass
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        notifier: Notifier | None = None,
+        ready_fd: int | None = None,
+    ) -> None:
+        self.config = config
+        self.environ = dict(environ)
+        self.notifier = notifier or Notifier(environ)
+        self.ready_fd = ready_fd
+        self.log = logsetup.get("daemon")
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.stack = Stack(config, self.environ, self.enqueue)
+        self.paths = self.stack.paths
+        self.phase = "starting"  # starting -> running -> stopping
+        self.exit_code = 0
+        self.op_lock = asyncio.Lock()
+        self.done = asyncio.Event()
+        self.reloader = Reloader(self.stack, self.op_lock, self.notifier, restart=self.respawn)
+        self.server = Server(self.paths.socket, self._handlers(), self.log)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._startup: asyncio.Task[Any] | None = None
+        self._shutdown: asyncio.Task[Any] | None = None
+        self.started_wall = time.time()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def enqueue(self, event: Any) -> None:
+        self.queue.put_nowait(event)
+
+    def spawn_task(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("task crashed", task=task.get_name(), error=repr(task.exception()))
+
+    def _report_ready(self, line: str) -> None:
+        if self.ready_fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.ready_fd, (line + "\n").encode())
+            os.close(self.ready_fd)
+        self.ready_fd = None
+
+    # -- main loop -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            loop.add_signal_handler(signum, self.enqueue, SignalEvent(signum))
+        try:
+            ensure_private_dir(self.paths.root)
+        except RuntimeDirError as exc:
+            self._report_ready(f"ERROR {exc}")
+            self.log.error("cannot start", reason=str(exc))
+            return 1
+        lock = Lock(self.paths.lock)
+        if not lock.acquire():
+            holder = lock_holder(self.paths.lock)
+            message = f"already running (pid {holder}) on {self.paths.root}"
+            self._report_ready(f"RUNNING {message}")
+            self.log.warning(message)
+            return 0
+        try:
+            await self.server.start()
+            self._startup = self.spawn_task(self.startup(), "startup")
+            while not self.done.is_set():
+                getter = loop.create_task(self.queue.get())
+                waiter = loop.create_task(self.done.wait())
+                finished, _ = await asyncio.wait(
+                    {getter, waiter}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter in finished:
+                    waiter.cancel()
+                    await self.dispatch(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            await self.server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            lock.release()
+        return self.exit_code
+
+    async def dispatch(self, event: Any) -> None:
+        handler = getattr(self, "handle_" + type(event).__name__.lower(), None)
+        if handler is None:
+            self.log.warning("unknown event", event_type=type(event).__name__)
+            return
+        await handler(event)
+
+    # -- events --------------------------------------------------------------------
+
+    async def handle_signalevent(self, event: SignalEvent) -> None:
+        name = signal.Signals(event.signum).name
+        if event.signum in (signal.SIGTERM, signal.SIGINT):
+            self.log.info("signal: stopping", signal=name)
+            self.begin_shutdown(0)
+        elif event.signum == signal.SIGHUP:
+            self.log.info("signal: reloading", signal=name)
+            self.enqueue(ReloadEvent(reason="SIGHUP"))
+        else:
+            self.log.info("signal ignored for now", signal=name)
+
+    async def handle_reloadevent(self, event: ReloadEvent) -> None:
+        if self.phase != "running":
+            return
+        request = ReloadRequest(nginx=event.nginx, app=event.app, reason=event.reason)
+        self.spawn_task(self.reloader.reload(request, _log_progress(self.log)), "reload")
+
+    async def handle_exited(self, event: Exited) -> None:
+        prog = self.stack.programs[event.program]
+        if event.pid != prog.pid or prog.state not in (
+            State.STARTING, State.RUNNING, State.STOPPING
+        ):
+            return  # an old process, already dealt with
+        reason = f"exited with code {event.returncode}"
+        detail = prog.failure_reason()
+        prog.last_exit = f"{reason}: {detail}" if detail else reason
+        if prog.state is State.STOPPING:
+            await prog.transition(State.STOPPED, code=event.returncode)
+            return
+        uptime = time.monotonic() - prog.started_at
+        was_running = prog.state is State.RUNNING
+        if was_running:
+            await prog.transition(State.EXITED, code=event.returncode, detail=detail)
+        if self.phase == "starting":
+            await prog.transition(State.FATAL, reason=prog.last_exit)
+            return
+        if self.phase == "stopping":
+            await prog.transition(State.STOPPED)
+            return
+        backoff = self.config.backoff
+        if was_running and uptime >= backoff.quick_seconds:
+            prog.quick_failures = 0
+        prog.quick_failures += 1
+        if prog.quick_failures >= backoff.quick_failures:
+            await prog.transition(
+                State.FATAL, reason=prog.last_exit, failures=prog.quick_failures
+            )
+            if backoff.cooldown > 0:
+                prog.schedule(backoff.cooldown)
+            return
+        delay = min(backoff.initial * 2 ** (prog.quick_failures - 1), backoff.max)
+        await prog.transition(State.BACKOFF, retry_in=round(delay, 2))
+        prog.schedule(delay)
+
+    async def handle_ready(self, event: Ready) -> None:
+        prog = self.stack.programs[event.program]
+        if event.pid != prog.pid or prog.state is not State.STARTING:
+            return
+        prog.ready_at = time.monotonic()
+        prog.why = ""
+        await prog.transition(State.RUNNING)
+
+    async def handle_retry(self, event: Retry) -> None:
+        prog = self.stack.programs[event.program]
+        if self.phase != "running" or prog.state not in (State.BACKOFF, State.FATAL):
+            return
+        prog.restarts += 1
+        await self.respawn(prog)
+
+    async def respawn(self, prog: Program) -> None:
+        """Clean what the last process left in its group, then start anew."""
+        if prog.pid:
+            if prog is self.stack.nginx:  # orphaned workers still hold the listen socket
+                await prog.reap_group(prog.pid, graceful=nginx.GRACEFUL_STOP, grace=2.0)
+            else:
+                await prog.reap_group(prog.pid)
+        await prog.spawn()
+
+    # -- start ---------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        try:
+            async with self.op_lock:
+                await self._start_stack()
+        except StartupError as exc:
+            self.log.error("start failed", reason=str(exc))
+            self._report_ready(f"ERROR {exc}")
+            self.begin_shutdown(1)
+            return
+        self.phase = "running"
+        self.stack.ini_digest = self.stack.current_ini_digest()
+        self.stack.nginx_digest = self.stack.current_nginx_digest()
+        summary = self.summary()
+        self.log.info("stack ready", url=self.config.health.url, summary=summary)
+        self.notifier.ready(summary)
+        self._report_ready(f"READY {summary}")
+
+    async def _start_stack(self) -> None:
+        stack = self.stack
+        try:
+            stack.check_binaries()
+            spec = stack.app()
+            conf = stack.nginx_conf()
+            self._check_ports(conf)
+        except StackError as exc:
+            raise StartupError(str(exc)) from None
+        nginx.prepare_prefix(self.paths.nginx_prefix)
+        ok, message = await nginx.config_test(
+            stack.nginx_binary(), self.paths.nginx_prefix, self.config.nginx.conf, conf,
+            uwsgi.child_env(self.environ),
+        )
+        if not ok:
+            raise StartupError(f"nginx -t failed: {message}")
+        try:
+            await preflight(spec, self.environ)
+        except PreflightError as exc:
+            raise StartupError(f"app does not load: {exc}") from None
+        for prog in (stack.uwsgi, stack.nginx):  # nginx only once uWSGI accepts
+            await prog.spawn()
+            await self._wait_running(prog)
+        await self._wait_healthy()
+
+    def _check_ports(self, conf: nginx.NginxConf) -> None:
+        """nginx -t ignores EADDRINUSE: find a taken port before anything starts."""
+        wanted: list[tuple[str, ports.Address]] = []
+        for directive in conf.named("listen"):
+            address = ports.parse_nginx_listen(directive.args[0]) if directive.args else None
+            if address is not None:
+                wanted.append((f"{directive.where}: listen {directive.args[0]}", address))
+        ini = self.stack.read_ini()
+        for option in ini:
+            if option.key in uwsgi.SOCKET_OPTIONS:
+                address = ports.parse_uwsgi_socket(option.value)
+                if address is not None:
+                    where = f"{self.config.uwsgi.ini}:{option.line}: {option.key} = {option.value}"
+                    wanted.append((where, address))
+        for where, address in wanted:
+            problem = ports.in_use(address)
+            if problem:
+                raise StartupError(f"{where}: {address}: {problem}")
+
+    async def _wait_running(self, prog: Program) -> None:
+        settled = {State.RUNNING, State.FATAL, State.STOPPED, State.STOPPING}
+        await prog.wait_state(settled, self.config.fnud.start_timeout + 5)
+        if prog.state is State.RUNNING:
+            return
+        reason = prog.last_exit or prog.why or "did not start"
+        raise StartupError(f"{prog.name} failed to start: {reason}")
+
+    async def _wait_healthy(self) -> None:
+        url = self.config.health.url
+        deadline = time.monotonic() + self.config.fnud.start_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for prog in self.stack.programs.values():
+                if prog.state is not State.RUNNING:
+                    raise StartupError(f"{prog.name} failed to start: {prog.last_exit}")
+            try:
+                await health.check(url, self.config.health.timeout)
+                return
+            except health.HealthError as exc:
+                last = str(exc)
+            await asyncio.sleep(0.1)
+        raise StartupError(f"health check never passed: {last}")
+
+    # -- stop ----------------------------------------------------------------------
+
+    def begin_shutdown(self, code: int) -> asyncio.Task[Any]:
+        if self._shutdown is None:
+            self.exit_code = code
+            self._shutdown = self.spawn_task(self.shutdown(), "shutdown")
+        return self._shutdown
+
+    async def shutdown(self) -> None:
+        self.phase = "stopping"
+        self.notifier.stopping()
+        deadline = time.monotonic() + self.config.fnud.stop_timeout
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current and task.get_name() in ("startup", "reload"):
+                task.cancel()
+        for prog in (self.stack.nginx, self.stack.uwsgi):  # reverse of start order
+            await prog.stop(deadline)
+        self.log.info("stack stopped")
+        self.done.set()
+
+    # -- control commands ------------------------------------------------------------
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            "ping": self.cmd_ping,
+            "status": self.cmd_status,
+            "stop": self.cmd_stop,
+            "reload": self.cmd_reload,
+            "wait-ready": self.cmd_wait_ready,
+        }
+
+    async def cmd_ping(self, args: dict[str, Any], emit: Emit) -> Any:
+        return {"pid": os.getpid(), "phase": self.phase}
+
+    async def cmd_stop(self, args: dict[str, Any], emit: Emit) -> Any:
+        await emit("stopping nginx, then uWSGI")
+        await asyncio.shield(self.begin_shutdown(0))
+        return {"stopped": True}
+
+    async def cmd_wait_ready(self, args: dict[str, Any], emit: Emit) -> Any:
+        if self._startup is not None:
+            await asyncio.shield(self._startup)
+        if self.phase != "running":
+            raise CommandError("the stack did not start")
+        return {"summary": self.summary()}
+
+    async def cmd_reload(self, args: dict[str, Any], emit: Emit) -> Any:
+        if self.phase != "running":
+            raise CommandError(f"cannot reload while {self.phase}")
+        request = ReloadRequest(
+            nginx=bool(args.get("nginx", True)),
+            app=bool(args.get("app", True)),
+            force_nginx=bool(args.get("force_nginx", False)),
+            reason="fnud reload",
+        )
+        result: ReloadResult = await self.reloader.reload(request, emit)
+        if result.result != "ok":
+            raise CommandError(f"{result.result}: {result.message}")
+        return result.as_dict()
+
+    async def cmd_status(self, args: dict[str, Any], emit: Emit) -> Any:
+        return await self.status()
+
+    async def status(self) -> dict[str, Any]:
+        stats: uwsgi.Stats | None = None
+        uw = self.stack.uwsgi
+        if uw.state in (State.RUNNING, State.STARTING):
+            with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
+                stats = await uwsgi.read_stats(self.paths.stats, timeout=1.0)
+        programs: dict[str, Any] = {}
+        for name, prog in self.stack.programs.items():
+            entry = program_status(prog)
+            if name == "uwsgi":
+                entry["workers"] = [w.as_dict() for w in stats.live_workers] if stats else []
+                if stats:
+                    entry["listen_queue"] = stats.listen_queue
+            else:
+                pids = nginx.worker_pids(prog.pid) if prog.state is State.RUNNING else set()
+                entry["workers"] = [{"pid": pid} for pid in sorted(pids)]
+            programs[name] = entry
+        return {
+            "daemon": {
+                "pid": os.getpid(),
+                "phase": self.phase,
+                "config": str(self.config.path),
+                "started": self.started_wall,
+            },
+            "programs": programs,
+            "last_reload": self.reloader.last.as_dict() if self.reloader.last else None,
+        }
+
+    def summary(self) -> str:
+        parts = [f"{n} {p.state.value.lower()}" for n, p in self.stack.programs.items()]
+        return ", ".join(parts)
+
+
+def program_status(prog: Program) -> dict[str, Any]:
+    return {
+        "state": prog.state.value,
+        "pid": prog.pid if prog.state is not State.STOPPED else 0,
+        "uptime": round(prog.uptime(), 1),
+        "restarts": prog.restarts,
+        "why": prog.why if prog.state is State.STARTING else "",
+        "last_exit": prog.last_exit,
+    }
+
+
+def _log_progress(log: Any) -> Emit:
+    async def emit(text: str) -> None:
+        log.info(text)
+
+    return emit

@@ -1,0 +1,70 @@
+"""structlog configuration: human on a TTY, logfmt otherwise, journald-aware."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# syslog priorities, understood by journald as a "<N>" line prefix (SyslogLevelPrefix=yes)
+_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "exception": 3}
+
+
+def _journal_prefix(_: Any, method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    level = str(event.get("level", method))
+    event["event"] = f"<{_PRIORITY.get(level, 6)}>{event.get('event', '')}"
+    return event
+
+
+def _quote(text: str) -> str:
+    if text and not any(c in text for c in ' "=\\\n'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _logfmt(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
+    head = str(event.pop("event", ""))
+    parts = [f"{key}={_quote(str(value))}" for key, value in event.items()]
+    first = head if head.startswith("<") else f"msg={_quote(head)}"
+    return " ".join([first, *parts])
+
+
+def configure(stream: TextIO | None = None, level: str = "info") -> None:
+    """Pick the renderer from where the output goes.
+
+    * a TTY: coloured console lines with a timestamp;
+    * journald (``JOURNAL_STREAM`` set): ``<prio>message key=value``, no timestamp
+      (the journal has its own);
+    * otherwise: logfmt with an ISO timestamp.
+    """
+    out = stream or sys.stderr
+    journald = bool(os.environ.get("JOURNAL_STREAM"))
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+    ]
+    if out.isatty() and not journald:
+        processors += [
+            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
+            structlog.dev.ConsoleRenderer(),
+        ]
+    elif journald:
+        processors += [_journal_prefix, _logfmt]
+    else:
+        processors += [structlog.processors.TimeStamper(fmt="iso", key="ts"), _logfmt]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str) -> Any:
+    return structlog.get_logger(name).bind(component=name)

@@ -1,0 +1,195 @@
+"""nginx adapter: every flag, signal and config fact fnud relies on lives here.
+
+fnud runs the master in the foreground as its child:
+``nginx -p PREFIX/ -c CONF -e stderr -g 'daemon off; [pid PREFIX/nginx.pid;]'``
+and signals it directly (it is our child, so no pid-file race).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import crossplane
+import psutil
+
+from supervisor.program import Command
+
+RELOAD = signal.SIGHUP
+GRACEFUL_STOP = signal.SIGQUIT
+FAST_STOP = signal.SIGTERM
+REOPEN_LOGS = signal.SIGUSR1
+
+TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+@dataclass(frozen=True)
+class Directive:
+    name: str
+    args: tuple[str, ...]
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class NginxConf:
+    """What fnud needs to know about a parsed nginx.conf (with its includes)."""
+
+    files: tuple[str, ...]
+    directives: tuple[Directive, ...]
+    errors: tuple[str, ...]
+
+    def named(self, *names: str) -> list[Directive]:
+        return [d for d in self.directives if d.name in names]
+
+    @property
+    def main_pid(self) -> Directive | None:
+        found = [d for d in self.named("pid") if d.file == self.files[0]]
+        return found[0] if found else None
+
+
+def _walk(block: list[dict[str, Any]], file: str, out: list[Directive]) -> None:
+    for item in block:
+        out.append(
+            Directive(item["directive"], tuple(item.get("args", [])), file, int(item["line"]))
+        )
+        if "block" in item:
+            _walk(item["block"], file, out)
+
+
+def analyze(conf: Path) -> NginxConf:
+    """Parse nginx.conf and its includes with crossplane (never raises for bad syntax)."""
+    payload = crossplane.parse(str(conf), catch_errors=True, comments=False)
+    files: list[str] = []
+    directives: list[Directive] = []
+    errors = []
+    for entry in payload.get("config", []):
+        files.append(entry["file"])
+        _walk(entry.get("parsed", []), entry["file"], directives)
+        for err in entry.get("errors", []):
+            errors.append(f"{entry['file']}:{err.get('line') or 1}: {err.get('error')}")
+    return NginxConf(tuple(files) or (str(conf),), tuple(directives), tuple(errors))
+
+
+def fingerprint(conf: NginxConf) -> str:
+    """Hash of every file of the configuration: decides whether nginx needs a reload."""
+    digest = hashlib.sha256()
+    for name in conf.files:
+        digest.update(name.encode())
+        try:
+            digest.update(Path(name).read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+def find_binary(configured: str) -> str | None:
+    """nginx on PATH, or in /usr/sbin (not on a normal user's PATH on Debian)."""
+    return shutil.which(configured) or shutil.which(configured, path="/usr/sbin:/sbin")
+
+
+def global_directives(prefix: Path, conf: NginxConf) -> str:
+    parts = ["daemon off;"]
+    if conf.main_pid is None:
+        parts.append(f"pid {prefix / 'nginx.pid'};")
+    return " ".join(parts)
+
+
+def argv(binary: str, prefix: Path, conf_path: Path, conf: NginxConf) -> list[str]:
+    return [
+        binary,
+        "-p", f"{prefix}/",
+        "-c", str(conf_path),
+        "-e", "stderr",
+        "-g", global_directives(prefix, conf),
+    ]
+
+
+def test_argv(binary: str, prefix: Path, conf_path: Path, conf: NginxConf) -> list[str]:
+    """``nginx -t`` with exactly the flags fnud runs nginx with."""
+    return [*argv(binary, prefix, conf_path, conf), "-t", "-q"]
+
+
+def prepare_prefix(prefix: Path) -> None:
+    """Directories nginx writes to under its prefix (temp paths in our example conf)."""
+    for sub in ("logs", *(f"tmp/{name}" for name in TEMP_DIRS)):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+
+
+async def config_test(
+    binary: str, prefix: Path, conf_path: Path, conf: NginxConf, env: dict[str, str]
+) -> tuple[bool, str]:
+    """Run ``nginx -t``; return (ok, nginx's own message)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *test_argv(binary, prefix, conf_path, conf),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            cwd=str(conf_path.parent),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return False, f"{binary}: {exc.strerror}"
+    out, _ = await proc.communicate()
+    lines = [
+        line.removeprefix("nginx: ")
+        for line in out.decode(errors="replace").splitlines()
+        if line.strip() and "test is successful" not in line and "syntax is ok" not in line
+    ]
+    return proc.returncode == 0, "; ".join(lines)
+
+
+def worker_pids(master_pid: int) -> set[int]:
+    """PIDs of the master's worker children (cache manager/loader included)."""
+    try:
+        return {child.pid for child in psutil.Process(master_pid).children()}
+    except psutil.Error:
+        return set()
+
+
+def listen_addresses(conf: NginxConf) -> list[Directive]:
+    return conf.named("listen")
+
+
+class NginxDriver:
+    """Runs nginx's master in the foreground under fnud."""
+
+    name = "nginx"
+
+    def __init__(
+        self, binary: str, conf_path: Path, prefix: Path, env: dict[str, str]
+    ) -> None:
+        self.binary = binary
+        self.conf_path = conf_path
+        self.prefix = prefix
+        self.env = env
+
+    def command(self) -> Command:
+        prepare_prefix(self.prefix)
+        conf = analyze(self.conf_path)
+        return Command(
+            argv=argv(self.binary, self.prefix, self.conf_path, conf),
+            cwd=str(self.conf_path.parent),
+            env=self.env,
+        )
+
+    async def not_ready_reason(self, pid: int) -> str | None:
+        return None if worker_pids(pid) else "waiting for nginx workers"
+
+    async def request_stop(self, pid: int) -> None:
+        os.kill(pid, GRACEFUL_STOP)
+
+    def log_level(self, line: str) -> str:
+        return "info"

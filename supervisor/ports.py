@@ -1,0 +1,77 @@
+"""Is a listen address free? Probed by binding, with the holder named where visible."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_nginx_listen(arg: str) -> Address | None:
+    """``listen`` forms: 8080, 127.0.0.1:8080, *:80, [::1]:80, localhost:80; unix: -> None."""
+    if arg.startswith("unix:"):
+        return None
+    if arg.startswith("["):
+        host, _, port = arg[1:].partition("]:")
+        return Address(host, int(port)) if port.isdigit() else None
+    if arg.isdigit():
+        return Address("0.0.0.0", int(arg))
+    host, _, port = arg.rpartition(":")
+    if not port.isdigit():
+        return Address(arg, 80) if not host else None
+    return Address("0.0.0.0" if host in ("*", "") else host, int(port))
+
+
+def parse_uwsgi_socket(value: str) -> Address | None:
+    """uWSGI socket values: 127.0.0.1:3031, :3031, [::]:3031; paths and @abstract -> None."""
+    if value.startswith(("/", "@", ".")) or ":" not in value:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit():
+        return None
+    return Address(host or "0.0.0.0", int(port))
+
+
+def holder(port: int) -> str:
+    """'pid N (name)' of a process listening on ``port``, when we may see it."""
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                if conn.pid:
+                    with contextlib.suppress(psutil.Error):
+                        return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+                return "another process"
+    return "another process"
+
+
+def in_use(address: Address) -> str | None:
+    """None if we could bind ``address`` now; else why not."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, family, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot resolve {address.host}: {exc.strerror}"
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(infos[0][4])
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"address already in use by {holder(address.port)}"
+            if exc.errno == errno.EACCES:
+                return "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            return exc.strerror or str(exc)
+    return None

@@ -1,0 +1,161 @@
+"""Prove the app imports in a fresh interpreter, the way uWSGI will load it.
+
+Same python (the ini's virtualenv, else the configured one, else fnud's own, which is
+the interpreter the PyPI uwsgi was built against), same chdir, pythonpath and env,
+same ``module``/``wsgi-file`` and ``callable``. A failure comes back as one line
+``file:line: ErrorType: message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor import uwsgi
+from supervisor.ini import UwsgiIni
+
+# Runs in the child interpreter. Keep it dependency-free and Python-3.8 compatible.
+_PROBE = r"""
+import json, os, sys, traceback, importlib, importlib.util
+spec = json.loads(sys.argv[1])
+def fail(msg):
+    print(json.dumps({"ok": False, "error": msg})); sys.exit(0)
+def where(exc):
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return "%s:%s: %s: %s" % (exc.filename, exc.lineno, type(exc).__name__, exc.msg)
+    tb = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in tb if "<frozen" not in f.filename and f.filename != "<string>"]
+    if frames:
+        f = frames[-1]
+        return "%s:%s: %s: %s" % (f.filename, f.lineno, type(exc).__name__, exc)
+    return "%s: %s" % (type(exc).__name__, exc)
+try:
+    if spec["chdir"]:
+        os.chdir(spec["chdir"])
+    for p in reversed(spec["pythonpath"]):
+        sys.path.insert(0, p)
+    sys.path.insert(0, os.getcwd())
+    callable_name = spec["callable"]
+    if spec["module"]:
+        modname = spec["module"]
+        if ":" in modname:
+            modname, callable_name = modname.split(":", 1)
+        mod = importlib.import_module(modname)
+        where_name = modname
+    else:
+        path = spec["wsgi_file"]
+        name = "uwsgi_file_" + "".join(c if c.isalnum() else "_" for c in path)
+        s = importlib.util.spec_from_file_location(name, path)
+        if s is None or s.loader is None:
+            fail("%s: cannot load as Python" % path)
+        mod = importlib.util.module_from_spec(s)
+        sys.modules[name] = mod
+        s.loader.exec_module(mod)
+        where_name = path
+except BaseException as exc:
+    fail(where(exc))
+app = getattr(mod, callable_name, None)
+if app is None:
+    fail("%s: no callable named '%s'" % (getattr(mod, "__file__", where_name), callable_name))
+if not callable(app):
+    fail("%s: '%s' is not callable" % (getattr(mod, "__file__", where_name), callable_name))
+print(json.dumps({"ok": True, "file": getattr(mod, "__file__", None)}))
+"""
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    python: str
+    chdir: str
+    pythonpath: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    module: str
+    wsgi_file: str
+    callable: str
+
+    @property
+    def label(self) -> str:
+        return self.module or self.wsgi_file
+
+
+class PreflightError(Exception):
+    """The app cannot be loaded: one line, file:line first where known."""
+
+
+def app_spec(ini: UwsgiIni, ini_path: Path, python: str = "") -> AppSpec:
+    """What uWSGI will load, from the user's ini."""
+    chdir = uwsgi.ini_value(ini, ("chdir",), ini_path) or str(ini_path.parent)
+    venv = uwsgi.ini_value(ini, ("virtualenv", "venv", "home", "pyhome", "H"), ini_path)
+    if venv:
+        interpreter = str(Path(chdir, venv) / "bin" / "python")
+    else:
+        interpreter = python or sys.executable
+    module = uwsgi.ini_value(ini, ("module", "wsgi", "w"), ini_path) or ""
+    wsgi_file = uwsgi.ini_value(ini, ("wsgi-file", "file"), ini_path) or ""
+    return AppSpec(
+        python=interpreter,
+        chdir=chdir,
+        pythonpath=tuple(uwsgi.ini_pythonpath(ini, ini_path)),
+        env=tuple(uwsgi.ini_env(ini, ini_path).items()),
+        module=module,
+        wsgi_file=wsgi_file,
+        callable=uwsgi.ini_value(ini, ("callable",), ini_path) or "application",
+    )
+
+
+async def preflight(spec: AppSpec, environ: Mapping[str, str], timeout: float = 60.0) -> str:
+    """Import the app in a fresh interpreter; return the loaded file or raise PreflightError."""
+    if not spec.module and not spec.wsgi_file:
+        raise PreflightError("no app configured: set 'module' or 'wsgi-file' in the uWSGI ini")
+    payload = json.dumps(
+        {
+            "chdir": spec.chdir,
+            "pythonpath": list(spec.pythonpath),
+            "module": spec.module,
+            "wsgi_file": spec.wsgi_file,
+            "callable": spec.callable,
+        }
+    )
+    env = uwsgi.child_env(environ)
+    env.update(dict(spec.env))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONPATH", None)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            spec.python, "-c", _PROBE, payload,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=spec.chdir if os.path.isdir(spec.chdir) else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise PreflightError(
+            f"{spec.python}: cannot run the app's python: {exc.strerror}"
+        ) from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise PreflightError(
+            f"{spec.label}: importing the app took longer than {timeout:.0f}s"
+        ) from None
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                result = json.loads(line)
+            except ValueError:
+                continue
+            if result.get("ok"):
+                return str(result.get("file") or spec.label)
+            raise PreflightError(str(result.get("error")))
+    tail = err.decode(errors="replace").strip().splitlines()
+    reason = tail[-1] if tail else f"exit code {proc.returncode}"
+    raise PreflightError(f"{spec.label}: importing the app failed: {reason}")

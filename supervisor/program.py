@@ -1,0 +1,313 @@
+"""One supervised program: its process, its state machine, its output.
+
+The program never decides on its own what happens after an exit: it reports events
+(``Exited``, ``Ready``) to the daemon's queue, and the daemon's loop moves the state
+machine. A driver (nginx or uWSGI) supplies the command, the readiness test and the
+graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psutil
+
+from supervisor import logsetup
+from supervisor.states import State, check_transition
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+
+
+class Driver(Protocol):
+    """What a program needs to know about the binary it runs."""
+
+    name: str
+
+    def command(self) -> Command: ...
+
+    async def not_ready_reason(self, pid: int) -> str | None:
+        """None once the program serves; else why it is still STARTING."""
+        ...
+
+    async def request_stop(self, pid: int) -> None:
+        """Ask the process to stop gracefully (signal or fifo letter)."""
+        ...
+
+    def log_level(self, line: str) -> str:
+        """'debug' for chatter such as per-request access lines, else 'info'."""
+        ...
+
+
+@dataclass(frozen=True)
+class Exited:
+    program: str
+    pid: int
+    returncode: int
+
+
+@dataclass(frozen=True)
+class Ready:
+    program: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Retry:
+    program: str
+
+
+Event = Any
+Enqueue = Callable[[Event], None]
+
+_ERRORISH = ("error", "emerg", "fail", "unable", "cannot", "can't", "no such", "denied",
+             "exception", "game over", "in use", "invalid", "not found")
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+    return members
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Signal a whole process group; False when it is already empty."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+@dataclass
+class Program:
+    driver: Driver
+    enqueue: Enqueue
+    start_timeout: float = 30.0
+    state: State = State.STOPPED
+    pid: int = 0
+    started_at: float = 0.0  # monotonic time of the last spawn
+    ready_at: float = 0.0
+    spawned_wall: float = 0.0
+    quick_failures: int = 0
+    restarts: int = 0
+    last_exit: str = ""
+    why: str = ""
+    lines_seen: int = 0
+    output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _timer: asyncio.TimerHandle | None = None
+
+    def __post_init__(self) -> None:
+        self.log = logsetup.get("program").bind(program=self.driver.name)
+        self.output_log = logsetup.get(self.driver.name)
+
+    @property
+    def name(self) -> str:
+        return self.driver.name
+
+    @property
+    def running(self) -> bool:
+        return self.state is State.RUNNING
+
+    # -- state machine -------------------------------------------------------------
+
+    async def transition(self, new: State, **info: Any) -> None:
+        old = self.state
+        check_transition(self.name, old, new)
+        self.state = new
+        self.log.info("state", old=old.value, new=new.value, pid=self.pid or None, **info)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_state(self, accept: Iterable[State], timeout: float) -> bool:
+        wanted = frozenset(accept)
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.state in wanted), timeout
+                )
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+    # -- process -------------------------------------------------------------------
+
+    async def spawn(self) -> None:
+        """STOPPED/BACKOFF/FATAL/EXITED -> STARTING: start the process and watch it.
+
+        Exit is noticed through a pidfd, not through the end of the output pipe:
+        orphaned workers (nginx's, after its master is killed) keep the pipe open.
+        """
+        self.cancel_timer()
+        cmd = self.driver.command()
+        self.why = "spawning"
+        try:
+            proc = subprocess.Popen(
+                cmd.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=cmd.cwd,
+                env=cmd.env,
+                start_new_session=True,  # own process group: the whole group can be killed
+            )
+        except OSError as exc:
+            self.pid = 0
+            self.last_exit = f"{cmd.argv[0]}: {exc.strerror}"
+            self.output.append(self.last_exit)
+            await self.transition(State.STARTING)
+            self.enqueue(Exited(self.name, 0, 127))
+            return
+        self.pid = proc.pid
+        self.started_at = time.monotonic()
+        self.spawned_wall = time.time()
+        self.ready_at = 0.0
+        await self.transition(State.STARTING, argv=" ".join(cmd.argv))
+        loop = asyncio.get_running_loop()
+        assert proc.stdout is not None
+        reader = asyncio.StreamReader(limit=1 << 20)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), proc.stdout
+        )
+        self._track(self._pump(reader, proc.pid))
+        self._watch_exit(proc)
+        self._track(self._watch_ready(proc.pid))
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, pid: int) -> None:
+        while True:
+            try:
+                raw = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue  # an absurdly long line: drop it, keep reading
+            if not raw:
+                return
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            level = self.driver.log_level(line)
+            if level != "debug":
+                self.output.append(line)
+                self.lines_seen += 1
+            getattr(self.output_log, level)(line, program=self.name, pid=pid)
+
+    def _watch_exit(self, proc: subprocess.Popen[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        pidfd = os.pidfd_open(proc.pid)
+
+        def exited() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            code = proc.wait()  # reaps: the pidfd says it is gone
+            self.enqueue(Exited(self.name, proc.pid, code))
+
+        loop.add_reader(pidfd, exited)
+
+    async def _watch_ready(self, pid: int) -> None:
+        deadline = self.started_at + self.start_timeout
+        while self.pid == pid and self.state is State.STARTING:
+            try:
+                reason = await self.driver.not_ready_reason(pid)
+            except Exception as exc:  # a probe must never kill the loop
+                reason = f"readiness probe failed: {exc}"
+            if reason is None:
+                self.enqueue(Ready(self.name, pid))
+                return
+            self.why = reason
+            if time.monotonic() > deadline:
+                self.last_exit = f"not ready after {self.start_timeout:g}s: {reason}"
+                self.log.error("start timeout", reason=reason)
+                kill_group(pid)
+                return
+            await asyncio.sleep(0.1)
+
+    def lines_since(self, mark: int) -> list[str]:
+        """Output lines (kept ones) that arrived after ``lines_seen`` was ``mark``."""
+        count = min(self.lines_seen - mark, len(self.output))
+        return list(self.output)[-count:] if count > 0 else []
+
+    def failure_reason(self) -> str:
+        """The most telling line of recent output, for a one-line error."""
+        for line in reversed(self.output):
+            if any(word in line.lower() for word in _ERRORISH):
+                return line.strip()
+        return self.output[-1].strip() if self.output else ""
+
+    async def stop(self, deadline: float) -> None:
+        """Graceful stop, then SIGKILL to the whole group at ``deadline`` (monotonic)."""
+        self.cancel_timer()
+        if self.state in (State.BACKOFF, State.FATAL, State.EXITED):
+            await self.transition(State.STOPPED)
+            return
+        if self.state is State.STOPPED:
+            return
+        pid = self.pid
+        if self.state is not State.STOPPING:
+            await self.transition(State.STOPPING)
+            try:
+                await self.driver.request_stop(pid)
+            except OSError as exc:
+                self.log.warning("graceful stop request failed", error=str(exc))
+                kill_group(pid, signal.SIGTERM)
+        remaining = max(0.0, deadline - time.monotonic())
+        if not await self.wait_state([State.STOPPED], remaining):
+            self.log.warning("stop deadline passed, killing the process group", pgid=pid)
+            kill_group(pid)
+            await self.wait_state([State.STOPPED], 10.0)
+        await self.reap_group(pid)
+
+    async def reap_group(
+        self, pgid: int, graceful: int | None = None, grace: float = 0.0, timeout: float = 5.0
+    ) -> None:
+        """Make sure nothing of a (dead) master's process group lingers.
+
+        With ``graceful``, the group first gets that signal and ``grace`` seconds to
+        finish in-flight work (orphaned nginx workers); then SIGKILL.
+        """
+        if pgid <= 0:
+            return
+        if graceful is not None and kill_group(pgid, graceful):
+            end = time.monotonic() + grace
+            while group_members(pgid) and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+        kill_group(pgid)
+        end = time.monotonic() + timeout
+        while group_members(pgid) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+
+    def schedule(self, delay: float) -> None:
+        self.cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self.enqueue, Retry(self.name))
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def uptime(self) -> float:
+        if self.state is State.RUNNING and self.ready_at:
+            return time.monotonic() - self.started_at
+        return 0.0

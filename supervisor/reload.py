@@ -1,0 +1,262 @@
+"""The gated reload: nothing is signalled until everything that can be checked passed.
+
+Order: re-read fnud.toml, lint, ``nginx -t``, import the app in a fresh interpreter;
+only then reload nginx (when its config changed, confirmed by new worker PIDs) and
+chain-reload uWSGI (tracked worker by worker from the stats socket). A refused reload
+leaves every process as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor import logsetup, nginx, uwsgi
+from supervisor.config import Config, ConfigError, load_config
+from supervisor.control import Emit
+from supervisor.preflight import PreflightError, preflight
+from supervisor.program import Program
+from supervisor.stack import Stack, StackError
+from supervisor.states import State
+from supervisor.systemd import Notifier
+
+Lint = Callable[[Config], list[str]]
+Restart = Callable[[Program], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ReloadRequest:
+    nginx: bool = True
+    app: bool = True
+    force_nginx: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    result: str  # "ok", "refused" (nothing touched) or "failed" (touched, went wrong)
+    message: str
+    reason: str = ""
+    at: float = 0.0
+    duration: float = 0.0
+    workers_replaced: int = 0
+    nginx_reloaded: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "message": self.message,
+            "reason": self.reason,
+            "at": self.at,
+            "duration": round(self.duration, 3),
+            "workers_replaced": self.workers_replaced,
+            "nginx_reloaded": self.nginx_reloaded,
+        }
+
+
+class Refused(Exception):
+    """A check failed before anything was signalled."""
+
+
+class Failed(Exception):
+    """Something was signalled and did not complete."""
+
+
+def _no_lint(_: Config) -> list[str]:
+    return []
+
+
+class Reloader:
+    def __init__(
+        self,
+        stack: Stack,
+        lock: asyncio.Lock,
+        notifier: Notifier,
+        restart: Restart | None = None,
+        lint: Lint = _no_lint,
+    ) -> None:
+        self.stack = stack
+        self.lock = lock
+        self.notifier = notifier
+        self.restart = restart
+        self.lint = lint
+        self.last: ReloadResult | None = None
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.log = logsetup.get("reload")
+
+    async def reload(self, request: ReloadRequest, emit: Emit) -> ReloadResult:
+        if self.lock.locked():
+            await emit("another reload or start is in progress: waiting for it")
+        async with self.lock:
+            begun = time.monotonic()
+            at = time.time()
+            self.notifier.reloading()
+            self.log.info("reload begins", reason=request.reason)
+            try:
+                outcome = "ok"
+                message, replaced, nginx_done = await self._run(request, emit)
+            except Refused as exc:
+                outcome, message, replaced, nginx_done = "refused", str(exc), 0, False
+            except Failed as exc:
+                outcome, message, replaced, nginx_done = "failed", str(exc), 0, False
+            finally:
+                self.notifier.ready()
+            result = ReloadResult(
+                outcome, message, request.reason, at, time.monotonic() - begun,
+                replaced, nginx_done,
+            )
+            self.last = result
+            self.counts[outcome] += 1
+            level = "info" if outcome == "ok" else "error"
+            getattr(self.log, level)(
+                f"reload {outcome}", detail=message, duration=round(result.duration, 2)
+            )
+            self.notifier.status(f"last reload {outcome}: {message}")
+            return result
+
+    async def _run(self, request: ReloadRequest, emit: Emit) -> tuple[str, int, bool]:
+        stack = self.stack
+        try:
+            config = load_config(stack.config.path)
+        except ConfigError as exc:
+            raise Refused(str(exc)) from None
+        errors = self.lint(config)
+        if errors:
+            raise Refused(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+        stack.apply(config)
+        try:
+            conf = stack.nginx_conf() if request.nginx else None
+            spec = stack.app() if request.app else None
+        except StackError as exc:
+            raise Refused(str(exc)) from None
+        if conf is not None:
+            await emit("nginx -t")
+            ok, text = await nginx.config_test(
+                stack.nginx_binary(), stack.paths.nginx_prefix, config.nginx.conf, conf,
+                uwsgi.child_env(stack.environ),
+            )
+            if not ok:
+                raise Refused(f"nginx -t failed: {text}")
+        if spec is not None:
+            await emit(f"importing {spec.label} in a fresh interpreter")
+            try:
+                await preflight(spec, stack.environ)
+            except PreflightError as exc:
+                raise Refused(f"app does not load: {exc}") from None
+
+        parts = []
+        nginx_done = False
+        if conf is not None:
+            digest = nginx.fingerprint(conf)
+            if digest != stack.nginx_digest or request.force_nginx:
+                await self._reload_nginx(emit)
+                stack.nginx_digest = digest
+                nginx_done = True
+                parts.append("nginx reloaded")
+            else:
+                parts.append("nginx unchanged")
+        replaced = 0
+        if spec is not None:
+            replaced, how = await self._reload_uwsgi(emit)
+            parts.append(f"{replaced} uWSGI workers replaced ({how})")
+        return ", ".join(parts), replaced, nginx_done
+
+    async def _ensure_running(self, prog: Program, emit: Emit) -> bool:
+        """A program that is not RUNNING is (re)started instead; True if that happened."""
+        if prog.state is State.RUNNING:
+            return False
+        if self.restart is None:
+            raise Failed(f"{prog.name} is {prog.state.value}")
+        await emit(f"{prog.name} is {prog.state.value}: starting it")
+        await self.restart(prog)
+        ok = await prog.wait_state(
+            [State.RUNNING, State.FATAL, State.BACKOFF], self.stack.config.fnud.start_timeout
+        )
+        if not ok or not prog.running:
+            raise Failed(f"{prog.name} did not start: {prog.last_exit or prog.why}")
+        return True
+
+    async def _reload_nginx(self, emit: Emit) -> None:
+        prog = self.stack.nginx
+        if await self._ensure_running(prog, emit):
+            return
+        old = nginx.worker_pids(prog.pid)
+        mark = prog.lines_seen
+        await emit("nginx: sending reload")
+        os.kill(prog.pid, nginx.RELOAD)
+        deadline = time.monotonic() + self.stack.config.nginx.reload_timeout
+        while time.monotonic() < deadline:
+            fresh = nginx.worker_pids(prog.pid) - old
+            if fresh:
+                await emit(f"nginx: new workers {sorted(fresh)}")
+                return
+            for line in prog.lines_since(mark):
+                if "[emerg]" in line or "[alert]" in line:
+                    raise Failed(f"nginx kept its old configuration: {line}")
+            if not prog.running:
+                raise Failed(f"nginx {prog.state.value} during reload: {prog.last_exit}")
+            await asyncio.sleep(0.05)
+        raise Failed(
+            f"nginx kept its old workers {sorted(old)} for "
+            f"{self.stack.config.nginx.reload_timeout:g}s after reload"
+        )
+
+    async def _reload_uwsgi(self, emit: Emit) -> tuple[int, str]:
+        stack = self.stack
+        prog = stack.uwsgi
+        if await self._ensure_running(prog, emit):
+            stack.ini_digest = stack.current_ini_digest()
+            return len(await self._stats_workers()), "started"
+        digest = stack.current_ini_digest()
+        if digest != stack.ini_digest:
+            stack.uwsgi_driver.render()
+            letter, how = uwsgi.GRACEFUL_RELOAD, "graceful reload: the uWSGI ini changed"
+        else:
+            letter, how = uwsgi.CHAIN_RELOAD, "chain reload"
+        before = await self._stats()
+        progress = uwsgi.ChainProgress.begin(before)
+        old_by_id = {w.id: w.pid for w in before.live_workers}
+        total = len(progress.old_pids)
+        await emit(f"uwsgi: {how} of {total} workers")
+        await uwsgi.write_fifo(stack.uwsgi_driver.fifo, letter)
+        deadline = time.monotonic() + stack.config.uwsgi.reload_timeout
+        stats = before
+        while True:
+            if not prog.running:
+                raise Failed(f"uWSGI {prog.state.value} during reload: {prog.last_exit}")
+            try:
+                stats = await uwsgi.read_stats(stack.uwsgi_driver.stats, timeout=1.0)
+            except (OSError, ValueError, asyncio.TimeoutError):
+                stats = None  # type: ignore[assignment]
+            if stats is not None:
+                for worker in progress.newly_replaced(stats):
+                    await emit(
+                        f"uwsgi worker {worker.id}: pid {old_by_id.get(worker.id, '?')} -> "
+                        f"{worker.pid} ({len(progress.reported)}/{total})"
+                    )
+                if progress.done(stats):
+                    break
+            if time.monotonic() > deadline:
+                stuck = progress.stuck(stats) if stats is not None else []
+                names = ", ".join(f"worker {w.id} (pid {w.pid}, {w.status})" for w in stuck)
+                raise Failed(
+                    f"uWSGI reload incomplete after {stack.config.uwsgi.reload_timeout:g}s: "
+                    f"{names or 'stats socket unreachable'}"
+                )
+            await asyncio.sleep(0.1)
+        stack.ini_digest = digest
+        return len(stats.live_workers), how.split(":")[0]
+
+    async def _stats(self) -> uwsgi.Stats:
+        try:
+            return await uwsgi.read_stats(self.stack.uwsgi_driver.stats, timeout=2.0)
+        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+            raise Failed(f"uWSGI stats socket unreachable: {exc}") from None
+
+    async def _stats_workers(self) -> tuple[uwsgi.Worker, ...]:
+        return (await self._stats()).live_workers

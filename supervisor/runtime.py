@@ -1,0 +1,112 @@
+"""The runtime directory: where fnud keeps its socket, lock, fifo and stats socket.
+
+It is created 0700 and must belong to the user running fnud: nothing in it may be
+readable, writable or replaceable by another local user.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.config import Config
+
+
+class RuntimeDirError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+    nginx_prefix: Path
+    log_dir: Path
+
+    @classmethod
+    def from_config(cls, config: Config) -> Paths:
+        return cls(config.fnud.runtime_dir, config.nginx_prefix, config.fnud.log_dir)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "fnud.sock"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "fnud.lock"
+
+    @property
+    def fifo(self) -> Path:
+        return self.root / "uwsgi.fifo"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "uwsgi-stats.sock"
+
+    @property
+    def uwsgi_ini(self) -> Path:
+        return self.root / "uwsgi.ini"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.log_dir / "fnud.log"
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` 0700, or check an existing one is ours and private."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError as exc:
+        raise RuntimeDirError(f"{path}: cannot create runtime dir: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise RuntimeDirError(f"{path}: runtime dir is not a directory")
+    if info.st_uid != os.geteuid():
+        raise RuntimeDirError(f"{path}: runtime dir belongs to uid {info.st_uid}, not to us")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+class Lock:
+    """An exclusive flock on fnud.lock, held for the daemon's lifetime; holds its pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def lock_holder(path: Path) -> int | None:
+    """PID of the daemon holding the lock, or None when nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 64).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

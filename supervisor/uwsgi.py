@@ -1,0 +1,333 @@
+"""uWSGI adapter: every command-line flag, fifo letter and stats field fnud uses lives here.
+
+fnud runs the user's ini unchanged in meaning, through a rendered copy in the runtime dir:
+options that would escape supervision (``daemonize``), bypass the reload gate
+(``touch-chain-reload``, ``touch-reload``) or expose stats on TCP (``stats``) are
+commented out there, keeping line numbers, and uWSGI's ``%d``-style magic variables
+are expanded for the original file so that relative paths keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supervisor.ini import UwsgiIni, parse_ini
+from supervisor.program import Command
+
+# master fifo letters (uWSGI docs, "The Master FIFO")
+CHAIN_RELOAD = "c"
+GRACEFUL_RELOAD = "r"
+GRACEFUL_STOP = "q"
+BRUTAL_STOP = "Q"
+REOPEN_LOGS = "l"
+
+#: options fnud takes away from uWSGI (it watches the touch files itself)
+TAKEN_AWAY = frozenset(
+    {"daemonize", "daemonize2", "stats", "stats-server", "touch-chain-reload", "touch-reload"}
+)
+#: touch options fnud honours through its own gated reload
+TOUCH_OPTIONS = ("touch-chain-reload", "touch-reload")
+#: environment variables never passed to children unless set on purpose
+SCRUBBED_PREFIXES = ("UWSGI_", "WATCHDOG_")
+SCRUBBED_NAMES = frozenset({"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"})
+
+_MAGIC_RE = re.compile(r"%([dpsnec%])")
+_ENV_RE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for nginx/uWSGI: no systemd or uWSGI variables leak through."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key not in SCRUBBED_NAMES and not key.startswith(SCRUBBED_PREFIXES)
+    }
+
+
+def expand_magic(value: str, ini_path: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Expand uWSGI's magic variables (%d %p %s %n %e %c %%) and $(ENV) for ``ini_path``."""
+    absolute = ini_path
+    table = {
+        "d": str(absolute.parent) + "/",
+        "p": str(absolute),
+        "s": absolute.name,
+        "n": absolute.stem,
+        "e": absolute.suffix,
+        "c": absolute.parent.name,
+        "%": "%",
+    }
+    out = _MAGIC_RE.sub(lambda m: table[m.group(1)], value)
+    if environ is not None:
+        out = _ENV_RE.sub(lambda m: environ.get(m.group(1), ""), out)
+    return out
+
+
+def render_ini(text: str, ini_path: Path) -> str:
+    """The user's ini with taken-away options commented out and magic vars expanded.
+
+    Line numbers are preserved, so uWSGI's own messages still point at the user's lines.
+    """
+    parsed = parse_ini(text)
+    dropped = {opt.line for opt in parsed if opt.key in TAKEN_AWAY}
+    lines = text.split("\n")
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if number in dropped:
+            out.append("; [fnud: handled by fnud] " + line)
+        else:
+            out.append(expand_magic(line, ini_path))
+    return "\n".join(out)
+
+
+def find_binary(configured: str) -> str | None:
+    """The uwsgi binary: as configured, else next to this Python, else on PATH."""
+    if configured:
+        return shutil.which(configured)
+    beside = Path(sys.executable).parent / "uwsgi"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("uwsgi")
+
+
+def argv(binary: str, fifo: Path, ini: Path, stats: Path) -> list[str]:
+    # fnud's fifo must come before the user's ini: master-fifo is a list option and
+    # the first one is slot 0, the one fnud writes to.
+    return [binary, "--master-fifo", str(fifo), "--ini", str(ini), "--stats", str(stats)]
+
+
+SOCKET_OPTIONS = frozenset({"socket", "uwsgi-socket", "http-socket", "http", "shared-socket", "s"})
+
+
+def socket_addresses(ini: UwsgiIni) -> list[str]:
+    """Addresses the ini makes uWSGI listen on (socket, uwsgi-socket, http-socket, ...)."""
+    return [opt.value for opt in ini if opt.key in SOCKET_OPTIONS]
+
+
+async def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
+    """Write one command letter to the master fifo.
+
+    The master recreates the fifo after each writer, so ENXIO (no reader yet) and
+    ENOENT are retried until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            os.write(fd, letter.encode())
+            return
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: int
+    pid: int
+    status: str
+    accepting: bool
+    apps: int
+    requests: int
+    exceptions: int
+    rss: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "status": self.status,
+            "accepting": self.accepting,
+            "apps": self.apps,
+            "requests": self.requests,
+            "exceptions": self.exceptions,
+        }
+
+
+@dataclass(frozen=True)
+class Stats:
+    master_pid: int
+    listen_queue: int
+    workers: tuple[Worker, ...]
+
+    @property
+    def live_workers(self) -> tuple[Worker, ...]:
+        return tuple(w for w in self.workers if w.pid > 0)
+
+    @property
+    def serving(self) -> bool:
+        """At least one worker accepts with an app loaded."""
+        return any(w.accepting and w.apps > 0 for w in self.live_workers)
+
+    @property
+    def all_ready(self) -> bool:
+        live = self.live_workers
+        return bool(live) and all(w.accepting and w.apps > 0 for w in live)
+
+
+def parse_stats(data: Mapping[str, Any]) -> Stats:
+    workers = tuple(
+        Worker(
+            id=int(w.get("id", 0)),
+            pid=int(w.get("pid", 0)),
+            status=str(w.get("status", "")),
+            accepting=bool(w.get("accepting", 0)),
+            apps=len(w.get("apps", []) or []),
+            requests=int(w.get("requests", 0)),
+            exceptions=int(w.get("exceptions", 0)),
+            rss=int(w.get("rss", 0)),
+        )
+        for w in data.get("workers", [])
+    )
+    return Stats(int(data.get("pid", 0)), int(data.get("listen_queue", 0)), workers)
+
+
+async def read_stats(path: Path, timeout: float = 2.0) -> Stats:
+    """Connect to the stats unix socket; uWSGI writes its JSON and closes."""
+
+    async def _read() -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        try:
+            return await reader.read()
+        finally:
+            writer.close()
+
+    raw = await asyncio.wait_for(_read(), timeout)
+    return parse_stats(json.loads(raw.decode("utf-8", errors="replace")))
+
+
+@dataclass
+class ChainProgress:
+    """Tracks a chain reload: done when every worker PID is new, accepting, app loaded."""
+
+    old_pids: frozenset[int]
+    reported: set[int]
+
+    @classmethod
+    def begin(cls, stats: Stats) -> ChainProgress:
+        return cls(frozenset(w.pid for w in stats.live_workers), set())
+
+    def newly_replaced(self, stats: Stats) -> list[Worker]:
+        fresh = [
+            w
+            for w in stats.live_workers
+            if w.pid not in self.old_pids and w.accepting and w.apps > 0
+            and w.id not in self.reported
+        ]
+        self.reported.update(w.id for w in fresh)
+        return fresh
+
+    def done(self, stats: Stats) -> bool:
+        live = stats.live_workers
+        return bool(live) and all(
+            w.pid not in self.old_pids and w.accepting and w.apps > 0 for w in live
+        )
+
+    def stuck(self, stats: Stats) -> list[Worker]:
+        return [w for w in stats.live_workers if w.pid in self.old_pids or not w.accepting]
+
+
+def touch_files(ini: UwsgiIni, ini_path: Path, workdir: Path) -> list[Path]:
+    """Files named by touch-chain-reload/touch-reload, resolved like uWSGI would."""
+    out = []
+    for opt in ini:
+        if opt.key in TOUCH_OPTIONS:
+            value = expand_magic(opt.value, ini_path)
+            path = Path(value)
+            out.append(path if path.is_absolute() else workdir / path)
+    return out
+
+
+def ini_pythonpath(ini: UwsgiIni, ini_path: Path) -> list[str]:
+    return [
+        expand_magic(opt.value, ini_path)
+        for opt in ini
+        if opt.key in ("pythonpath", "python-path", "pp")
+    ]
+
+
+def ini_env(ini: UwsgiIni, ini_path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for opt in ini:
+        if opt.key == "env" and "=" in opt.value:
+            key, _, value = expand_magic(opt.value, ini_path).partition("=")
+            env[key] = value
+    return env
+
+
+def ini_value(ini: UwsgiIni, keys: Sequence[str], ini_path: Path) -> str | None:
+    for key in keys:
+        value = ini.value(key)
+        if value is not None:
+            return expand_magic(value, ini_path)
+    return None
+
+
+class UwsgiDriver:
+    """Runs the user's uWSGI ini under fnud's master fifo and stats socket."""
+
+    name = "uwsgi"
+
+    def __init__(
+        self, binary: str, ini_path: Path, runtime_root: Path, environ: Mapping[str, str]
+    ) -> None:
+        self.binary = binary
+        self.ini_path = ini_path
+        self.fifo = runtime_root / "uwsgi.fifo"
+        self.stats = runtime_root / "uwsgi-stats.sock"
+        self.rendered = runtime_root / "uwsgi.ini"
+        self.environ = environ
+
+    def render(self) -> None:
+        """Write the user's ini, minus what fnud takes away, into the runtime dir."""
+        text = self.ini_path.read_text(encoding="utf-8")
+        self.rendered.write_text(render_ini(text, self.ini_path), encoding="utf-8")
+
+    def command(self) -> Command:
+        self.render()
+        for stale in (self.fifo, self.stats):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        return Command(
+            argv=argv(self.binary, self.fifo, self.rendered, self.stats),
+            cwd=str(self.ini_path.parent),
+            env=child_env(self.environ),
+        )
+
+    async def not_ready_reason(self, pid: int) -> str | None:
+        try:
+            stats = await read_stats(self.stats, timeout=1.0)
+        except (OSError, ValueError, asyncio.TimeoutError):
+            return "waiting for the uWSGI stats socket"
+        if stats.serving:
+            return None
+        live = stats.live_workers
+        ready = sum(1 for w in live if w.accepting and w.apps > 0)
+        return f"workers loading the app ({ready}/{len(live)} accepting)"
+
+    async def request_stop(self, pid: int) -> None:
+        try:
+            await write_fifo(self.fifo, GRACEFUL_STOP, timeout=2.0)
+        except OSError:
+            os.kill(pid, signal.SIGINT)  # uWSGI stops on SIGINT too
+
+    def log_level(self, line: str) -> str:
+        # uWSGI's per-request log lines; kept out of fnud's own output at info level
+        return "debug" if line.startswith("[pid: ") else "info"

@@ -1,0 +1,269 @@
+"""Fixtures for tests that run the real nginx and uWSGI on 127.0.0.1.
+
+Every stack lives in its own short temp dir (unix socket paths are limited to 108
+bytes) with ports picked free at runtime. Whatever a test does, the fixture stops
+the stack afterwards and fails the test if any nginx, uWSGI or fnud process it
+started is still alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_APP = ROOT / "example" / "app.py"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
+    message: str = "condition",
+) -> object:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+UWSGI_INI = """\
+[uwsgi]
+socket = 127.0.0.1:{uwsgi_port}
+chdir = %dapp
+module = app
+callable = app
+processes = {processes}
+threads = 2
+master = true
+lazy-apps = true
+need-app = true
+die-on-term = true
+vacuum = true
+disable-logging = true
+{extra_ini}
+"""
+
+NGINX_CONF = """\
+worker_processes 2;
+pid nginx.pid;
+error_log stderr warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen 127.0.0.1:{http_port};
+        location / {{
+            include /etc/nginx/uwsgi_params;
+            uwsgi_pass 127.0.0.1:{uwsgi_port};
+            uwsgi_read_timeout 120s;
+        }}
+    }}
+}}
+"""
+
+FNUD_TOML = """\
+[fnud]
+runtime_dir = "run"
+log_dir = "log"
+stop_timeout = {stop_timeout}
+start_timeout = 30.0
+
+[uwsgi]
+ini = "uwsgi.ini"
+reload_timeout = 60.0
+
+[nginx]
+conf = "nginx.conf"
+reload_timeout = 15.0
+
+[health]
+url = "http://127.0.0.1:{http_port}/health"
+
+[backoff]
+initial = 0.2
+max = 2.0
+quick_failures = {quick_failures}
+quick_seconds = 3.0
+cooldown = {cooldown}
+{extra_toml}
+"""
+
+
+@dataclass
+class StackDir:
+    root: Path
+    http_port: int
+    uwsgi_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def toml(self) -> Path:
+        return self.root / "fnud.toml"
+
+    @property
+    def ini(self) -> Path:
+        return self.root / "uwsgi.ini"
+
+    @property
+    def nginx_conf(self) -> Path:
+        return self.root / "nginx.conf"
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app" / "app.py"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def fnud(
+        self, *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI (as a user would) and capture its output."""
+        full_env = {**os.environ, **self.env, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor", "-c", str(self.toml), *args],
+            capture_output=True, text=True, timeout=timeout, env=full_env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        result = self.fnud("start")
+        assert result.returncode == 0, f"start failed: {result.stdout}{result.stderr}"
+        return result
+
+    def status(self) -> dict[str, object]:
+        import json
+
+        result = self.fnud("status", "--json")
+        return dict(json.loads(result.stdout))
+
+    def set_greeting(self, text: str) -> None:
+        source = self.app.read_text()
+        start = source.index('GREETING = "')
+        end = source.index('"', start + len('GREETING = "'))
+        self.app.write_text(source[:start] + f'GREETING = "{text}' + source[end:])
+
+    def daemon_log(self) -> str:
+        path = self.root / "log" / "fnud.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def make_stack_dir(
+    processes: int = 3,
+    stop_timeout: float = 10.0,
+    quick_failures: int = 3,
+    cooldown: float = 0.0,
+    extra_ini: str = "",
+    extra_toml: str = "",
+) -> StackDir:
+    root = Path(tempfile.mkdtemp(prefix="fnud-"))
+    stack = StackDir(root, free_port(), free_port())
+    (root / "app").mkdir()
+    shutil.copy(EXAMPLE_APP, root / "app" / "app.py")
+    values = {
+        "uwsgi_port": stack.uwsgi_port, "http_port": stack.http_port, "processes": processes,
+        "stop_timeout": stop_timeout, "quick_failures": quick_failures, "cooldown": cooldown,
+        "extra_ini": extra_ini, "extra_toml": extra_toml,
+    }
+    stack.ini.write_text(UWSGI_INI.format(**values))
+    stack.nginx_conf.write_text(NGINX_CONF.format(**values))
+    stack.toml.write_text(FNUD_TOML.format(**values))
+    return stack
+
+
+def _stack_processes() -> set[int]:
+    """PIDs of every nginx, uWSGI and fnud daemon process on the machine."""
+    found = set()
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = proc.info["name"] or ""
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if (
+            name in ("nginx", "uwsgi")
+            or cmdline.startswith(("nginx:", "uwsgi"))
+            or ("-m supervisor" in cmdline and "--foreground" in cmdline)
+        ) and proc.status() != psutil.STATUS_ZOMBIE:
+            found.add(proc.pid)
+    return found
+
+
+@pytest.fixture
+def leak_check() -> Iterator[None]:
+    """Fail the test if it leaves any nginx, uWSGI or fnud process behind."""
+    before = _stack_processes()
+    yield
+    leaked: set[int] = set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        leaked = _stack_processes() - before
+        if not leaked:
+            return
+        time.sleep(0.1)
+    for pid in leaked:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"processes left behind: {sorted(leaked)}")
+
+
+@pytest.fixture
+def stack_factory(leak_check: None) -> Iterator[Callable[..., StackDir]]:
+    """Make stack dirs; every one is stopped (and its dir removed) after the test."""
+    made: list[StackDir] = []
+
+    def make(**kwargs: object) -> StackDir:
+        stack = make_stack_dir(**kwargs)  # type: ignore[arg-type]
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.fnud("stop", timeout=60)
+        shutil.rmtree(stack.root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(stack_factory: Callable[..., StackDir]) -> StackDir:
+    return stack_factory()
+
+
+@pytest.fixture
+def running(stack: StackDir) -> StackDir:
+    stack.start()
+    return stack
