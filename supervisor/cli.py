@@ -255,3 +255,44 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool) -> None:
         fail(f"cannot reach the daemon at {paths.socket}: {exc}")
     click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
 
+
+
+# -- check ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Lint fnud.toml, the uWSGI ini and nginx.conf; exit 1 on any error."""
+    from supervisor import checks
+
+    path = config_path(ctx.obj.get("config"), os.environ)
+    findings = checks.check_all(path)
+    for finding in findings:
+        click.echo(finding.format())
+    click.echo(checks.summary(findings))
+    sys.exit(1 if any(f.is_error for f in findings) else 0)
+
+
+# -- systemd -------------------------------------------------------------------------
+
+
+@main.command("systemd-unit")
+@click.pass_context
+def systemd_unit(ctx: click.Context) -> None:
+    """Print a systemd unit for this config and this installation (like `pm2 startup`)."""
+    from supervisor import unit
+
+    config = get_config(ctx)
+    click.echo(unit.render(config, fnud_executable()), nl=False)
+
+
+def fnud_executable() -> str:
+    """The installed `fnud` script next to this Python, else `python -m supervisor`."""
+    import shutil
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "fnud"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("fnud") or f"{sys.executable} -m supervisor"

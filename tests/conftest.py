@@ -8,10 +8,8 @@ started is still alive.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -206,45 +204,48 @@ def make_stack_dir(
     return stack
 
 
-def _stack_processes() -> set[int]:
-    """PIDs of every nginx, uWSGI and fnud daemon process on the machine."""
+def processes_under(roots: list[Path]) -> set[int]:
+    """PIDs of live processes whose cwd or command line lies under one of ``roots``.
+
+    nginx and uWSGI run with their cwd in the stack dir (orphaned workers keep it), and
+    the daemon's command line names the stack's fnud.toml; other tests' stacks, running
+    at the same time on the machine, are not counted.
+    """
+    prefixes = tuple(str(root) for root in roots)
     found = set()
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            name = proc.info["name"] or ""
-            cmdline = " ".join(proc.info["cmdline"] or [])
-        except psutil.Error:
+    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
+        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        if (
-            name in ("nginx", "uwsgi")
-            or cmdline.startswith(("nginx:", "uwsgi"))
-            or ("-m supervisor" in cmdline and "--foreground" in cmdline)
-        ) and proc.status() != psutil.STATUS_ZOMBIE:
+        cwd = proc.info["cwd"] or ""
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cwd.startswith(prefixes) or any(p in cmdline for p in prefixes):
             found.add(proc.pid)
     return found
 
 
-@pytest.fixture
-def leak_check() -> Iterator[None]:
-    """Fail the test if it leaves any nginx, uWSGI or fnud process behind."""
-    before = _stack_processes()
-    yield
+def assert_no_leftovers(roots: list[Path], timeout: float = 10.0) -> None:
+    """Wait for the stacks' processes to be gone; kill and fail if some stay."""
     leaked: set[int] = set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        leaked = _stack_processes() - before
+        leaked = processes_under(roots)
         if not leaked:
             return
         time.sleep(0.1)
+    described = []
     for pid in leaked:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    pytest.fail(f"processes left behind: {sorted(leaked)}")
+        try:
+            proc = psutil.Process(pid)
+            described.append(f"{pid} {' '.join(proc.cmdline())[:80]}")
+            proc.kill()
+        except psutil.Error:
+            pass
+    pytest.fail(f"processes left behind: {described}")
 
 
 @pytest.fixture
-def stack_factory(leak_check: None) -> Iterator[Callable[..., StackDir]]:
-    """Make stack dirs; every one is stopped (and its dir removed) after the test."""
+def stack_factory() -> Iterator[Callable[..., StackDir]]:
+    """Make stack dirs; every one is stopped and checked for leftovers after the test."""
     made: list[StackDir] = []
 
     def make(**kwargs: object) -> StackDir:
@@ -255,7 +256,11 @@ def stack_factory(leak_check: None) -> Iterator[Callable[..., StackDir]]:
     yield make
     for stack in made:
         stack.fnud("stop", timeout=60)
-        shutil.rmtree(stack.root, ignore_errors=True)
+    try:
+        assert_no_leftovers([stack.root for stack in made])
+    finally:
+        for stack in made:
+            shutil.rmtree(stack.root, ignore_errors=True)
 
 
 @pytest.fixture

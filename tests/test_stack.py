@@ -114,7 +114,8 @@ def test_app_that_does_not_import_fails_start_with_file_and_line(stack: StackDir
 
 def test_missing_binary_fails_clearly(stack: StackDir) -> None:
     text = stack.toml.read_text()
-    stack.toml.write_text(text.replace('conf = "nginx.conf"', 'conf = "nginx.conf"\nbinary = "nginx-nope"'))
+    broken = text.replace('conf = "nginx.conf"', 'conf = "nginx.conf"\nbinary = "nginx-nope"')
+    stack.toml.write_text(broken)
     result = stack.fnud("start")
     assert result.returncode == 1
     assert "nginx binary not found (nginx-nope)" in result.stderr
@@ -147,3 +148,15 @@ def test_foreground_sigterm_stops_everything(stack_factory: Callable[..., StackD
             proc.kill()
     assert proc.returncode == 0, out
     assert "stack stopped" in out
+
+
+def test_leak_check_catches_a_running_stack(stack: StackDir) -> None:
+    """The fixture's leftover check must be able to fail: a live stack is a leak."""
+    import pytest
+
+    stack.start()
+    with pytest.raises(pytest.fail.Exception, match="left behind"):
+        from tests.conftest import assert_no_leftovers
+
+        assert_no_leftovers([stack.root], timeout=0.5)
+    # assert_no_leftovers killed what it found; the fixture's stop then finds nothing
