@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from supervisor import health, logsetup, nginx, ports, uwsgi
@@ -27,6 +28,7 @@ from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_h
 from supervisor.stack import Stack, StackError
 from supervisor.states import State
 from supervisor.systemd import Notifier
+from supervisor.touch import TouchWatcher
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._startup: asyncio.Task[Any] | None = None
         self._shutdown: asyncio.Task[Any] | None = None
+        self._queued: ReloadRequest | None = None  # automatic reload waiting for its turn
         self.started_wall = time.time()
 
     # -- plumbing ------------------------------------------------------------------
@@ -157,10 +160,30 @@ class Daemon:
             self.log.info("signal ignored for now", signal=name)
 
     async def handle_reloadevent(self, event: ReloadEvent) -> None:
+        """Automatic reloads (SIGHUP, touch, file changes) coalesce: while one waits
+        for its turn, further requests merge into it; any number arriving during a
+        reload make exactly one follow-up."""
         if self.phase != "running":
             return
-        request = ReloadRequest(nginx=event.nginx, app=event.app, reason=event.reason)
-        self.spawn_task(self.reloader.reload(request, _log_progress(self.log)), "reload")
+        if self._queued is not None:
+            self._queued = ReloadRequest(
+                nginx=self._queued.nginx or event.nginx,
+                app=self._queued.app or event.app,
+                reason=self._queued.reason + "; " + event.reason,
+            )
+            self.log.info("reload already queued; merged", reason=event.reason)
+            return
+        self._queued = ReloadRequest(nginx=event.nginx, app=event.app, reason=event.reason)
+
+        def begin() -> ReloadRequest:
+            request, self._queued = self._queued, None
+            assert request is not None
+            return request
+
+        self.spawn_task(
+            self.reloader.reload(self._queued, _log_progress(self.log), on_begin=begin),
+            "reload",
+        )
 
     async def handle_exited(self, event: Exited) -> None:
         prog = self.stack.programs[event.program]
@@ -235,6 +258,7 @@ class Daemon:
             self.begin_shutdown(1)
             return
         self.phase = "running"
+        self._start_touch_watcher()
         self.stack.ini_digest = self.stack.current_ini_digest()
         self.stack.nginx_digest = self.stack.current_nginx_digest()
         summary = self.summary()
@@ -285,6 +309,20 @@ class Daemon:
             problem = ports.in_use(address)
             if problem:
                 raise StartupError(f"{where}: {address}: {problem}")
+
+    def _start_touch_watcher(self) -> None:
+        try:
+            files = self.stack.touch_files()
+        except StackError:
+            return
+        if not files:
+            return
+        self.log.info("watching touch files (gated reload)", files=[str(f) for f in files])
+
+        def touched(path: Path) -> None:
+            self.enqueue(ReloadEvent(reason=f"touched {path}"))
+
+        self.spawn_task(TouchWatcher(files, touched).run(), "touch")
 
     async def _wait_running(self, prog: Program) -> None:
         settled = {State.RUNNING, State.FATAL, State.STOPPED, State.STOPPING}

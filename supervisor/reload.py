@@ -89,10 +89,19 @@ class Reloader:
         self.counts: collections.Counter[str] = collections.Counter()
         self.log = logsetup.get("reload")
 
-    async def reload(self, request: ReloadRequest, emit: Emit) -> ReloadResult:
+    async def reload(
+        self,
+        request: ReloadRequest,
+        emit: Emit,
+        on_begin: Callable[[], ReloadRequest] | None = None,
+    ) -> ReloadResult:
+        """Run one gated reload. ``on_begin``, if given, is called once the lock is
+        held and returns the request to run (queued requests merge until then)."""
         if self.lock.locked():
             await emit("another reload or start is in progress: waiting for it")
         async with self.lock:
+            if on_begin is not None:
+                request = on_begin()
             begun = time.monotonic()
             at = time.time()
             self.notifier.reloading()

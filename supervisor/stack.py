@@ -83,6 +83,11 @@ class Stack:
     def app(self) -> AppSpec:
         return app_spec(self.read_ini(), self.config.uwsgi.ini, self.config.uwsgi.python)
 
+    def touch_files(self) -> list[Path]:
+        ini = self.read_ini()
+        spec = self.app()
+        return uwsgi_adapter.touch_files(ini, self.config.uwsgi.ini, Path(spec.chdir))
+
     def nginx_conf(self) -> nginx_adapter.NginxConf:
         return nginx_adapter.analyze(self.config.nginx.conf)
 

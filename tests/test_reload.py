@@ -1,0 +1,226 @@
+"""The gated reload against the real stack, under a concurrent local load."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+
+from tests.conftest import StackDir, wait_for
+from tests.load import Load
+
+
+def worker_pids(stack: StackDir) -> set[int]:
+    state = stack.status()
+    return {w["pid"] for w in state["programs"]["uwsgi"]["workers"]}  # type: ignore[index]
+
+
+def nginx_worker_pids(stack: StackDir) -> set[int]:
+    state = stack.status()
+    return {w["pid"] for w in state["programs"]["nginx"]["workers"]}  # type: ignore[index]
+
+
+def test_reloads_under_load_lose_nothing_and_replace_every_worker(running: StackDir) -> None:
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(50)
+        for _ in range(3):
+            before = worker_pids(running)
+            result = running.fnud("reload")
+            assert result.returncode == 0, result.stdout + result.stderr
+            after = worker_pids(running)
+            assert len(after) == 3 and not before & after, (before, after)
+            assert "3 uWSGI workers replaced (chain reload)" in result.stdout
+            assert result.stdout.count("uwsgi worker ") == 3  # one progress line each
+            load.wait_requests(50)
+        outcome = load.stop()
+    assert outcome.requests > 150
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_broken_app_is_refused_and_old_workers_keep_serving(running: StackDir) -> None:
+    before = worker_pids(running)
+    good = running.app.read_text()
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        running.app.write_text(good + "\n\ndef broken(:\n    pass\n")
+        result = running.fnud("reload")
+        load.wait_requests(30)
+        outcome = load.stop()
+    assert result.returncode == 1
+    assert "refused" in result.stderr and "SyntaxError" in result.stderr
+    assert f"{running.app}:" in result.stderr  # file:line of the error
+    assert worker_pids(running) == before
+    assert outcome.failures == 0, outcome.summary()
+    last = running.status()["last_reload"]
+    assert last["result"] == "refused"  # type: ignore[index]
+    # fixing the code makes the next reload go through
+    running.app.write_text(good)
+    assert running.fnud("reload").returncode == 0
+    assert not worker_pids(running) & before
+
+
+def test_app_missing_callable_is_refused(running: StackDir) -> None:
+    running.ini.write_text(running.ini.read_text().replace("callable = app", "callable = nope"))
+    result = running.fnud("reload")
+    assert result.returncode == 1
+    assert "no callable named 'nope'" in result.stderr
+
+
+def test_broken_nginx_conf_is_refused_and_nginx_untouched(running: StackDir) -> None:
+    before = nginx_worker_pids(running)
+    uwsgi_before = worker_pids(running)
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        running.nginx_conf.write_text(
+            running.nginx_conf.read_text().replace("access_log off;", "access_log off\n")
+        )
+        result = running.fnud("reload")
+        load.wait_requests(30)
+        outcome = load.stop()
+    assert result.returncode == 1
+    assert "nginx -t failed" in result.stderr and str(running.nginx_conf) in result.stderr
+    assert nginx_worker_pids(running) == before
+    assert worker_pids(running) == uwsgi_before  # refused before anything was signalled
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_changed_nginx_conf_reloads_nginx_with_new_workers(running: StackDir) -> None:
+    before = nginx_worker_pids(running)
+    running.nginx_conf.write_text(
+        running.nginx_conf.read_text().replace("worker_processes 2;", "worker_processes 1;")
+    )
+    result = running.fnud("reload", "--nginx")
+    assert result.returncode == 0, result.stderr
+    assert "nginx reloaded" in result.stdout
+    after = wait_for(
+        lambda: (lambda pids: pids if len(pids) == 1 else None)(nginx_worker_pids(running)),
+        message="old nginx workers to retire",
+    )
+    assert not before & after  # type: ignore[operator]
+
+
+def test_unchanged_nginx_conf_is_not_reloaded(running: StackDir) -> None:
+    before = nginx_worker_pids(running)
+    result = running.fnud("reload")
+    assert result.returncode == 0
+    assert "nginx unchanged" in result.stdout
+    assert nginx_worker_pids(running) == before
+
+
+def test_request_in_flight_completes_across_reload(running: StackDir) -> None:
+    answers: list[tuple[int, bytes]] = []
+
+    def slow() -> None:
+        with urllib.request.urlopen(running.url + "/sleep?s=3", timeout=60) as response:
+            answers.append((response.status, response.read()))
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    wait_for(
+        lambda: any(
+            w["status"] == "busy"
+            for w in running.status()["programs"]["uwsgi"]["workers"]  # type: ignore[index]
+        ),
+        message="the slow request to reach a worker",
+    )
+    result = running.fnud("reload")
+    thread.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert answers and answers[0][0] == 200
+    assert json.loads(answers[0][1]) == {"slept": 3.0}
+
+
+def test_code_change_is_visible_on_every_worker_after_reload(running: StackDir) -> None:
+    running.set_greeting("Version two")
+    result = running.fnud("reload", "--app")
+    assert result.returncode == 0, result.stderr
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(60)
+        outcome = load.stop()
+    assert outcome.failures == 0
+    assert set(outcome.bodies) == {b"Version two\n"}, outcome.bodies
+
+
+def test_changed_ini_does_a_graceful_reload_and_says_so(running: StackDir) -> None:
+    before = worker_pids(running)
+    master = running.status()["programs"]["uwsgi"]["pid"]  # type: ignore[index]
+    running.ini.write_text(running.ini.read_text().replace("processes = 3", "processes = 2"))
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        result = running.fnud("reload")
+        load.wait_requests(30)
+        outcome = load.stop()
+    assert result.returncode == 0, result.stderr
+    assert "graceful reload" in result.stdout and "ini changed" in result.stdout
+    after = worker_pids(running)
+    assert len(after) == 2 and not before & after
+    assert running.status()["programs"]["uwsgi"]["pid"] == master  # type: ignore[index]
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_concurrent_reloads_are_serialised(running: StackDir) -> None:
+    results: list[int] = []
+
+    def one() -> None:
+        results.append(running.fnud("reload").returncode)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert results == [0, 0, 0]
+
+
+def test_sighup_to_daemon_reloads(running: StackDir) -> None:
+    before = worker_pids(running)
+    daemon = running.status()["daemon"]["pid"]  # type: ignore[index]
+    os.kill(daemon, 1)
+    wait_for(lambda: not worker_pids(running) & before, timeout=60, message="workers replaced")
+
+
+def _touch(path: os.PathLike[str]) -> None:
+    with open(path, "a"):
+        pass
+    now = time.time() + 1
+    os.utime(path, (now, now))
+
+
+def test_touch_chain_reload_goes_through_the_gate(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(extra_ini="touch-chain-reload = %dreload.touch")
+    touch = stack.root / "reload.touch"
+    _touch(touch)
+    stack.start()
+    # uWSGI itself must not watch it: the rendered ini has it commented out
+    rendered = (stack.run / "uwsgi.ini").read_text()
+    assert "; [fnud: handled by fnud] touch-chain-reload" in rendered
+    before = worker_pids(stack)
+    _touch(touch)
+    wait_for(lambda: not worker_pids(stack) & before, timeout=60, message="touch reload")
+    wait_for(
+        lambda: (stack.status().get("last_reload") or {}).get("result") == "ok",  # type: ignore[union-attr]
+        message="last reload ok",
+    )
+    # a touch onto broken code is refused and logged; the old workers keep serving
+    current = worker_pids(stack)
+    stack.app.write_text(stack.app.read_text() + "\nimport nonexistent_module_xyz\n")
+    with Load(stack.url + "/", concurrency=2) as load:
+        _touch(touch)
+        wait_for(
+            lambda: (stack.status().get("last_reload") or {}).get("result") == "refused",  # type: ignore[union-attr]
+            timeout=60,
+            message="refused reload",
+        )
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert worker_pids(stack) == current
+    assert outcome.failures == 0, outcome.summary()
+    last = stack.status()["last_reload"]
+    assert "nonexistent_module_xyz" in last["message"]  # type: ignore[index]
+    assert "touched" in last["reason"]  # type: ignore[index]
+    assert "reload refused" in stack.daemon_log()
