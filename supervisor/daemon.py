@@ -29,6 +29,7 @@ from supervisor.stack import Stack, StackError
 from supervisor.states import State
 from supervisor.systemd import Notifier
 from supervisor.touch import TouchWatcher
+from supervisor.watch import Change, Rules, Watcher, resolve_all
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._startup: asyncio.Task[Any] | None = None
         self._shutdown: asyncio.Task[Any] | None = None
+        self.watcher: Watcher | None = None
         self._queued: ReloadRequest | None = None  # automatic reload waiting for its turn
         self.started_wall = time.time()
 
@@ -259,6 +261,7 @@ class Daemon:
             return
         self.phase = "running"
         self._start_touch_watcher()
+        self._start_file_watcher()
         self.stack.ini_digest = self.stack.current_ini_digest()
         self.stack.nginx_digest = self.stack.current_nginx_digest()
         summary = self.summary()
@@ -310,6 +313,31 @@ class Daemon:
             if problem:
                 raise StartupError(f"{where}: {address}: {problem}")
 
+    def _start_file_watcher(self) -> None:
+        watch = self.config.watch
+        if not watch.enabled:
+            return
+        try:
+            code_dirs = watch.paths or (Path(self.stack.app().chdir),)
+            nginx_files = [Path(f) for f in self.stack.nginx_conf().files]
+        except StackError as exc:
+            self.log.error("cannot watch files", reason=str(exc))
+            return
+        rules = Rules(
+            code_dirs=tuple(p.resolve() for p in code_dirs),
+            include=watch.include,
+            exclude=watch.exclude,
+            nginx_files=resolve_all(nginx_files),
+            ini_files=resolve_all([self.config.uwsgi.ini]),
+            config_files=resolve_all([self.config.path]),
+        )
+
+        def changed(change: Change) -> None:
+            self.enqueue(ReloadEvent(reason=change.describe(), nginx=change.nginx, app=change.app))
+
+        self.watcher = Watcher(rules, watch.debounce_ms / 1000, changed)
+        self.watcher.start(asyncio.get_running_loop())
+
     def _start_touch_watcher(self) -> None:
         try:
             files = self.stack.touch_files()
@@ -359,6 +387,8 @@ class Daemon:
     async def shutdown(self) -> None:
         self.phase = "stopping"
         self.notifier.stopping()
+        if self.watcher is not None:
+            self.watcher.stop()
         deadline = time.monotonic() + self.config.fnud.stop_timeout
         current = asyncio.current_task()
         for task in list(self._tasks):
@@ -438,6 +468,20 @@ class Daemon:
             },
             "programs": programs,
             "last_reload": self.reloader.last.as_dict() if self.reloader.last else None,
+            "reloads": {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")},
+            "watch": self._watch_status(),
+        }
+
+    def _watch_status(self) -> dict[str, Any]:
+        if self.watcher is None:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            "mode": "polling" if self.watcher.polling else "inotify",
+            # a burst still in its debounce window, or a reload waiting or running
+            "pending": self.watcher.debouncer.pending
+            or self._queued is not None
+            or self.op_lock.locked(),
         }
 
     def summary(self) -> str:

@@ -272,3 +272,10 @@ def stack(stack_factory: Callable[..., StackDir]) -> StackDir:
 def running(stack: StackDir) -> StackDir:
     stack.start()
     return stack
+
+
+WATCH_TOML = """
+[watch]
+enabled = true
+debounce_ms = 300
+"""

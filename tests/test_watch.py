@@ -1,0 +1,176 @@
+"""Save the code, see it live: file-change reloads against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.watch import Change, Debouncer, Rules, Watcher
+from tests.conftest import WATCH_TOML, StackDir, wait_for
+from tests.load import Load
+
+
+def reloads(stack: StackDir) -> dict[str, int]:
+    return stack.status()["reloads"]  # type: ignore[return-value]
+
+
+def settled(stack: StackDir) -> dict[str, Any] | None:
+    """Status once no change is debouncing and no reload is queued or running."""
+    state = stack.status()
+    return None if state["watch"]["pending"] else state  # type: ignore[index]
+
+
+@pytest.fixture
+def watched(stack_factory: Callable[..., StackDir]) -> StackDir:
+    stack = stack_factory(extra_toml=WATCH_TOML)
+    stack.start()
+    assert stack.status()["watch"] == {"enabled": True, "mode": "inotify", "pending": False}
+    return stack
+
+
+def test_saved_change_reaches_every_worker_without_a_failed_request(watched: StackDir) -> None:
+    with Load(watched.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        watched.set_greeting("Saved and live")
+        wait_for(lambda: reloads(watched)["ok"] == 1, timeout=60, message="a reload")
+        load.wait_requests(30)
+        outcome = load.stop()
+    assert outcome.failures == 0, outcome.summary()
+    with Load(watched.url + "/", concurrency=4) as after:
+        after.wait_requests(40)
+        fresh = after.stop()
+    assert set(fresh.bodies) == {b"Saved and live\n"}
+
+
+def test_burst_of_writes_makes_exactly_one_reload(watched: StackDir) -> None:
+    source = watched.app.read_text()
+    for i in range(50):
+        watched.app.write_text(source.replace("Hello from fnud", f"Hello {i}"))
+    state = wait_for(lambda: settled(watched), timeout=60, message="reloads to settle")
+    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0}  # type: ignore[index]
+
+
+def test_broken_save_is_refused_then_fixed_save_goes_live(watched: StackDir) -> None:
+    good = watched.app.read_text()
+    watched.app.write_text(good + "\ndef broken(:\n")
+    wait_for(lambda: reloads(watched)["refused"] == 1, timeout=60, message="refusal")
+    last = watched.status()["last_reload"]
+    assert "SyntaxError" in last["message"] and f"{watched.app}:" in last["message"]  # type: ignore[index]
+    with Load(watched.url + "/", concurrency=2) as load:
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert outcome.failures == 0 and set(outcome.bodies) == {b"Hello from fnud\n"}
+    watched.app.write_text(good.replace("Hello from fnud", "Fixed"))
+    wait_for(lambda: reloads(watched)["ok"] == 1, timeout=60, message="good reload")
+    with Load(watched.url + "/", concurrency=2) as load:
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert set(outcome.bodies) == {b"Fixed\n"}
+
+
+def test_editor_temp_files_and_pycache_do_not_reload(watched: StackDir) -> None:
+    app_dir = watched.app.parent
+    for name in (".app.py.swp", "app.py~", "4913", ".#app.py"):
+        (app_dir / name).write_text("x")
+    (app_dir / "__pycache__").mkdir(exist_ok=True)
+    (app_dir / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"x")
+    (app_dir / "notes.txt").write_text("not code")
+    # a real change afterwards: if the junk had counted, it would be in this reload's
+    # reason or would have made a reload of its own
+    watched.set_greeting("Only this")
+    state = wait_for(
+        lambda: (lambda s: s if s and s["reloads"]["ok"] else None)(settled(watched)),
+        timeout=60, message="the reload",
+    )
+    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0}  # type: ignore[index]
+    assert state["last_reload"]["reason"] == f"changed: {watched.app}"  # type: ignore[index]
+
+
+# -- units -----------------------------------------------------------------------------
+
+
+def make_rules(tmp_path: Path) -> Rules:
+    return Rules(
+        code_dirs=(tmp_path / "app",),
+        include=("*.py", "*.html"),
+        exclude=("__pycache__", "*.swp", "*~", "4913", ".#*"),
+        nginx_files=frozenset({tmp_path / "nginx.conf"}),
+        ini_files=frozenset({tmp_path / "uwsgi.ini"}),
+        config_files=frozenset({tmp_path / "fnud.toml"}),
+    )
+
+
+def test_rules_classify(tmp_path: Path) -> None:
+    rules = make_rules(tmp_path)
+    app = tmp_path / "app"
+    assert rules.classify(app / "views.py") == "app"
+    assert rules.classify(app / "templates" / "a.html") == "app"
+    assert rules.classify(app / "__pycache__" / "views.cpython-311.pyc") is None
+    assert rules.classify(app / ".views.py.swp") is None
+    assert rules.classify(app / "views.py~") is None
+    assert rules.classify(app / "notes.txt") is None
+    assert rules.classify(tmp_path / "other.py") is None  # outside the code dirs
+    assert rules.classify(tmp_path / "nginx.conf") == "nginx"
+    assert rules.classify(tmp_path / "uwsgi.ini") == "ini"
+    assert rules.classify(tmp_path / "fnud.toml") == "config"
+
+
+def test_debouncer_merges_a_burst_into_one_change() -> None:
+    changes: list[Change] = []
+
+    async def scenario() -> None:
+        debouncer = Debouncer(0.05, changes.append)
+        for i in range(20):
+            debouncer.add("app", f"/x/{i % 3}.py")
+        debouncer.add("nginx", "/x/nginx.conf")
+        assert debouncer.pending and not changes
+        while debouncer.pending:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert len(changes) == 1
+    change = changes[0]
+    assert change.app and change.nginx and not change.config
+    assert change.paths == ("/x/0.py", "/x/1.py", "/x/2.py", "/x/nginx.conf")
+
+
+def test_config_change_rereads_without_touching_the_app() -> None:
+    changes: list[Change] = []
+    debouncer = Debouncer(1.0, changes.append)
+    debouncer.kinds, debouncer.paths = {"config"}, ["/x/fnud.toml"]
+    debouncer.flush()
+    assert changes == [Change(app=False, nginx=True, config=True, paths=("/x/fnud.toml",))]
+
+
+class _NoInotify:
+    """An observer whose start fails like inotify at its watch limit."""
+
+    def schedule(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def start(self) -> None:
+        raise OSError(28, "inotify watch limit reached")
+
+
+def test_falls_back_to_polling_when_inotify_fails(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    changes: list[Change] = []
+
+    async def scenario() -> None:
+        watcher = Watcher(make_rules(tmp_path), 0.05, changes.append, observer_factory=_NoInotify)
+        watcher.start(asyncio.get_running_loop())
+        try:
+            assert watcher.polling
+            (tmp_path / "app" / "new.py").write_text("x = 1\n")
+            deadline = asyncio.get_running_loop().time() + 15
+            while not changes and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            watcher.stop()
+
+    asyncio.run(scenario())
+    assert changes and changes[0].app
