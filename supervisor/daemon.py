@@ -74,7 +74,8 @@ class Daemon:
         self._startup: asyncio.Task[Any] | None = None
         self._shutdown: asyncio.Task[Any] | None = None
         self.watcher: Watcher | None = None
-        self._queued: ReloadRequest | None = None  # automatic reload waiting for its turn
+        self._queued: ReloadRequest | None = None
+        self.adopted: set[str] = set()  # automatic reload waiting for its turn
         self.started_wall = time.time()
 
     # -- plumbing ------------------------------------------------------------------
@@ -231,6 +232,8 @@ class Daemon:
         prog.ready_at = time.monotonic()
         prog.why = ""
         await prog.transition(State.RUNNING)
+        if self.phase == "running":
+            self.stack.save_state()
 
     async def handle_retry(self, event: Retry) -> None:
         prog = self.stack.programs[event.program]
@@ -262,8 +265,11 @@ class Daemon:
         self.phase = "running"
         self._start_touch_watcher()
         self._start_file_watcher()
-        self.stack.ini_digest = self.stack.current_ini_digest()
-        self.stack.nginx_digest = self.stack.current_nginx_digest()
+        if not self.stack.ini_digest:
+            self.stack.ini_digest = self.stack.current_ini_digest()
+        if not self.stack.nginx_digest:
+            self.stack.nginx_digest = self.stack.current_nginx_digest()
+        self.stack.save_state()
         summary = self.summary()
         self.log.info("stack ready", url=self.config.health.url, summary=summary)
         self.notifier.ready(summary)
@@ -271,11 +277,14 @@ class Daemon:
 
     async def _start_stack(self) -> None:
         stack = self.stack
+        adopted = await self._adopt_survivors()
+        self.adopted = adopted
+        fresh = [prog for prog in (stack.uwsgi, stack.nginx) if prog.name not in adopted]
         try:
             stack.check_binaries()
             spec = stack.app()
             conf = stack.nginx_conf()
-            self._check_ports(conf)
+            self._check_ports(conf, [prog.name for prog in fresh])
         except StackError as exc:
             raise StartupError(str(exc)) from None
         nginx.prepare_prefix(self.paths.nginx_prefix)
@@ -285,24 +294,43 @@ class Daemon:
         )
         if not ok:
             raise StartupError(f"nginx -t failed: {message}")
-        try:
-            await preflight(spec, self.environ)
-        except PreflightError as exc:
-            raise StartupError(f"app does not load: {exc}") from None
-        for prog in (stack.uwsgi, stack.nginx):  # nginx only once uWSGI accepts
+        if stack.uwsgi in fresh:
+            try:
+                await preflight(spec, self.environ)
+            except PreflightError as exc:
+                raise StartupError(f"app does not load: {exc}") from None
+        for prog in fresh:  # uWSGI first: nginx only once uWSGI accepts
             await prog.spawn()
             await self._wait_running(prog)
         await self._wait_healthy()
 
-    def _check_ports(self, conf: nginx.NginxConf) -> None:
+    async def _adopt_survivors(self) -> set[str]:
+        """Programs a killed daemon left running: watch them instead of starting anew."""
+        state = self.stack.load_state()
+        adopted = set()
+        for name, prog in self.stack.programs.items():
+            pid = self.stack.survivor(name, state.get(name))
+            if pid:
+                await prog.adopt(pid, float(state[name].get("started") or time.time()))
+                adopted.add(name)
+        if adopted:
+            self.stack.ini_digest = str(state.get("ini_digest", ""))
+            self.stack.nginx_digest = str(state.get("nginx_digest", ""))
+            self.log.info(
+                "adopted programs left running by a previous daemon",
+                programs={n: self.stack.programs[n].pid for n in sorted(adopted)},
+            )
+        return adopted
+
+    def _check_ports(self, conf: nginx.NginxConf, programs: list[str]) -> None:
         """nginx -t ignores EADDRINUSE: find a taken port before anything starts."""
         wanted: list[tuple[str, ports.Address]] = []
-        for directive in conf.named("listen"):
+        for directive in conf.named("listen") if "nginx" in programs else []:
             address = ports.parse_nginx_listen(directive.args[0]) if directive.args else None
             if address is not None:
                 wanted.append((f"{directive.where}: listen {directive.args[0]}", address))
         ini = self.stack.read_ini()
-        for option in ini:
+        for option in ini if "uwsgi" in programs else []:
             if option.key in uwsgi.SOCKET_OPTIONS:
                 address = ports.parse_uwsgi_socket(option.value)
                 if address is not None:
@@ -396,6 +424,7 @@ class Daemon:
                 task.cancel()
         for prog in (self.stack.nginx, self.stack.uwsgi):  # reverse of start order
             await prog.stop(deadline)
+        self.stack.clear_state()
         self.log.info("stack stopped")
         self.done.set()
 
@@ -485,7 +514,10 @@ class Daemon:
         }
 
     def summary(self) -> str:
-        parts = [f"{n} {p.state.value.lower()}" for n, p in self.stack.programs.items()]
+        parts = [
+            f"{n} {p.state.value.lower()}" + (" (adopted)" if n in self.adopted else "")
+            for n, p in self.stack.programs.items()
+        ]
         return ", ".join(parts)
 
 

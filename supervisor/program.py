@@ -17,11 +17,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
-from supervisor import logsetup
+from supervisor import logsetup, tail
 from supervisor.states import State, check_transition
 
 
@@ -114,6 +115,9 @@ class Program:
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _timer: asyncio.TimerHandle | None = None
+    log_path: Path = Path("/dev/null")
+    _tail: tail.Tail | None = None
+    _tail_pid: int = 0
 
     def __post_init__(self) -> None:
         self.log = logsetup.get("program").bind(program=self.driver.name)
@@ -153,25 +157,29 @@ class Program:
     async def spawn(self) -> None:
         """STOPPED/BACKOFF/FATAL/EXITED -> STARTING: start the process and watch it.
 
-        Exit is noticed through a pidfd, not through the end of the output pipe:
-        orphaned workers (nginx's, after its master is killed) keep the pipe open.
+        Exit is noticed through a pidfd: it works for children and, after a daemon
+        restart, for adopted processes alike. Output goes to the program's log file,
+        which fnud tails (see tail.py).
         """
         self.cancel_timer()
         cmd = self.driver.command()
         self.why = "spawning"
         try:
-            proc = subprocess.Popen(
-                cmd.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=cmd.cwd,
-                env=cmd.env,
-                start_new_session=True,  # own process group: the whole group can be killed
-            )
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "ab") as out:
+                position = out.tell()
+                proc = subprocess.Popen(
+                    cmd.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=cmd.cwd,
+                    env=cmd.env,
+                    start_new_session=True,  # own process group: the group can be killed
+                )
         except OSError as exc:
             self.pid = 0
-            self.last_exit = f"{cmd.argv[0]}: {exc.strerror}"
+            self.last_exit = f"{exc.filename or cmd.argv[0]}: {exc.strerror}"
             self.output.append(self.last_exit)
             await self.transition(State.STARTING)
             self.enqueue(Exited(self.name, 0, 127))
@@ -181,47 +189,66 @@ class Program:
         self.spawned_wall = time.time()
         self.ready_at = 0.0
         await self.transition(State.STARTING, argv=" ".join(cmd.argv))
-        loop = asyncio.get_running_loop()
-        assert proc.stdout is not None
-        reader = asyncio.StreamReader(limit=1 << 20)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), proc.stdout
-        )
-        self._track(self._pump(reader, proc.pid))
-        self._watch_exit(proc)
+        self._follow(position, proc.pid)
+        self._watch_exit(proc.pid, proc.wait)
         self._track(self._watch_ready(proc.pid))
+
+    async def adopt(self, pid: int, started_wall: float) -> None:
+        """Take over a process a previous daemon started (it is not our child)."""
+        self.pid = pid
+        self.started_at = time.monotonic() - max(0.0, time.time() - started_wall)
+        self.spawned_wall = started_wall
+        self.ready_at = time.monotonic()
+        await self.transition(State.STARTING, adopted=True)
+        await self.transition(State.RUNNING, adopted=True)
+        self._follow(tail.end_of(self.log_path), pid)
+        self._watch_exit(pid, None)
 
     def _track(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _pump(self, reader: asyncio.StreamReader, pid: int) -> None:
-        while True:
-            try:
-                raw = await reader.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                continue  # an absurdly long line: drop it, keep reading
-            if not raw:
-                return
-            line = raw.decode(errors="replace").rstrip()
+    def _follow(self, position: int, pid: int) -> None:
+        if self._tail is not None:
+            self._tail.close()
+        self._tail = tail.Tail(self.log_path, position)
+        self._tail_pid = pid
+        self._track(self._tail_loop(self._tail))
+
+    async def _tail_loop(self, follower: tail.Tail) -> None:
+        while follower is self._tail:
+            self.drain()
+            await asyncio.sleep(0.1)
+
+    def drain(self) -> None:
+        """Take in every line the program has written so far."""
+        if self._tail is None:
+            return
+        for line in self._tail.read_lines():
             if not line:
                 continue
             level = self.driver.log_level(line)
             if level != "debug":
                 self.output.append(line)
                 self.lines_seen += 1
-            getattr(self.output_log, level)(line, program=self.name, pid=pid)
+            getattr(self.output_log, level)(line, program=self.name, pid=self._tail_pid)
 
-    def _watch_exit(self, proc: subprocess.Popen[bytes]) -> None:
+    def _watch_exit(self, pid: int, reap: Callable[[], int] | None) -> None:
+        """Enqueue Exited when ``pid`` ends; ``reap`` gives a child's exit code."""
         loop = asyncio.get_running_loop()
-        pidfd = os.pidfd_open(proc.pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self.enqueue(Exited(self.name, pid, reap() if reap else -1))
+            return
 
         def exited() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            code = proc.wait()  # reaps: the pidfd says it is gone
-            self.enqueue(Exited(self.name, proc.pid, code))
+            code = reap() if reap is not None else -1  # an adopted process: code unknown
+            self.drain()
+            self.enqueue(Exited(self.name, pid, code))
 
         loop.add_reader(pidfd, exited)
 

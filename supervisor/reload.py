@@ -115,6 +115,8 @@ class Reloader:
                 outcome, message, replaced, nginx_done = "failed", str(exc), 0, False
             finally:
                 self.notifier.ready()
+            if outcome != "refused":
+                self.stack.save_state()
             result = ReloadResult(
                 outcome, message, request.reason, at, time.monotonic() - begun,
                 replaced, nginx_done,

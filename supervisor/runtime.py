@@ -50,6 +50,10 @@ class Paths:
         return self.root / "uwsgi.ini"
 
     @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
     def daemon_log(self) -> Path:
         return self.log_dir / "fnud.log"
 

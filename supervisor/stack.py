@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from supervisor import nginx as nginx_adapter
 from supervisor import uwsgi as uwsgi_adapter
@@ -52,8 +57,13 @@ class Stack:
             uwsgi_adapter.child_env(self.environ),
         )
         timeout = self.config.fnud.start_timeout
-        self.uwsgi = Program(self.uwsgi_driver, self.enqueue, start_timeout=timeout)
-        self.nginx = Program(self.nginx_driver, self.enqueue, start_timeout=timeout)
+        logs = self.config.fnud.log_dir
+        self.uwsgi = Program(
+            self.uwsgi_driver, self.enqueue, start_timeout=timeout, log_path=logs / "uwsgi.log"
+        )
+        self.nginx = Program(
+            self.nginx_driver, self.enqueue, start_timeout=timeout, log_path=logs / "nginx.log"
+        )
 
     @property
     def programs(self) -> dict[str, Program]:
@@ -96,6 +106,44 @@ class Stack:
 
     def current_nginx_digest(self) -> str:
         return nginx_adapter.fingerprint(self.nginx_conf())
+
+    def save_state(self) -> None:
+        """Record the running PIDs so that a restarted daemon can adopt them."""
+        state = {
+            name: {"pid": prog.pid, "started": prog.spawned_wall}
+            for name, prog in self.programs.items()
+            if prog.running
+        }
+        data = {**state, "ini_digest": self.ini_digest, "nginx_digest": self.nginx_digest}
+        tmp = self.paths.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.paths.state)
+
+    def load_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.paths.state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def clear_state(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.state.unlink()
+
+    def survivor(self, name: str, entry: Any) -> int:
+        """PID of a still-running program from ``entry`` if it is really ours, else 0."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
+            return 0
+        pid = int(entry["pid"])
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            return 0
+        if name == "uwsgi":
+            mark = str(self.uwsgi_driver.rendered)
+        else:
+            mark = f"-c {self.config.nginx.conf}"
+        return pid if mark in cmdline else 0
 
     def check_binaries(self) -> None:
         if not os.access(self.uwsgi_binary(), os.X_OK):
