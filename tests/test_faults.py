@@ -1,0 +1,291 @@
+"""Fault matrix against the real stack: things die, the site stays up, nothing leaks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervisor import control
+from tests.conftest import StackDir, free_port, wait_for
+from tests.load import Load
+
+
+def programs(stack: StackDir) -> dict[str, Any]:
+    return stack.status()["programs"]  # type: ignore[return-value]
+
+
+def serving(stack: StackDir) -> bool:
+    try:
+        with urllib.request.urlopen(stack.url + "/", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_killed_uwsgi_worker_is_respawned(running: StackDir) -> None:
+    workers = {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: (lambda now: len(now) == 3 and victim not in now)(
+            {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+        ),
+        message="uWSGI to respawn the worker",
+    )
+    assert serving(running)
+    assert programs(running)["uwsgi"]["restarts"] == 0  # the master handled it
+
+
+def test_killed_nginx_worker_is_respawned(running: StackDir) -> None:
+    workers = {w["pid"] for w in programs(running)["nginx"]["workers"]}
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: (lambda now: len(now) == 2 and victim not in now)(
+            {w["pid"] for w in programs(running)["nginx"]["workers"]}
+        ),
+        message="nginx to respawn the worker",
+    )
+    assert serving(running)
+
+
+def test_killed_daemon_leaves_site_up_and_is_readopted(running: StackDir) -> None:
+    state = running.status()
+    daemon = state["daemon"]["pid"]  # type: ignore[index]
+    before = {name: prog["pid"] for name, prog in programs(running).items()}
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        os.kill(daemon, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(daemon) or
+                 psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE,
+                 message="daemon gone")
+        load.wait_requests(100)
+        assert running.fnud("status").returncode == 3
+        result = running.fnud("start")
+        assert result.returncode == 0, result.stderr
+        assert "adopted" in result.stdout
+        load.wait_requests(50)
+        outcome = load.stop()
+    assert outcome.failures == 0, outcome.summary()
+    after = programs(running)
+    assert {name: prog["pid"] for name, prog in after.items()} == before
+    assert all(prog["state"] == "RUNNING" for prog in after.values())
+    # the adopted stack is fully controllable
+    reload = running.fnud("reload")
+    assert reload.returncode == 0, reload.stderr
+    assert running.fnud("stop").returncode == 0
+    for pid in before.values():
+        wait_for(lambda pid=pid: not psutil.pid_exists(pid), message=f"{pid} gone")
+
+
+def test_stop_lets_a_request_in_flight_finish(running: StackDir) -> None:
+    answers: list[int] = []
+
+    def slow() -> None:
+        with urllib.request.urlopen(running.url + "/sleep?s=2", timeout=60) as response:
+            answers.append(response.status)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    wait_for(
+        lambda: any(w["status"] == "busy" for w in programs(running)["uwsgi"]["workers"]),
+        message="request in a worker",
+    )
+    result = running.fnud("stop")
+    thread.join(timeout=60)
+    assert result.returncode == 0
+    assert answers == [200]
+
+
+def test_stop_kills_a_stuck_program_after_the_deadline(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(stop_timeout=2.0)
+    stack.start()
+    errors: list[str] = []
+
+    def stuck() -> None:
+        try:
+            urllib.request.urlopen(stack.url + "/sleep?s=100", timeout=100).read()
+        except (OSError, urllib.error.HTTPError) as exc:
+            errors.append(type(exc).__name__)
+
+    thread = threading.Thread(target=stuck)
+    thread.start()
+    wait_for(
+        lambda: any(w["status"] == "busy" for w in programs(stack)["uwsgi"]["workers"]),
+        message="request in a worker",
+    )
+    result = stack.fnud("stop")
+    thread.join(timeout=60)
+    assert result.returncode == 0
+    assert errors, "the 100 s request should have been cut by the SIGKILL"
+    assert "stop deadline passed, killing the process group" in stack.daemon_log()
+
+
+def test_crash_loop_goes_backoff_then_fatal_and_daemon_stays_responsive(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(quick_failures=3)
+    stack.start()
+    stack.app.write_text("raise SystemError('crash at import')\n")
+    os.kill(programs(stack)["uwsgi"]["pid"], signal.SIGKILL)
+    seen: set[str] = set()
+
+    def fatal() -> bool:
+        state = programs(stack)["uwsgi"]["state"]
+        seen.add(state)
+        return bool(state == "FATAL")
+
+    wait_for(fatal, timeout=60, interval=0.02, message="uWSGI FATAL")
+    assert "BACKOFF" in seen
+    uw = programs(stack)["uwsgi"]
+    assert "exited with code 22" in uw["last_exit"]  # uWSGI's need-app exit code
+    assert programs(stack)["nginx"]["state"] == "RUNNING"  # the other program keeps running
+    result = stack.fnud("status")
+    assert result.returncode == 1 and "FATAL" in result.stdout
+    # fixing the app and reloading brings it back
+    stack.app.write_text(_example_app())
+    reload = stack.fnud("reload", "--app")
+    assert reload.returncode == 0, reload.stderr
+    assert programs(stack)["uwsgi"]["state"] == "RUNNING"
+    assert serving(stack)
+
+
+def _example_app() -> str:
+    from tests.conftest import EXAMPLE_APP
+
+    return EXAMPLE_APP.read_text()
+
+
+def test_unreadable_config_is_one_line(stack: StackDir) -> None:
+    stack.toml.unlink()
+    stack.toml.mkdir()
+    result = stack.fnud("start")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "cannot read config" in result.stderr
+
+
+def test_failed_start_leaves_nothing_half_written(stack: StackDir) -> None:
+    stack.app.write_text("raise RuntimeError('boom at import')\n")
+    result = stack.fnud("start")
+    assert result.returncode == 1
+    assert "boom at import" in result.stderr
+    assert not (stack.run / "fnud.sock").exists()
+    assert not (stack.run / "state.json").exists()
+    assert stack.fnud("status").returncode == 3
+
+
+# -- security ----------------------------------------------------------------------
+
+
+def test_runtime_dir_and_socket_are_private(running: StackDir) -> None:
+    assert stat.S_IMODE(running.run.stat().st_mode) == 0o700
+    sock = running.run / "fnud.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+
+
+def test_other_users_cannot_control_the_daemon(running: StackDir) -> None:
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("needs root to act as another user")
+    python = "/usr/bin/python3"  # fnud's venv python lives under /root, closed to nobody
+    if not os.access(python, os.X_OK):
+        import pytest
+
+        pytest.skip("no system python3 to run as another user")
+    probe = (
+        "import json, socket, struct, sys\n"
+        "try:\n"
+        "    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])\n"
+        "    body = json.dumps({'cmd': 'status', 'args': {}}).encode()\n"
+        "    s.sendall(struct.pack('>I', len(body)) + body)\n"
+        "    head = s.recv(4)\n"
+        "    reply = json.loads(s.recv(struct.unpack('>I', head)[0]))\n"
+        "    print('ALLOWED' if reply.get('ok') else 'DENIED ' + reply.get('error', ''))\n"
+        "except OSError as exc:\n"
+        "    print('DENIED', exc)\n"
+    )
+    result = subprocess.run(
+        [python, "-c", probe, str(running.run / "fnud.sock")],
+        capture_output=True, text=True, user=65534, group=65534, timeout=30, cwd="/",
+    )
+    assert "DENIED" in result.stdout, result.stdout + result.stderr
+
+
+def test_tcp_stats_in_user_ini_is_not_exposed(stack_factory: Callable[..., StackDir]) -> None:
+    port = free_port()
+    stack = stack_factory(extra_ini=f"stats = 127.0.0.1:{port}")
+    stack.start()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    assert (stack.run / "uwsgi-stats.sock").exists()
+
+
+def test_children_get_a_scrubbed_environment(stack: StackDir) -> None:
+    stack.env = {"UWSGI_PROCESSES": "7", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
+    stack.start()
+    master = programs(stack)["uwsgi"]["pid"]
+    environ = psutil.Process(master).environ()
+    assert not [k for k in environ if k.startswith(("UWSGI_", "WATCHDOG_"))]
+    assert len(programs(stack)["uwsgi"]["workers"]) == 3  # UWSGI_PROCESSES=7 did not leak
+
+
+def _raw_exchange(path: str, payload: bytes) -> dict[str, Any] | None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(payload)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    if len(data) < 4:
+        return None
+    (length,) = struct.unpack(">I", data[:4])
+    return dict(json.loads(data[4 : 4 + length]))
+
+
+def test_control_protocol_rejects_garbage_and_keeps_serving(running: StackDir) -> None:
+    path = str(running.run / "fnud.sock")
+    huge = _raw_exchange(path, struct.pack(">I", control.MAX_FRAME + 1))
+    assert huge is not None and not huge["ok"] and "exceeds" in huge["error"]
+    bad = _raw_exchange(path, struct.pack(">I", 5) + b"{nope")
+    assert bad is not None and not bad["ok"] and "bad JSON" in bad["error"]
+    unknown = _raw_exchange(path, control.encode({"cmd": "rm -rf", "args": {}}))
+    assert unknown is not None and not unknown["ok"] and "unknown command" in unknown["error"]
+
+    @settings(
+        max_examples=60, deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(st.binary(max_size=64))
+    def fuzz(payload: bytes) -> None:
+        reply = _raw_exchange(path, payload)
+        assert reply is None or reply.get("ok") is False or "result" in reply
+        assert control.call(running.run / "fnud.sock", "ping", timeout=10)["pid"] > 0
+
+    fuzz()
+    assert serving(running)
+    assert running.fnud("status").returncode == 0

@@ -1,0 +1,149 @@
+"""Unit tests of the pure pieces: ini parsing, magic variables, states, chain tracking."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor import uwsgi
+from supervisor.config import ConfigError, config_path, parse_config
+from supervisor.ini import parse_ini
+from supervisor.ports import Address, parse_nginx_listen, parse_uwsgi_socket
+from supervisor.states import TRANSITIONS, State, TransitionError, check_transition
+
+
+def test_ini_keeps_inline_comments_like_uwsgi() -> None:
+    ini = parse_ini("[uwsgi]\nchdir = /srv/app   # project dir\n; comment\n# also\n")
+    assert ini.value("chdir") == "/srv/app   # project dir"
+    assert ini.get("chdir").line == 2  # type: ignore[union-attr]
+
+
+def test_ini_reads_only_the_uwsgi_section_and_last_value_wins() -> None:
+    ini = parse_ini("[other]\nx = 1\n[uwsgi]\nx = 2\nx = 3\nmaster = false\nlazy-apps\n")
+    assert ini.value("x") == "3" and [o.value for o in ini.all("x")] == ["2", "3"]
+    assert not ini.flag("master") and ini.flag("lazy-apps")
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_ini_parser_never_crashes(text: str) -> None:
+    parse_ini(text)
+
+
+def test_magic_variables_expand_for_the_original_file() -> None:
+    ini = Path("/etc/app/site.ini")
+    assert uwsgi.expand_magic("%dapp", ini) == "/etc/app/app"
+    expanded = uwsgi.expand_magic("%p|%s|%n|%e|%c|%%", ini)
+    assert expanded == "/etc/app/site.ini|site.ini|site|.ini|app|%"
+    assert uwsgi.expand_magic("$(HOME)/x", ini, {"HOME": "/h"}) == "/h/x"
+
+
+def test_rendered_ini_comments_out_what_fnud_takes_over_and_keeps_lines() -> None:
+    text = (
+        "[uwsgi]\nchdir = %dsrc\ndaemonize = /tmp/log\nstats = 127.0.0.1:9191\n"
+        "touch-chain-reload = true\nmaster = true\n"
+    )
+    rendered = uwsgi.render_ini(text, Path("/srv/x/uwsgi.ini")).split("\n")
+    assert rendered[1] == "chdir = /srv/x/src"
+    assert rendered[2].startswith("; [fnud: handled by fnud] daemonize")
+    assert rendered[3].startswith("; [fnud: handled by fnud] stats")
+    assert rendered[4].startswith("; [fnud: handled by fnud] touch-chain-reload")
+    assert rendered[5] == "master = true"
+    assert len(rendered) == len(text.split("\n"))
+
+
+def test_fnud_fifo_comes_before_the_users_ini() -> None:
+    argv = uwsgi.argv("uwsgi", Path("/r/f"), Path("/r/u.ini"), Path("/r/s"))
+    assert argv.index("--master-fifo") < argv.index("--ini")
+
+
+def test_child_env_is_scrubbed() -> None:
+    env = uwsgi.child_env(
+        {"PATH": "/bin", "NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1", "UWSGI_PROCESSES": "9"}
+    )
+    assert env == {"PATH": "/bin"}
+
+
+def _stats(*workers: tuple[int, int, bool, int]) -> uwsgi.Stats:
+    return uwsgi.parse_stats(
+        {
+            "pid": 1,
+            "workers": [
+                {"id": i, "pid": p, "accepting": int(a), "apps": [{}] * n, "status": "idle"}
+                for i, p, a, n in workers
+            ],
+        }
+    )
+
+
+def test_chain_progress_is_done_only_when_every_worker_is_new_and_ready() -> None:
+    progress = uwsgi.ChainProgress.begin(_stats((1, 10, True, 1), (2, 11, True, 1)))
+    mid = _stats((1, 20, True, 1), (2, 11, True, 1))
+    assert [w.pid for w in progress.newly_replaced(mid)] == [20]
+    assert not progress.done(mid)
+    assert [w.id for w in progress.stuck(mid)] == [2]
+    loading = _stats((1, 20, True, 1), (2, 21, False, 0))
+    assert not progress.done(loading) and progress.newly_replaced(loading) == []
+    done = _stats((1, 20, True, 1), (2, 21, True, 1))
+    assert progress.done(done) and [w.pid for w in progress.newly_replaced(done)] == [21]
+
+
+def test_transition_table_covers_every_state_and_rejects_illegal_moves() -> None:
+    assert set(TRANSITIONS) == set(State)
+    check_transition("x", State.STOPPED, State.STARTING)
+    with pytest.raises(TransitionError):
+        check_transition("x", State.STOPPED, State.RUNNING)
+    with pytest.raises(TransitionError):
+        check_transition("x", State.STOPPING, State.RUNNING)
+
+
+def test_config_relative_paths_and_defaults() -> None:
+    config = parse_config('[uwsgi]\nini = "u.ini"\n', Path("/etc/fnud/fnud.toml"))
+    assert config.uwsgi.ini == Path("/etc/fnud/u.ini")
+    assert config.fnud.runtime_dir == Path("/etc/fnud/run")
+    assert config.nginx_prefix == Path("/etc/fnud/run/nginx")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[fnud]\nbogus = 1\n", "fnud.toml:2: unknown key 'bogus' in [fnud]"),
+        ("[fnud]\n\nstop_timeout = 'x'\n", "fnud.toml:3: [fnud] stop_timeout must be a number"),
+        ("[nope]\n", "fnud.toml:1: unknown section [nope]"),
+        ("a = [\n", "fnud.toml:1: invalid TOML"),
+        ("[health]\nurl = 'https://x/'\n", "fnud.toml:2: [health] url must be an http:// URL"),
+        ("[watch]\nenabled = 1\n", "fnud.toml:2: [watch] enabled must be true or false"),
+    ],
+)
+def test_config_errors_name_file_and_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, Path("/c/fnud.toml"))
+    assert str(info.value).startswith("/c/" + expected), str(info.value)
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_config_parser_only_raises_config_errors(text: str) -> None:
+    with contextlib.suppress(ConfigError):
+        parse_config(text, Path("/c/fnud.toml"))
+
+
+def test_config_lookup_order() -> None:
+    assert config_path("a.toml", {"FNUD_CONFIG": "b.toml"}) == Path("a.toml")
+    assert config_path(None, {"FNUD_CONFIG": "b.toml"}) == Path("b.toml")
+    assert config_path(None, {}) == Path("config/fnud.toml")
+
+
+def test_listen_and_socket_addresses() -> None:
+    assert parse_nginx_listen("8080") == Address("0.0.0.0", 8080)
+    assert parse_nginx_listen("127.0.0.1:8080") == Address("127.0.0.1", 8080)
+    assert parse_nginx_listen("[::1]:81") == Address("::1", 81)
+    assert parse_nginx_listen("*:80") == Address("0.0.0.0", 80)
+    assert parse_nginx_listen("unix:/run/x.sock") is None
+    assert parse_uwsgi_socket(":3031") == Address("0.0.0.0", 3031)
+    assert parse_uwsgi_socket("127.0.0.1:3031") == Address("127.0.0.1", 3031)
+    assert parse_uwsgi_socket("/run/app.sock") is None
