@@ -38,6 +38,11 @@ class SignalEvent:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    """Put on the queue periodically; handling it proves the loop is not wedged."""
+
+
+@dataclass(frozen=True)
 class ReloadEvent:
     reason: str
     nginx: bool = True
@@ -124,6 +129,8 @@ class Daemon:
         try:
             await self.server.start()
             self._startup = self.spawn_task(self.startup(), "startup")
+            if self.notifier.watchdog_interval > 0:
+                self.spawn_task(self._heartbeat(self.notifier.watchdog_interval), "heartbeat")
             while not self.done.is_set():
                 getter = loop.create_task(self.queue.get())
                 waiter = loop.create_task(self.done.wait())
@@ -148,6 +155,13 @@ class Daemon:
             self.log.warning("unknown event", event_type=type(event).__name__)
             return
         await handler(event)
+        if isinstance(event, (Exited, Ready)) and self.phase == "running":
+            self.notifier.status(self.summary())
+
+    async def _heartbeat(self, interval: float) -> None:
+        while True:
+            self.enqueue(Heartbeat())
+            await asyncio.sleep(interval)
 
     # -- events --------------------------------------------------------------------
 
@@ -161,6 +175,9 @@ class Daemon:
             self.enqueue(ReloadEvent(reason="SIGHUP"))
         else:
             self.log.info("signal ignored for now", signal=name)
+
+    async def handle_heartbeat(self, event: Heartbeat) -> None:
+        self.notifier.watchdog()  # sent from the loop itself: only while it dispatches
 
     async def handle_reloadevent(self, event: ReloadEvent) -> None:
         """Automatic reloads (SIGHUP, touch, file changes) coalesce: while one waits
