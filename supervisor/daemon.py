@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor import health, logsetup, nginx, ports, uwsgi
+from supervisor import health, logsetup, nginx, ports, probe, uwsgi
 from supervisor.config import Config
 from supervisor.control import CommandError, Emit, Server
 from supervisor.preflight import PreflightError, preflight
@@ -80,7 +80,8 @@ class Daemon:
         self._shutdown: asyncio.Task[Any] | None = None
         self.watcher: Watcher | None = None
         self._queued: ReloadRequest | None = None
-        self.adopted: set[str] = set()  # automatic reload waiting for its turn
+        self.adopted: set[str] = set()
+        self.probe_failures = 0  # automatic reload waiting for its turn
         self.started_wall = time.time()
 
     # -- plumbing ------------------------------------------------------------------
@@ -282,6 +283,8 @@ class Daemon:
         self.phase = "running"
         self._start_touch_watcher()
         self._start_file_watcher()
+        if self.config.health.interval > 0:
+            self.spawn_task(self._probe_loop(), "probe")
         if not self.stack.ini_digest:
             self.stack.ini_digest = self.stack.current_ini_digest()
         if not self.stack.nginx_digest:
@@ -421,6 +424,52 @@ class Daemon:
             await asyncio.sleep(0.1)
         raise StartupError(f"health check never passed: {last}")
 
+    # -- health probe ----------------------------------------------------------------
+
+    def _probing_allowed(self) -> bool:
+        return (
+            self.phase == "running"
+            and not self.op_lock.locked()  # never during a reload (or a probe restart)
+            and all(prog.running for prog in self.stack.programs.values())
+        )
+
+    async def _probe_loop(self) -> None:
+        cfg = self.config.health
+        failures = 0
+        while True:
+            await asyncio.sleep(cfg.interval)
+            if not self._probing_allowed():
+                failures = 0
+                continue
+            result = await probe.probe(cfg.url, cfg.timeout, self.paths.stats)
+            if not self._probing_allowed():
+                failures = 0  # a reload began while we probed: its effects don't count
+                continue
+            if result.ok:
+                failures = 0
+                continue
+            failures += 1
+            self.probe_failures += 1
+            self.log.warning(
+                "health probe failed", reason=result.reason, culprit=result.culprit,
+                failures=failures, limit=cfg.failures,
+            )
+            if failures >= cfg.failures and result.culprit is not None:
+                failures = 0
+                culprit = self.stack.programs[result.culprit]
+                async with self.op_lock:
+                    await self.restart_program(culprit, f"health probe: {result.reason}")
+
+    async def restart_program(self, prog: Program, why: str) -> None:
+        """Stop (briefly graceful, then SIGKILL to the group) and start again."""
+        self.log.warning("restarting", program=prog.name, why=why)
+        prog.probe_restarts += 1
+        prog.restarts += 1
+        deadline = time.monotonic() + min(self.config.fnud.stop_timeout, 5.0)
+        await prog.stop(deadline)
+        await self.respawn(prog)
+        await prog.wait_state([State.RUNNING, State.FATAL], self.config.fnud.start_timeout)
+
     # -- stop ----------------------------------------------------------------------
 
     def begin_shutdown(self, code: int) -> asyncio.Task[Any]:
@@ -516,6 +565,7 @@ class Daemon:
             "last_reload": self.reloader.last.as_dict() if self.reloader.last else None,
             "reloads": {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")},
             "watch": self._watch_status(),
+            "probe": {"failures": self.probe_failures},
         }
 
     def _watch_status(self) -> dict[str, Any]:
@@ -544,6 +594,7 @@ def program_status(prog: Program) -> dict[str, Any]:
         "pid": prog.pid if prog.state is not State.STOPPED else 0,
         "uptime": round(prog.uptime(), 1),
         "restarts": prog.restarts,
+        "probe_restarts": prog.probe_restarts,
         "why": prog.why if prog.state is State.STARTING else "",
         "last_exit": prog.last_exit,
     }

@@ -7,7 +7,11 @@ from urllib.parse import urlsplit
 
 
 class HealthError(Exception):
-    pass
+    """No usable answer; ``kind`` is "timeout", "connect" or "protocol"."""
+
+    def __init__(self, message: str, kind: str = "protocol") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
@@ -32,9 +36,9 @@ async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
     try:
         raw = await asyncio.wait_for(_get(), timeout)
     except asyncio.TimeoutError:
-        raise HealthError(f"{url}: no answer within {timeout:g}s") from None
+        raise HealthError(f"{url}: no answer within {timeout:g}s", "timeout") from None
     except OSError as exc:
-        raise HealthError(f"{url}: {exc.strerror or exc}") from None
+        raise HealthError(f"{url}: {exc.strerror or exc}", "connect") from None
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split()
     if len(status_line) < 2 or not status_line[1].isdigit():

@@ -108,6 +108,7 @@ class Program:
     spawned_wall: float = 0.0
     quick_failures: int = 0
     restarts: int = 0
+    probe_restarts: int = 0
     last_exit: str = ""
     why: str = ""
     lines_seen: int = 0

@@ -94,7 +94,7 @@ FNUD_TOML = """\
 runtime_dir = "run"
 log_dir = "log"
 stop_timeout = {stop_timeout}
-start_timeout = 30.0
+start_timeout = {start_timeout}
 
 [uwsgi]
 ini = "uwsgi.ini"
@@ -106,6 +106,7 @@ reload_timeout = 15.0
 
 [health]
 url = "http://127.0.0.1:{http_port}/health"
+{health}
 
 [backoff]
 initial = 0.2
@@ -188,6 +189,8 @@ def make_stack_dir(
     cooldown: float = 0.0,
     extra_ini: str = "",
     extra_toml: str = "",
+    health: str = "",
+    start_timeout: float = 30.0,
 ) -> StackDir:
     root = Path(tempfile.mkdtemp(prefix="fnud-"))
     stack = StackDir(root, free_port(), free_port())
@@ -196,7 +199,8 @@ def make_stack_dir(
     values = {
         "uwsgi_port": stack.uwsgi_port, "http_port": stack.http_port, "processes": processes,
         "stop_timeout": stop_timeout, "quick_failures": quick_failures, "cooldown": cooldown,
-        "extra_ini": extra_ini, "extra_toml": extra_toml,
+        "extra_ini": extra_ini, "extra_toml": extra_toml, "health": health,
+        "start_timeout": start_timeout,
     }
     stack.ini.write_text(UWSGI_INI.format(**values))
     stack.nginx_conf.write_text(NGINX_CONF.format(**values))

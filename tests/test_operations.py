@@ -1,0 +1,87 @@
+"""Operations: health probes, FATAL cool-down, log reopen, metrics, status table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from supervisor import health, uwsgi
+from supervisor.probe import blame
+from tests.conftest import EXAMPLE_APP, StackDir, wait_for
+
+
+def programs(stack: StackDir) -> dict[str, Any]:
+    return stack.status()["programs"]  # type: ignore[return-value]
+
+
+def serving(stack: StackDir) -> bool:
+    try:
+        with urllib.request.urlopen(stack.url + "/", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., StackDir]) -> None:
+    stack = stack_factory(health="interval = 0.5\ntimeout = 1.0\nfailures = 2")
+    stack.start()
+    old_master = programs(stack)["uwsgi"]["pid"]
+
+    def stuck() -> None:
+        with contextlib.suppress(OSError):  # cut by the restart, as intended
+            urllib.request.urlopen(stack.url + "/sleep?s=60", timeout=90).read()
+
+    threads = [threading.Thread(target=stuck) for _ in range(8)]  # 3 workers x 2 threads
+    for thread in threads:
+        thread.start()
+    wait_for(
+        lambda: programs(stack)["uwsgi"]["probe_restarts"] == 1, timeout=60,
+        message="probe restart",
+    )
+    wait_for(lambda: serving(stack), timeout=30, message="serving again")
+    uw = programs(stack)["uwsgi"]
+    assert uw["pid"] != old_master and uw["state"] == "RUNNING"
+    assert programs(stack)["nginx"]["probe_restarts"] == 0  # nginx was not blamed
+    assert "health probe" in stack.daemon_log()
+    for thread in threads:
+        thread.join(timeout=90)
+
+
+def test_fatal_program_recovers_after_cooldown_once_fixed(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(quick_failures=2, cooldown=2.0)
+    stack.start()
+    stack.app.write_text("raise SystemError('dependency down')\n")
+    os.kill(programs(stack)["uwsgi"]["pid"], signal.SIGKILL)
+    wait_for(lambda: programs(stack)["uwsgi"]["state"] == "FATAL", timeout=60, message="FATAL")
+    stack.app.write_text(EXAMPLE_APP.read_text())  # the dependency comes back
+    wait_for(lambda: programs(stack)["uwsgi"]["state"] == "RUNNING", timeout=60,
+             message="retry after the cool-down")
+    assert serving(stack)
+
+
+def _stats(busy: int, idle: int, queue: int = 0) -> uwsgi.Stats:
+    workers = [{"id": i, "pid": 100 + i, "status": "busy", "accepting": 1, "apps": [{}]}
+               for i in range(busy)]
+    workers += [{"id": 50 + i, "pid": 200 + i, "status": "idle", "accepting": 1, "apps": [{}]}
+                for i in range(idle)]
+    return uwsgi.parse_stats({"pid": 1, "listen_queue": queue, "workers": workers})
+
+
+def test_probe_blames_the_right_program() -> None:
+    timeout = health.HealthError("no answer", "timeout")
+    refused = health.HealthError("refused", "connect")
+    assert blame(200, None, None).ok
+    assert blame(502, None, None).culprit == "uwsgi"
+    assert blame(504, None, _stats(0, 3)).culprit == "uwsgi"
+    assert blame(500, None, _stats(0, 3)).culprit is None  # an app bug: no restart
+    assert blame(None, timeout, _stats(3, 0)).culprit == "uwsgi"
+    assert blame(None, timeout, _stats(1, 2, queue=5)).culprit == "uwsgi"
+    assert blame(None, timeout, _stats(0, 3)).culprit == "nginx"
+    assert blame(None, refused, _stats(0, 3)).culprit == "nginx"
