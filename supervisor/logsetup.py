@@ -16,7 +16,8 @@ _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "ex
 
 def _journal_prefix(_: Any, method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     level = str(event.get("level", method))
-    event["event"] = f"<{_PRIORITY.get(level, 6)}>{event.get('event', '')}"
+    message = str(event.get("event", "")).replace("\n", "\\n")  # one journal entry per event
+    event["event"] = f"<{_PRIORITY.get(level, 6)}>{message}"
     return event
 
 
@@ -33,16 +34,20 @@ def _logfmt(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
     return " ".join([first, *parts])
 
 
-def configure(stream: TextIO | None = None, level: str = "info") -> None:
+def configure(
+    stream: TextIO | None = None, level: str = "info", environ: Mapping[str, str] | None = None
+) -> None:
     """Pick the renderer from where the output goes.
 
     * a TTY: coloured console lines with a timestamp;
     * journald (``JOURNAL_STREAM`` set): ``<prio>message key=value``, no timestamp
       (the journal has its own);
     * otherwise: logfmt with an ISO timestamp.
+
+    ``environ`` defaults to ``os.environ``.
     """
     out = stream or sys.stderr
-    journald = bool(os.environ.get("JOURNAL_STREAM"))
+    journald = bool((os.environ if environ is None else environ).get("JOURNAL_STREAM"))
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
