@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -53,8 +54,11 @@ def main(ctx: click.Context, config: str | None) -> None:
 @main.command()
 @click.option("--foreground", is_flag=True, help="Stay attached (systemd, make run).")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
+@click.option("--log-file", type=click.Path(), default=None, hidden=True)
 @click.pass_context
-def start(ctx: click.Context, foreground: bool, ready_fd: int | None) -> None:
+def start(
+    ctx: click.Context, foreground: bool, ready_fd: int | None, log_file: str | None
+) -> None:
     """Start uWSGI then nginx; return once a request through nginx succeeds."""
     config = get_config(ctx)
     paths = Paths.from_config(config)
@@ -63,37 +67,44 @@ def start(ctx: click.Context, foreground: bool, ready_fd: int | None) -> None:
         click.echo(f"fnud is already running (pid {holder}) on {paths.root}")
         sys.exit(0)
     if foreground:
-        sys.exit(run_foreground(config, ready_fd))
+        sys.exit(run_foreground(config, ready_fd, log_file))
     sys.exit(start_background(config, paths))
 
 
-def run_foreground(config: Config, ready_fd: int | None) -> int:
+def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -> int:
     from supervisor.daemon import Daemon
+    from supervisor.logfile import DaemonLog
 
+    log = DaemonLog(Path(log_file)) if log_file else None
+    if log is not None:
+        log.open()
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     logsetup.configure()
-    daemon = Daemon(config, os.environ, ready_fd=ready_fd)
+    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log)
     return asyncio.run(daemon.run())
 
 
 def start_background(config: Config, paths: Paths) -> int:
     try:
         paths.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(paths.daemon_log, "ab")  # noqa: SIM115 - handed to the child
+        with open(paths.daemon_log, "ab"):
+            pass
     except OSError as exc:
         fail(f"{paths.log_dir}: cannot write the daemon log: {exc.strerror}")
     read_end, write_end = os.pipe()
     argv = [
         sys.executable, "-m", "supervisor", "-c", str(config.path),
         "start", "--foreground", "--ready-fd", str(write_end),
+        "--log-file", str(paths.daemon_log),
     ]
     env = dict(os.environ)
     env.pop("NOTIFY_SOCKET", None)  # a detached daemon is not the unit's main process
     daemon = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
-        start_new_session=True, env=env, cwd="/",
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=(write_end,), start_new_session=True, env=env, cwd="/",
     )
     os.close(write_end)
-    log.close()
     with os.fdopen(read_end, "rb") as reader:
         line = reader.readline().decode(errors="replace").strip()
     kind, _, message = line.partition(" ")

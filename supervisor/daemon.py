@@ -21,6 +21,7 @@ from typing import Any
 from supervisor import health, logsetup, nginx, ports, probe, uwsgi
 from supervisor.config import Config
 from supervisor.control import CommandError, Emit, Server
+from supervisor.logfile import DaemonLog
 from supervisor.preflight import PreflightError, preflight
 from supervisor.program import Exited, Program, Ready, Retry
 from supervisor.reload import Reloader, ReloadRequest, ReloadResult
@@ -60,7 +61,9 @@ class Daemon:
         environ: Mapping[str, str],
         notifier: Notifier | None = None,
         ready_fd: int | None = None,
+        daemon_log: DaemonLog | None = None,
     ) -> None:
+        self.daemon_log = daemon_log
         self.config = config
         self.environ = dict(environ)
         self.notifier = notifier or Notifier(environ)
@@ -174,8 +177,26 @@ class Daemon:
         elif event.signum == signal.SIGHUP:
             self.log.info("signal: reloading", signal=name)
             self.enqueue(ReloadEvent(reason="SIGHUP"))
-        else:
-            self.log.info("signal ignored for now", signal=name)
+        elif event.signum == signal.SIGUSR1:
+            self.log.info("signal: reopening logs", signal=name)
+            await self.reopen_logs()
+
+    async def reopen_logs(self) -> list[str]:
+        """Reopen fnud's own log and make nginx (USR1) and uWSGI ('l') reopen theirs."""
+        done = []
+        if self.daemon_log is not None:
+            self.daemon_log.reopen()
+            done.append(f"fnud -> {self.daemon_log.path}")
+        for prog in self.stack.programs.values():
+            if not prog.running:
+                continue
+            try:
+                await prog.driver.reopen_logs(prog.pid)
+                done.append(f"{prog.name} -> {prog.log_path}")
+            except OSError as exc:
+                self.log.warning("log reopen failed", program=prog.name, error=str(exc))
+        self.log.info("logs reopened", files=done)
+        return done
 
     async def handle_heartbeat(self, event: Heartbeat) -> None:
         self.notifier.watchdog()  # sent from the loop itself: only while it dispatches
@@ -503,6 +524,7 @@ class Daemon:
             "stop": self.cmd_stop,
             "reload": self.cmd_reload,
             "wait-ready": self.cmd_wait_ready,
+            "reopen-logs": self.cmd_reopen_logs,
         }
 
     async def cmd_ping(self, args: dict[str, Any], emit: Emit) -> Any:
@@ -533,6 +555,9 @@ class Daemon:
         if result.result != "ok":
             raise CommandError(f"{result.result}: {result.message}")
         return result.as_dict()
+
+    async def cmd_reopen_logs(self, args: dict[str, Any], emit: Emit) -> Any:
+        return {"reopened": await self.reopen_logs()}
 
     async def cmd_status(self, args: dict[str, Any], emit: Emit) -> Any:
         return await self.status()

@@ -105,12 +105,16 @@ def global_directives(prefix: Path, conf: NginxConf) -> str:
     return " ".join(parts)
 
 
-def argv(binary: str, prefix: Path, conf_path: Path, conf: NginxConf) -> list[str]:
+def argv(
+    binary: str, prefix: Path, conf_path: Path, conf: NginxConf, error_log: str = "stderr"
+) -> list[str]:
+    """``error_log``: nginx's log until (and unless) the conf names its own; as a file,
+    nginx reopens it on USR1."""
     return [
         binary,
         "-p", f"{prefix}/",
         "-c", str(conf_path),
-        "-e", "stderr",
+        "-e", error_log,
         "-g", global_directives(prefix, conf),
     ]
 
@@ -169,8 +173,9 @@ class NginxDriver:
     name = "nginx"
 
     def __init__(
-        self, binary: str, conf_path: Path, prefix: Path, env: dict[str, str]
+        self, binary: str, conf_path: Path, prefix: Path, env: dict[str, str], log_path: Path
     ) -> None:
+        self.log_path = log_path
         self.binary = binary
         self.conf_path = conf_path
         self.prefix = prefix
@@ -180,13 +185,16 @@ class NginxDriver:
         prepare_prefix(self.prefix)
         conf = analyze(self.conf_path)
         return Command(
-            argv=argv(self.binary, self.prefix, self.conf_path, conf),
+            argv=argv(self.binary, self.prefix, self.conf_path, conf, str(self.log_path)),
             cwd=str(self.conf_path.parent),
             env=self.env,
         )
 
     async def not_ready_reason(self, pid: int) -> str | None:
         return None if worker_pids(pid) else "waiting for nginx workers"
+
+    async def reopen_logs(self, pid: int) -> None:
+        os.kill(pid, REOPEN_LOGS)
 
     async def request_stop(self, pid: int) -> None:
         os.kill(pid, GRACEFUL_STOP)

@@ -52,6 +52,10 @@ class Driver(Protocol):
         """'debug' for chatter such as per-request access lines, else 'info'."""
         ...
 
+    async def reopen_logs(self, pid: int) -> None:
+        """Make the program reopen the log files it writes itself."""
+        ...
+
 
 @dataclass(frozen=True)
 class Exited:
@@ -220,6 +224,10 @@ class Program:
     async def _tail_loop(self, follower: tail.Tail) -> None:
         while follower is self._tail:
             self.drain()
+            if follower.rotated():  # the program reopened its log after a rotation
+                self.drain()
+                follower.close()
+                self._tail = follower = tail.Tail(self.log_path, 0)
             await asyncio.sleep(0.1)
 
     def drain(self) -> None:

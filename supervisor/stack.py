@@ -49,20 +49,23 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.paths = Paths.from_config(self.config)
+        logs = self.config.fnud.log_dir
         self.uwsgi_driver = uwsgi_adapter.UwsgiDriver(
-            self.uwsgi_binary(), self.config.uwsgi.ini, self.paths.root, self.environ
+            self.uwsgi_binary(), self.config.uwsgi.ini, self.paths.root, self.environ,
+            logs / "uwsgi.log",
         )
         self.nginx_driver = nginx_adapter.NginxDriver(
             self.nginx_binary(), self.config.nginx.conf, self.paths.nginx_prefix,
-            uwsgi_adapter.child_env(self.environ),
+            uwsgi_adapter.child_env(self.environ), logs / "nginx.log",
         )
         timeout = self.config.fnud.start_timeout
-        logs = self.config.fnud.log_dir
         self.uwsgi = Program(
-            self.uwsgi_driver, self.enqueue, start_timeout=timeout, log_path=logs / "uwsgi.log"
+            self.uwsgi_driver, self.enqueue, start_timeout=timeout,
+            log_path=self.uwsgi_driver.log_path,
         )
         self.nginx = Program(
-            self.nginx_driver, self.enqueue, start_timeout=timeout, log_path=logs / "nginx.log"
+            self.nginx_driver, self.enqueue, start_timeout=timeout,
+            log_path=self.nginx_driver.log_path,
         )
 
     @property

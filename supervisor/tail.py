@@ -40,6 +40,18 @@ class Tail:
             self.partial = b""
         return [chunk.decode(errors="replace").rstrip("\r") for chunk in chunks]
 
+    def rotated(self) -> bool:
+        """The path now names another file than the one we follow (it was moved away
+        and a new one created)."""
+        if self.fd < 0:
+            return False
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            return False
+        mine = os.fstat(self.fd)
+        return (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev)
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)

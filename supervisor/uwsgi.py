@@ -102,10 +102,18 @@ def find_binary(configured: str) -> str | None:
     return shutil.which("uwsgi")
 
 
-def argv(binary: str, fifo: Path, ini: Path, stats: Path) -> list[str]:
+#: options with which the user's ini sends uWSGI's log elsewhere; fnud then leaves it be
+LOG_OPTIONS = frozenset({"logto", "logto2", "logger", "log-socket"})
+
+
+def argv(binary: str, fifo: Path, ini: Path, stats: Path, logto: Path | None) -> list[str]:
     # fnud's fifo must come before the user's ini: master-fifo is a list option and
     # the first one is slot 0, the one fnud writes to.
-    return [binary, "--master-fifo", str(fifo), "--ini", str(ini), "--stats", str(stats)]
+    out = [binary, "--master-fifo", str(fifo), "--ini", str(ini), "--stats", str(stats)]
+    if logto is not None:
+        # uWSGI writes the file itself, so the fifo's 'l' can reopen it after rotation
+        out += ["--logto", str(logto), "--log-master"]
+    return out
 
 
 SOCKET_OPTIONS = frozenset({"socket", "uwsgi-socket", "http-socket", "http", "shared-socket", "s"})
@@ -286,10 +294,16 @@ class UwsgiDriver:
     name = "uwsgi"
 
     def __init__(
-        self, binary: str, ini_path: Path, runtime_root: Path, environ: Mapping[str, str]
+        self,
+        binary: str,
+        ini_path: Path,
+        runtime_root: Path,
+        environ: Mapping[str, str],
+        log_path: Path,
     ) -> None:
         self.binary = binary
         self.ini_path = ini_path
+        self.log_path = log_path
         self.fifo = runtime_root / "uwsgi.fifo"
         self.stats = runtime_root / "uwsgi-stats.sock"
         self.rendered = runtime_root / "uwsgi.ini"
@@ -302,11 +316,15 @@ class UwsgiDriver:
 
     def command(self) -> Command:
         self.render()
+        own_logs = any(opt.key in LOG_OPTIONS for opt in parse_ini(self.rendered.read_text()))
         for stale in (self.fifo, self.stats):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         return Command(
-            argv=argv(self.binary, self.fifo, self.rendered, self.stats),
+            argv=argv(
+                self.binary, self.fifo, self.rendered, self.stats,
+                None if own_logs else self.log_path,
+            ),
             cwd=str(self.ini_path.parent),
             env=child_env(self.environ),
         )
@@ -321,6 +339,9 @@ class UwsgiDriver:
         live = stats.live_workers
         ready = sum(1 for w in live if w.accepting and w.apps > 0)
         return f"workers loading the app ({ready}/{len(live)} accepting)"
+
+    async def reopen_logs(self, pid: int) -> None:
+        await write_fifo(self.fifo, REOPEN_LOGS, timeout=2.0)
 
     async def request_stop(self, pid: int) -> None:
         try:
