@@ -307,3 +307,63 @@ def fnud_executable() -> str:
     if beside.exists():
         return str(beside)
     return shutil.which("fnud") or f"{sys.executable} -m supervisor"
+
+
+# -- logs ----------------------------------------------------------------------------
+
+
+@main.command("reopen-logs")
+@click.pass_context
+def reopen_logs(ctx: click.Context) -> None:
+    """Reopen every log file (after logrotate moved them); nothing restarts."""
+    config = get_config(ctx)
+    result = call_daemon(config, "reopen-logs")
+    for line in result["reopened"]:
+        click.echo(f"reopened {line}")
+
+
+@main.command()
+@click.argument("program", required=False, type=click.Choice(["fnud", "uwsgi", "nginx"]))
+@click.option("-n", "lines", type=int, default=50, show_default=True, help="Lines to show.")
+@click.option("-f", "follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@click.pass_context
+def logs(ctx: click.Context, program: str | None, lines: int, follow: bool) -> None:
+    """Show a program's log (default: fnud's own, which includes both programs)."""
+    from supervisor.tail import Tail, end_of
+
+    config = get_config(ctx)
+    path = config.fnud.log_dir / f"{program or 'fnud'}.log"
+    if not path.exists():
+        fail(f"{path}: no such log yet", 1)
+    for line in last_lines(path, lines):
+        click.echo(line)
+    if not follow:
+        return
+    follower = Tail(path, end_of(path))
+    try:
+        while True:
+            for line in follower.read_lines():
+                click.echo(line)
+            if follower.rotated():
+                follower.close()
+                follower = Tail(path, 0)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+def last_lines(path: Path, count: int, block: int = 65536) -> list[str]:
+    """The last ``count`` lines of a file without reading all of it."""
+    if count <= 0:
+        return []
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        end = handle.tell()
+        data = b""
+        while end > 0 and data.count(b"\n") <= count:
+            start = max(0, end - block)
+            handle.seek(start)
+            data = handle.read(end - start) + data
+            end = start
+    text = data.decode(errors="replace").splitlines()
+    return text[-count:]

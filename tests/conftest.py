@@ -67,7 +67,6 @@ disable-logging = true
 NGINX_CONF = """\
 worker_processes 2;
 pid nginx.pid;
-error_log stderr warn;
 events {{
     worker_connections 1024;
 }}

@@ -85,3 +85,37 @@ def test_probe_blames_the_right_program() -> None:
     assert blame(None, timeout, _stats(1, 2, queue=5)).culprit == "uwsgi"
     assert blame(None, timeout, _stats(0, 3)).culprit == "nginx"
     assert blame(None, refused, _stats(0, 3)).culprit == "nginx"
+
+
+def test_reopen_logs_after_rotation_creates_new_files_without_restarts(
+    running: StackDir,
+) -> None:
+    logs = running.root / "log"
+    before = {name: prog["pid"] for name, prog in programs(running).items()}
+    workers = {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+    for name in ("fnud", "uwsgi", "nginx"):
+        (logs / f"{name}.log").rename(logs / f"{name}.log.1")
+    result = running.fnud("reopen-logs")
+    assert result.returncode == 0, result.stderr
+    for name in ("fnud", "uwsgi", "nginx"):
+        wait_for(lambda name=name: (logs / f"{name}.log").exists(), message=f"new {name}.log")
+    after = programs(running)
+    assert {name: prog["pid"] for name, prog in after.items()} == before
+    assert {w["pid"] for w in after["uwsgi"]["workers"]} == workers
+    # new output lands in the new files, and fnud still relays uWSGI's lines
+    assert running.fnud("reload", "--app").returncode == 0
+    wait_for(lambda: "chain reload" in (logs / "uwsgi.log").read_text(), message="uwsgi.log")
+    wait_for(
+        lambda: "chain reload" in (logs / "fnud.log").read_text()
+        and "program=uwsgi" in (logs / "fnud.log").read_text(),
+        message="fnud.log relaying uWSGI",
+    )
+    shown = running.fnud("logs", "uwsgi", "-n", "5")
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 5
+
+
+def test_sigusr1_reopens_logs(running: StackDir) -> None:
+    logs = running.root / "log"
+    (logs / "nginx.log").rename(logs / "nginx.log.1")
+    os.kill(running.status()["daemon"]["pid"], signal.SIGUSR1)  # type: ignore[index]
+    wait_for(lambda: (logs / "nginx.log").exists(), message="nginx reopened its log")
