@@ -80,6 +80,11 @@ class WatchSection:
 
 
 @dataclass(frozen=True)
+class MetricsSection:
+    listen: str = ""  # "127.0.0.1:9300" serves Prometheus text there; empty: off
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     fnud: FnudSection = field(default_factory=FnudSection)
@@ -88,6 +93,7 @@ class Config:
     health: HealthSection = field(default_factory=HealthSection)
     backoff: BackoffSection = field(default_factory=BackoffSection)
     watch: WatchSection = field(default_factory=WatchSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     @property
     def base_dir(self) -> Path:
@@ -108,6 +114,7 @@ SECTIONS: dict[str, type[Any]] = {
     "health": HealthSection,
     "backoff": BackoffSection,
     "watch": WatchSection,
+    "metrics": MetricsSection,
 }
 
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
@@ -115,7 +122,7 @@ _HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
 _KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
 
 
-def _locate(text: str, section: str, key: str | None) -> int:
+def locate(text: str, section: str, key: str | None) -> int:
     """Line of ``[section]`` (or of ``key`` inside it); 1 when not found."""
     current = ""
     header_line = 0
@@ -135,12 +142,18 @@ def _locate(text: str, section: str, key: str | None) -> int:
     return header_line or 1
 
 
+_locate = locate  # the old private name, still used below
+
+
 def _convert(value: Any, hint: Any, base: Path) -> Any:
     """Convert a TOML value to the field's type; raise TypeError with what was expected."""
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise TypeError("a non-empty path string")
-        path = Path(value).expanduser() if value.startswith("~") else Path(value)
+        try:
+            path = Path(value).expanduser() if value.startswith("~") else Path(value)
+        except RuntimeError:  # ~user that does not exist
+            raise TypeError(f"a path whose home directory exists, not {value!r}") from None
         return Path(os.path.normpath(path if path.is_absolute() else base / path))
     if hint is bool:
         if not isinstance(value, bool):
@@ -227,6 +240,10 @@ def _validate(config: Config, text: str, where: str) -> None:
     if not re.match(r"^http://[^/\s]+(/\S*)?$", url):
         line = _locate(text, "health", "url")
         raise ConfigError(f"{where}:{line}: [health] url must be an http:// URL, got '{url}'")
+    listen = config.metrics.listen
+    if listen and not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen):
+        line = _locate(text, "metrics", "listen")
+        raise ConfigError(f"{where}:{line}: [metrics] listen must be HOST:PORT, got '{listen}'")
     if config.backoff.max < config.backoff.initial:
         line = _locate(text, "backoff", "max")
         raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")

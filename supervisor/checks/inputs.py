@@ -1,0 +1,76 @@
+"""What the checks look at, read once: the config, the TOML text, the ini, nginx.conf.
+
+Reading never raises: a file that cannot be read is simply absent here (``fnud_toml``
+reports why), and every check copes with what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor import nginx
+from supervisor.config import Config
+from supervisor.ini import UwsgiIni, parse_ini
+from supervisor.runtime import Paths, lock_holder
+from supervisor.uwsgi import child_env
+
+
+@dataclass(frozen=True)
+class Inputs:
+    config: Config
+    toml_text: str  # "" when fnud.toml cannot be read (errors_for on an in-memory config)
+    ini: UwsgiIni | None  # None: the ini could not be read
+    ini_text: str
+    conf: nginx.NginxConf | None  # None: nginx.conf missing or unreadable
+    environ: Mapping[str, str]  # what uWSGI and nginx get: fnud's, scrubbed
+
+    @property
+    def ini_path(self) -> Path:
+        return self.config.uwsgi.ini
+
+    @property
+    def conf_path(self) -> Path:
+        return self.config.nginx.conf
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text (undecodable bytes kept as surrogates, like os paths), or None."""
+    try:
+        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except (OSError, ValueError):
+        return None
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def running_daemon(config: Config) -> int | None:
+    """PID of the fnud daemon that holds this config's runtime dir (-1: unknown), or None."""
+    try:
+        return lock_holder(Paths.from_config(config).lock)
+    except (OSError, ValueError):
+        return None
+
+
+def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
+    toml_text = read_text(config.path) or ""
+    ini_text = read_text(config.uwsgi.ini) if is_file(config.uwsgi.ini) else None
+    ini = parse_ini(ini_text) if ini_text is not None else None
+    conf = None
+    if is_file(config.nginx.conf) and os.access(config.nginx.conf, os.R_OK):
+        conf = nginx.analyze(config.nginx.conf)
+    return Inputs(
+        config=config,
+        toml_text=toml_text,
+        ini=ini,
+        ini_text=ini_text or "",
+        conf=conf,
+        environ=child_env(os.environ if environ is None else environ),
+    )

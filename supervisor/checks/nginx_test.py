@@ -1,0 +1,134 @@
+"""``nginx -t`` with exactly fnud's flags, its messages mapped to ``file:line``.
+
+nginx prints ``2024/01/01 12:00:00 [emerg] 123#123: unknown directive "foo" in
+/path/nginx.conf:12``. The test needs the prefix directories (nginx opens its logs
+and creates its temp paths under them); the ones this check had to create are
+removed again afterwards, so ``fnud check`` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from supervisor import nginx
+from supervisor.checks.finding import Finding, error, warning
+from supervisor.checks.inputs import Inputs, running_daemon
+from supervisor.config import locate
+
+T = TypeVar("T")
+
+_LINE_SPLIT_RE = re.compile(r"; (?=\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |configuration file )")
+_ENTRY_RE = re.compile(
+    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?\[(?P<level>[a-z]+)\] (?:\d+#\d+: )?(?P<text>.*)$",
+    re.DOTALL,
+)
+_WHERE_RE = re.compile(r"^(?P<text>.*) in (?P<file>.+):(?P<line>\d+)$", re.DOTALL)
+_ERROR_LEVELS = frozenset({"emerg", "alert", "crit", "error"})
+HINT = "nginx's own message, from nginx -t with fnud's flags"
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also when called from inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _topmost_missing(path: Path) -> Path | None:
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+@contextlib.contextmanager
+def scratch_prefix(prefix: Path, keep: bool) -> Iterator[None]:
+    """nginx's prefix dirs for the test; what did not exist before is removed after.
+
+    ``keep``: a daemon runs on this runtime dir, leave everything as it is.
+    """
+    created = _topmost_missing(prefix)
+    before = set(os.listdir(prefix)) if created is None else set()
+    nginx.prepare_prefix(prefix)
+    try:
+        yield
+    finally:
+        if not keep:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            else:
+                for name in set(os.listdir(prefix)) - before:
+                    _remove_if_ours(prefix / name)
+
+
+def _remove_if_ours(path: Path) -> None:
+    """A new entry in an existing prefix: prepare_prefix's dirs, or what nginx -t leaves
+    (an empty pid file, an empty temp dir). Anything else is not touched."""
+    with contextlib.suppress(OSError):
+        if path.is_symlink():
+            return
+        if path.is_dir():
+            if path.name in ("logs", "tmp"):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.rmdir()  # only if empty
+        elif path.stat().st_size == 0:
+            path.unlink()
+
+
+def parse_output(ok: bool, message: str, conf_path: Path) -> list[Finding]:
+    """nginx -t's output (config_test joins its lines with '; ') as findings."""
+    out = []
+    for part in _LINE_SPLIT_RE.split(message) if message else []:
+        if part.startswith("configuration file ") and part.endswith("test failed"):
+            continue  # the summary line: the details are the other lines
+        entry = _ENTRY_RE.match(part)
+        level, text = (entry.group("level"), entry.group("text")) if entry else ("emerg", part)
+        path, line = str(conf_path), 0
+        where = _WHERE_RE.match(text)
+        if where:
+            text, path, line = where.group("text"), where.group("file"), int(where.group("line"))
+        make = error if level in _ERROR_LEVELS or (not ok and not entry) else warning
+        out.append(make(path, line, f"nginx -t: {text}", HINT))
+    if not ok and not any(f.is_error for f in out):
+        out.append(error(conf_path, 0, "nginx -t failed", HINT))
+    return out
+
+
+def check(inputs: Inputs) -> list[Finding]:
+    config, conf = inputs.config, inputs.conf
+    if conf is None:
+        return []
+    binary = nginx.find_binary(config.nginx.binary)
+    if binary is None:
+        return []  # reported against fnud.toml
+    prefix = config.nginx_prefix
+    running = running_daemon(config) is not None
+    try:
+        with scratch_prefix(prefix, keep=running):
+            ok, message = run_sync(
+                nginx.config_test(binary, prefix, config.nginx.conf, conf, dict(inputs.environ))
+            )
+    except (OSError, ValueError) as exc:
+        key = "prefix" if config.nginx.prefix else None
+        section = "nginx" if key else "fnud"
+        line = locate(inputs.toml_text, section, key or "runtime_dir")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return [error(
+            config.path, line, f"cannot create nginx's prefix {prefix}: {reason}",
+            "fnud runs nginx -p <runtime_dir>/nginx unless [nginx] prefix is set",
+        )]
+    return parse_output(ok, message, config.nginx.conf)

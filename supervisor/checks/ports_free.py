@@ -1,0 +1,129 @@
+"""Every TCP address the stack will bind is free (``nginx -t`` ignores EADDRINUSE).
+
+:func:`check` probes by binding. Ports held by this config's own running stack (the
+daemon holding the runtime dir's lock, and its descendants) are not problems; the
+reload path skips that check anyway. :func:`clashes` is static: nginx and uWSGI must
+not want the same port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from supervisor import ports
+from supervisor.checks import uwsgi_values as values
+from supervisor.checks.finding import Finding, error
+from supervisor.checks.inputs import Inputs, running_daemon
+from supervisor.config import Config
+
+
+@dataclass(frozen=True)
+class Wanted:
+    path: str
+    line: int
+    label: str
+    address: ports.Address
+
+
+def _listen(arg: str) -> ports.Address | None:
+    try:
+        address = ports.parse_nginx_listen(arg)
+    except ValueError:
+        return None
+    return address if address is not None and 0 < address.port < 65536 else None
+
+
+def _overlap(a: ports.Address, b: ports.Address) -> bool:
+    wildcard = ("0.0.0.0", "::", "*", "")
+    return a.port == b.port and (a.host == b.host or a.host in wildcard or b.host in wildcard)
+
+
+def clashes(inputs: Inputs) -> list[Finding]:
+    """A uWSGI socket on a port nginx listens on: the second to bind fails."""
+    listens = [w for w in wanted(inputs, unique=False) if w.label.startswith("listen ")]
+    out = []
+    for item in wanted(inputs, unique=False):
+        if item.label.startswith("listen "):
+            continue
+        for listen in listens:
+            if _overlap(item.address, listen.address):
+                out.append(error(
+                    item.path, item.line,
+                    f"{item.label}: nginx listens on the same port ({listen.label}, "
+                    f"{Path(listen.path).name}:{listen.line})",
+                    "give uWSGI a port of its own (or a unix socket) and uwsgi_pass to it",
+                ))
+                break
+    return out
+
+
+def wanted(inputs: Inputs, unique: bool = True) -> list[Wanted]:
+    out = []
+    if inputs.conf is not None:
+        for d in inputs.conf.named("listen"):
+            address = _listen(d.args[0]) if d.args else None
+            if address is not None:
+                out.append(Wanted(d.file, d.line, f"listen {d.args[0]}", address))
+    if inputs.ini is not None:
+        for sock in values.sockets(inputs.ini, inputs.ini_path, inputs.environ):
+            if sock.endpoint is not None and sock.endpoint.address is not None:
+                label = f"{sock.option.key} = {sock.option.value}"
+                out.append(Wanted(str(inputs.ini_path), sock.option.line, label,
+                                  sock.endpoint.address))
+    if not unique:
+        return out
+    seen: set[tuple[str, int]] = set()
+    first = []
+    for item in out:
+        key = (item.address.host, item.address.port)
+        if key not in seen:
+            seen.add(key)
+            first.append(item)
+    return first
+
+
+def stack_pids(config: Config) -> set[int]:
+    """The running daemon of this config and everything it started."""
+    holder = running_daemon(config)
+    if holder is None or holder <= 0:
+        return set()
+    with contextlib.suppress(psutil.Error):
+        proc = psutil.Process(holder)
+        return {holder, *(child.pid for child in proc.children(recursive=True))}
+    return set()
+
+
+def listeners(port: int) -> set[int]:
+    with contextlib.suppress(psutil.Error, OSError):
+        return {
+            conn.pid for conn in psutil.net_connections(kind="inet")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+            and conn.pid
+        }
+    return set()
+
+
+def check(inputs: Inputs) -> list[Finding]:
+    out = []
+    own: set[int] | None = None
+    for item in wanted(inputs):
+        try:
+            problem = ports.in_use(item.address)
+        except (OSError, OverflowError, ValueError) as exc:
+            problem = str(exc)
+        if not problem:
+            continue
+        if own is None:
+            own = stack_pids(inputs.config)
+        if own and listeners(item.address.port) & own:
+            continue  # this config's running stack holds it
+        where = "" if str(item.address) in item.label else f" ({item.address})"
+        out.append(error(
+            item.path, item.line, f"{item.label}{where}: {problem}",
+            "stop that process or choose another port",
+        ))
+    return out
