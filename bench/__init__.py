@@ -1,0 +1,1 @@
+"""`make bench`: throughput and reload numbers of the real stack, measured in one run."""
