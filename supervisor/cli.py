@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -105,8 +106,14 @@ def start_background(config: Config, paths: Paths) -> int:
         pass_fds=(write_end,), start_new_session=True, env=env, cwd="/",
     )
     os.close(write_end)
+    # the daemon checks, starts uWSGI, then nginx, then probes: bound the wait anyway
+    budget = 3 * config.fnud.start_timeout + 60
     with os.fdopen(read_end, "rb") as reader:
-        line = reader.readline().decode(errors="replace").strip()
+        ready, _, _ = select.select([reader], [], [], budget)
+        line = reader.readline().decode(errors="replace").strip() if ready else ""
+    if not line and daemon.poll() is None:
+        click.echo(f"fnud: no answer from the daemon after {budget:g}s; stopping it", err=True)
+        daemon.terminate()
     kind, _, message = line.partition(" ")
     if kind == "READY":
         click.echo(f"fnud started (pid {daemon.pid}): {message}; serving {config.health.url}")

@@ -113,6 +113,10 @@ class Server:
             uid = peer_uid(writer)
             if uid not in (0, os.geteuid()):
                 self.log.warning("control connection refused", uid=uid)
+                # take the request in first, so the client reads our answer instead of
+                # failing its send on a socket we already closed
+                with contextlib.suppress(ProtocolError, asyncio.TimeoutError):
+                    await asyncio.wait_for(read_frame(reader), 2.0)
                 await self._send(writer, {"ok": False, "error": "permission denied"})
                 return
             while True:

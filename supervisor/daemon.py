@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor import health, logsetup, nginx, ports, probe, uwsgi
+from supervisor import checks, health, logsetup, nginx, ports, probe, uwsgi
 from supervisor.config import Config
 from supervisor.control import CommandError, Emit, Server
 from supervisor.logfile import DaemonLog
+from supervisor.metrics import MetricsServer
 from supervisor.preflight import PreflightError, preflight
 from supervisor.program import Exited, Program, Ready, Retry
-from supervisor.reload import Reloader, ReloadRequest, ReloadResult
+from supervisor.reload import Reloader, ReloadRequest, ReloadResult, first_error
 from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_holder
 from supervisor.stack import Stack, StackError
 from supervisor.states import State
@@ -76,7 +78,10 @@ class Daemon:
         self.exit_code = 0
         self.op_lock = asyncio.Lock()
         self.done = asyncio.Event()
-        self.reloader = Reloader(self.stack, self.op_lock, self.notifier, restart=self.respawn)
+        self.reloader = Reloader(
+            self.stack, self.op_lock, self.notifier, restart=self.respawn,
+            lint=functools.partial(checks.errors_for, check_ports=False),
+        )
         self.server = Server(self.paths.socket, self._handlers(), self.log)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._startup: asyncio.Task[Any] | None = None
@@ -84,7 +89,8 @@ class Daemon:
         self.watcher: Watcher | None = None
         self._queued: ReloadRequest | None = None
         self.adopted: set[str] = set()
-        self.probe_failures = 0  # automatic reload waiting for its turn
+        self.probe_failures = 0
+        self.metrics: MetricsServer | None = None  # automatic reload waiting for its turn
         self.started_wall = time.time()
 
     # -- plumbing ------------------------------------------------------------------
@@ -148,6 +154,8 @@ class Daemon:
                     getter.cancel()
         finally:
             await self.server.close()
+            if self.metrics is not None:
+                await self.metrics.close()
             for task in list(self._tasks):
                 task.cancel()
             lock.release()
@@ -296,16 +304,23 @@ class Daemon:
         try:
             async with self.op_lock:
                 await self._start_stack()
+            await self._become_ready()
         except StartupError as exc:
             self.log.error("start failed", reason=str(exc))
             self._report_ready(f"ERROR {exc}")
             self.begin_shutdown(1)
-            return
+        except Exception as exc:  # a bug: still stop what was started, and say so
+            self.log.exception("start crashed")
+            self._report_ready(f"ERROR internal error during start: {exc!r}")
+            self.begin_shutdown(1)
+
+    async def _become_ready(self) -> None:
         self.phase = "running"
         self._start_touch_watcher()
         self._start_file_watcher()
         if self.config.health.interval > 0:
             self.spawn_task(self._probe_loop(), "probe")
+        await self._start_metrics()
         if not self.stack.ini_digest:
             self.stack.ini_digest = self.stack.current_ini_digest()
         if not self.stack.nginx_digest:
@@ -328,6 +343,9 @@ class Daemon:
             self._check_ports(conf, [prog.name for prog in fresh])
         except StackError as exc:
             raise StartupError(str(exc)) from None
+        lint_refusal = first_error(checks.errors_for(self.config, check_ports=False))
+        if lint_refusal:
+            raise StartupError(lint_refusal)
         nginx.prepare_prefix(self.paths.nginx_prefix)
         ok, message = await nginx.config_test(
             stack.nginx_binary(), self.paths.nginx_prefix, self.config.nginx.conf, conf,
@@ -445,6 +463,33 @@ class Daemon:
             await asyncio.sleep(0.1)
         raise StartupError(f"health check never passed: {last}")
 
+    # -- metrics -----------------------------------------------------------------------
+
+    async def _start_metrics(self) -> None:
+        listen = self.config.metrics.listen
+        if not listen:
+            return
+        host, _, port = listen.rpartition(":")
+        self.metrics = MetricsServer(self, self.paths.stats)
+        self.reloader.listeners.append(
+            lambda result: self.metrics.observe_reload(result.result, result.duration)
+            if self.metrics else None
+        )
+        try:
+            await self.metrics.start(host.strip("[]"), int(port))
+        except OSError as exc:
+            self.log.error("cannot serve metrics", listen=listen, error=exc.strerror)
+            self.metrics = None
+
+    def metric_programs(self) -> dict[str, Program]:
+        return self.stack.programs
+
+    def metric_reload_counts(self) -> dict[str, int]:
+        return {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")}
+
+    def metric_probe_failures(self) -> int:
+        return self.probe_failures
+
     # -- health probe ----------------------------------------------------------------
 
     def _probing_allowed(self) -> bool:
@@ -507,8 +552,20 @@ class Daemon:
         deadline = time.monotonic() + self.config.fnud.stop_timeout
         current = asyncio.current_task()
         for task in list(self._tasks):
-            if task is not current and task.get_name() in ("startup", "reload"):
+            if task is not current and task.get_name() == "startup":
                 task.cancel()
+        # Let a reload in progress finish first: uWSGI 2.0 never exits on 'q' sent while
+        # a chain reload is loading a new worker (measured), so cutting the reload short
+        # would cost the whole stop deadline and end in SIGKILL.
+        self.reloader.closed = True  # reloads still queued are refused from now on
+        budget = max(0.0, (deadline - time.monotonic()) / 2)
+        try:
+            await asyncio.wait_for(self.op_lock.acquire(), budget)
+        except asyncio.TimeoutError:
+            self.log.warning("a reload is still running after half the stop budget; stopping")
+            for task in list(self._tasks):
+                if task.get_name() == "reload":
+                    task.cancel()
         for prog in (self.stack.nginx, self.stack.uwsgi):  # reverse of start order
             await prog.stop(deadline)
         self.stack.clear_state()

@@ -100,7 +100,9 @@ def find_binary(configured: str) -> str | None:
 
 def global_directives(prefix: Path, conf: NginxConf) -> str:
     parts = ["daemon off;"]
-    if conf.main_pid is None:
+    # when the conf does not parse, leave pid alone: nginx -t then names the real error
+    # instead of a "pid directive is duplicate" that our own -g would cause
+    if conf.main_pid is None and not conf.errors:
         parts.append(f"pid {prefix / 'nginx.pid'};")
     return " ".join(parts)
 

@@ -67,6 +67,14 @@ class Failed(Exception):
     """Something was signalled and did not complete."""
 
 
+def first_error(errors: list[str]) -> str:
+    """One line for a list of lint errors ('' when there are none)."""
+    if not errors:
+        return ""
+    more = f" (and {len(errors) - 1} more; run fnud check)" if len(errors) > 1 else ""
+    return errors[0] + more
+
+
 def _no_lint(_: Config) -> list[str]:
     return []
 
@@ -86,6 +94,8 @@ class Reloader:
         self.restart = restart
         self.lint = lint
         self.last: ReloadResult | None = None
+        self.listeners: list[Callable[[ReloadResult], None]] = []
+        self.closed = False
         self.counts: collections.Counter[str] = collections.Counter()
         self.log = logsetup.get("reload")
 
@@ -102,6 +112,8 @@ class Reloader:
         async with self.lock:
             if on_begin is not None:
                 request = on_begin()
+            if self.closed:
+                return ReloadResult("refused", "fnud is stopping", request.reason, time.time())
             begun = time.monotonic()
             at = time.time()
             self.notifier.reloading()
@@ -123,6 +135,8 @@ class Reloader:
             )
             self.last = result
             self.counts[outcome] += 1
+            for listener in self.listeners:
+                listener(result)
             level = "info" if outcome == "ok" else "error"
             getattr(self.log, level)(
                 f"reload {outcome}", detail=message, duration=round(result.duration, 2)
@@ -136,9 +150,9 @@ class Reloader:
             config = load_config(stack.config.path)
         except ConfigError as exc:
             raise Refused(str(exc)) from None
-        errors = self.lint(config)
-        if errors:
-            raise Refused(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+        refusal = first_error(self.lint(config))
+        if refusal:
+            raise Refused(refusal)
         stack.apply(config)
         try:
             conf = stack.nginx_conf() if request.nginx else None
@@ -210,7 +224,9 @@ class Reloader:
                 if "[emerg]" in line or "[alert]" in line:
                     raise Failed(f"nginx kept its old configuration: {line}")
             if not prog.running:
-                raise Failed(f"nginx {prog.state.value} during reload: {prog.last_exit}")
+                raise Failed(
+                    f"nginx {prog.state.value} during reload: {prog.last_exit or prog.why}"
+                )
             await asyncio.sleep(0.05)
         raise Failed(
             f"nginx kept its old workers {sorted(old)} for "
@@ -239,7 +255,9 @@ class Reloader:
         stats = before
         while True:
             if not prog.running:
-                raise Failed(f"uWSGI {prog.state.value} during reload: {prog.last_exit}")
+                raise Failed(
+                    f"uWSGI {prog.state.value} during reload: {prog.last_exit or prog.why}"
+                )
             try:
                 stats = await uwsgi.read_stats(stack.uwsgi_driver.stats, timeout=1.0)
             except (OSError, ValueError, asyncio.TimeoutError):

@@ -289,3 +289,25 @@ def test_control_protocol_rejects_garbage_and_keeps_serving(running: StackDir) -
     fuzz()
     assert serving(running)
     assert running.fnud("status").returncode == 0
+
+
+def test_stop_during_a_chain_reload_waits_for_it_instead_of_killing(
+    running: StackDir,
+) -> None:
+    """uWSGI never exits on 'q' while a chain reload loads a worker; fnud must not
+    send it then (it used to, and the stop ended in SIGKILL after the deadline)."""
+    before = {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+    results: list[int] = []
+    reload = threading.Thread(target=lambda: results.append(running.fnud("reload").returncode))
+    reload.start()
+    wait_for(
+        lambda: {w["pid"] for w in programs(running)["uwsgi"]["workers"]} - before,
+        message="the chain reload to replace a first worker",
+        interval=0.01,
+    )
+    stop = running.fnud("stop")
+    reload.join(timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    assert results == [0]
+    log = running.daemon_log()
+    assert "stop deadline passed" not in log

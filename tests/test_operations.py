@@ -119,3 +119,33 @@ def test_sigusr1_reopens_logs(running: StackDir) -> None:
     (logs / "nginx.log").rename(logs / "nginx.log.1")
     os.kill(running.status()["daemon"]["pid"], signal.SIGUSR1)  # type: ignore[index]
     wait_for(lambda: (logs / "nginx.log").exists(), message="nginx reopened its log")
+
+
+def test_metrics_endpoint_parses_and_counters_move(stack_factory: Callable[..., StackDir]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    stack = stack_factory(extra_toml=f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    stack.start()
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    before = scrape()
+    assert before[("fnud_program_up", (("program", "uwsgi"),))] == 1.0
+    assert before[("fnud_program_state", (("program", "nginx"), ("state", "RUNNING")))] == 1.0
+    assert before[("fnud_reloads_total", (("result", "ok"),))] == 0.0
+    assert ("fnud_uwsgi_worker_requests_total", (("worker", "1"),)) in before
+    assert before[("fnud_uwsgi_worker_rss_bytes", (("worker", "1"),))] > 0
+    assert stack.fnud("reload").returncode == 0
+    after = scrape()
+    assert after[("fnud_reloads_total", (("result", "ok"),))] == 1.0
+    assert after[("fnud_reload_duration_seconds_count", (("result", "ok"),))] == 1.0

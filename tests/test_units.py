@@ -57,7 +57,7 @@ def test_rendered_ini_comments_out_what_fnud_takes_over_and_keeps_lines() -> Non
 
 
 def test_fnud_fifo_comes_before_the_users_ini() -> None:
-    argv = uwsgi.argv("uwsgi", Path("/r/f"), Path("/r/u.ini"), Path("/r/s"))
+    argv = uwsgi.argv("uwsgi", Path("/r/f"), Path("/r/u.ini"), Path("/r/s"), Path("/l/u.log"))
     assert argv.index("--master-fifo") < argv.index("--ini")
 
 
