@@ -31,6 +31,12 @@ def sleep() -> dict[str, float]:
     return {"slept": seconds}
 
 
+@app.route("/upload", methods=["POST"])
+def upload() -> dict[str, int]:
+    """Read the whole body: a large one goes through nginx's temp files."""
+    return {"received": len(request.get_data())}
+
+
 @app.route("/health")
 def health() -> object:
     return jsonify(status="ok", pid=os.getpid())

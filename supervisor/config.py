@@ -33,6 +33,9 @@ class FnudSection:
     log_dir: Path = Path("log")
     stop_timeout: float = 20.0
     start_timeout: float = 30.0
+    user: str = ""  # as root: the user uWSGI workers and nginx workers run as
+    group: str = ""  # default: the user's primary group
+    allow_root: bool = False  # as root without a user: run the app as root anyway
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,11 @@ class Config:
 
     @property
     def nginx_prefix(self) -> Path:
+        """nginx -p: beside the runtime dir, not in it, because nginx's workers (another
+        user when fnud runs as root) must reach their temp dirs; the runtime dir is 0700."""
         if not self.nginx.prefix:
-            return self.fnud.runtime_dir / "nginx"
+            runtime = self.fnud.runtime_dir
+            return runtime.with_name(runtime.name + "-nginx")
         prefix = Path(self.nginx.prefix)
         return Path(os.path.normpath(prefix if prefix.is_absolute() else self.base_dir / prefix))
 

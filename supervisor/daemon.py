@@ -343,13 +343,15 @@ class Daemon:
             self._check_ports(conf, [prog.name for prog in fresh])
         except StackError as exc:
             raise StartupError(str(exc)) from None
-        lint_refusal = first_error(checks.errors_for(self.config, check_ports=False))
-        if lint_refusal:
-            raise StartupError(lint_refusal)
-        nginx.prepare_prefix(self.paths.nginx_prefix)
+        refusal = first_error(checks.errors_for(self.config, check_ports=False))
+        refusal = refusal or stack.root_refusal()
+        if refusal:
+            raise StartupError(refusal)
+        user = self.config.fnud.user
+        nginx.prepare_prefix(self.paths.nginx_prefix, nginx.worker_uid(conf, user))
         ok, message = await nginx.config_test(
             stack.nginx_binary(), self.paths.nginx_prefix, self.config.nginx.conf, conf,
-            uwsgi.child_env(self.environ),
+            uwsgi.child_env(self.environ), stack.nginx_driver.user, stack.nginx_driver.group,
         )
         if not ok:
             raise StartupError(f"nginx -t failed: {message}")

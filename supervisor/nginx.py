@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 from dataclasses import dataclass
@@ -98,8 +99,10 @@ def find_binary(configured: str) -> str | None:
     return shutil.which(configured) or shutil.which(configured, path="/usr/sbin:/sbin")
 
 
-def global_directives(prefix: Path, conf: NginxConf) -> str:
+def global_directives(prefix: Path, conf: NginxConf, user: str = "", group: str = "") -> str:
     parts = ["daemon off;"]
+    if user and os.geteuid() == 0 and not conf.named("user"):
+        parts.append(f"user {user} {group};" if group else f"user {user};")
     # when the conf does not parse, leave pid alone: nginx -t then names the real error
     # instead of a "pid directive is duplicate" that our own -g would cause
     if conf.main_pid is None and not conf.errors:
@@ -108,7 +111,13 @@ def global_directives(prefix: Path, conf: NginxConf) -> str:
 
 
 def argv(
-    binary: str, prefix: Path, conf_path: Path, conf: NginxConf, error_log: str = "stderr"
+    binary: str,
+    prefix: Path,
+    conf_path: Path,
+    conf: NginxConf,
+    error_log: str = "stderr",
+    user: str = "",
+    group: str = "",
 ) -> list[str]:
     """``error_log``: nginx's log until (and unless) the conf names its own; as a file,
     nginx reopens it on USR1."""
@@ -117,28 +126,60 @@ def argv(
         "-p", f"{prefix}/",
         "-c", str(conf_path),
         "-e", error_log,
-        "-g", global_directives(prefix, conf),
+        "-g", global_directives(prefix, conf, user, group),
     ]
 
 
-def test_argv(binary: str, prefix: Path, conf_path: Path, conf: NginxConf) -> list[str]:
-    """``nginx -t`` with exactly the flags fnud runs nginx with."""
-    return [*argv(binary, prefix, conf_path, conf), "-t", "-q"]
+def test_argv(
+    binary: str, prefix: Path, conf_path: Path, conf: NginxConf, user: str = "", group: str = ""
+) -> list[str]:
+    """``nginx -t`` with exactly the flags fnud runs nginx with (errors to stderr)."""
+    return [*argv(binary, prefix, conf_path, conf, "stderr", user, group), "-t", "-q"]
 
 
-def prepare_prefix(prefix: Path) -> None:
-    """Directories nginx writes to under its prefix (temp paths in our example conf)."""
-    for sub in ("logs", *(f"tmp/{name}" for name in TEMP_DIRS)):
+def prepare_prefix(prefix: Path, worker_uid: int | None = None) -> None:
+    """Directories nginx writes to under its prefix (temp paths in our example conf).
+
+    As root, nginx's workers run as another user: the temp dirs are theirs (0700).
+    """
+    prefix.mkdir(parents=True, exist_ok=True)
+    os.chmod(prefix, 0o755)
+    for sub in ("logs", "tmp", *(f"tmp/{name}" for name in TEMP_DIRS)):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
+    if worker_uid is not None and os.geteuid() == 0:
+        for name in TEMP_DIRS:
+            os.chown(prefix / "tmp" / name, worker_uid, -1)
+            os.chmod(prefix / "tmp" / name, 0o700)
+
+
+def worker_user(conf: NginxConf, configured: str) -> str:
+    """Who nginx's workers run as: the conf's ``user``, else fnud's, else nobody."""
+    found = [d for d in conf.named("user") if d.file == conf.files[0] and d.args]
+    if found:
+        return found[0].args[0]
+    return configured or "nobody"
+
+
+def worker_uid(conf: NginxConf, configured: str) -> int | None:
+    try:
+        return pwd.getpwnam(worker_user(conf, configured)).pw_uid
+    except KeyError:
+        return None
 
 
 async def config_test(
-    binary: str, prefix: Path, conf_path: Path, conf: NginxConf, env: dict[str, str]
+    binary: str,
+    prefix: Path,
+    conf_path: Path,
+    conf: NginxConf,
+    env: dict[str, str],
+    user: str = "",
+    group: str = "",
 ) -> tuple[bool, str]:
     """Run ``nginx -t``; return (ok, nginx's own message)."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *test_argv(binary, prefix, conf_path, conf),
+            *test_argv(binary, prefix, conf_path, conf, user, group),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -178,16 +219,21 @@ class NginxDriver:
         self, binary: str, conf_path: Path, prefix: Path, env: dict[str, str], log_path: Path
     ) -> None:
         self.log_path = log_path
+        self.user = ""  # fnud's [fnud] user/group, applied as root when the conf has none
+        self.group = ""
         self.binary = binary
         self.conf_path = conf_path
         self.prefix = prefix
         self.env = env
 
     def command(self) -> Command:
-        prepare_prefix(self.prefix)
         conf = analyze(self.conf_path)
+        prepare_prefix(self.prefix, worker_uid(conf, self.user))
         return Command(
-            argv=argv(self.binary, self.prefix, self.conf_path, conf, str(self.log_path)),
+            argv=argv(
+                self.binary, self.prefix, self.conf_path, conf, str(self.log_path),
+                self.user, self.group,
+            ),
             cwd=str(self.conf_path.parent),
             env=self.env,
         )

@@ -163,7 +163,7 @@ class Reloader:
             await emit("nginx -t")
             ok, text = await nginx.config_test(
                 stack.nginx_binary(), stack.paths.nginx_prefix, config.nginx.conf, conf,
-                uwsgi.child_env(stack.environ),
+                uwsgi.child_env(stack.environ), stack.nginx_driver.user, stack.nginx_driver.group,
             )
             if not ok:
                 raise Refused(f"nginx -t failed: {text}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import hashlib
 import json
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,14 @@ from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.preflight import AppSpec, app_spec
 from supervisor.program import Enqueue, Program
 from supervisor.runtime import Paths
+
+
+def primary_group(user: str) -> str:
+    try:
+        gid = pwd.getpwnam(user).pw_gid
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
 
 
 class StackError(Exception):
@@ -58,6 +68,7 @@ class Stack:
             self.nginx_binary(), self.config.nginx.conf, self.paths.nginx_prefix,
             uwsgi_adapter.child_env(self.environ), logs / "nginx.log",
         )
+        self._apply_identity()
         timeout = self.config.fnud.start_timeout
         self.uwsgi = Program(
             self.uwsgi_driver, self.enqueue, start_timeout=timeout,
@@ -66,6 +77,23 @@ class Stack:
         self.nginx = Program(
             self.nginx_driver, self.enqueue, start_timeout=timeout,
             log_path=self.nginx_driver.log_path,
+        )
+
+    def _apply_identity(self) -> None:
+        fnud = self.config.fnud
+        group = fnud.group or (primary_group(fnud.user) if fnud.user else "")
+        for driver in (self.uwsgi_driver, self.nginx_driver):
+            driver.user, driver.group = fnud.user, group
+
+    def root_refusal(self) -> str:
+        """Why fnud must not start the app as root ('' when it may)."""
+        fnud = self.config.fnud
+        if os.geteuid() != 0 or fnud.user or fnud.allow_root or self.read_ini().value("uid"):
+            return ""
+        return (
+            f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
+            f"{self.config.path} or uid in {self.config.uwsgi.ini}, "
+            "or [fnud] allow_root = true to run it as root anyway"
         )
 
     @property
@@ -86,6 +114,7 @@ class Stack:
         self.uwsgi_driver.ini_path = config.uwsgi.ini
         self.nginx_driver.binary = self.nginx_binary()
         self.nginx_driver.conf_path = config.nginx.conf
+        self._apply_identity()
 
     def read_ini(self) -> UwsgiIni:
         try:

@@ -55,9 +55,10 @@ TEMPLATE = """\
 #   {config}
 #       the config; relative paths in it are relative to its directory
 #   {runtime_dir}
-#       [fnud] runtime_dir: control socket, lock, uWSGI fifo and stats socket, and the
-#       nginx prefix (pid file, temp dirs) unless [nginx] prefix says otherwise.
-#       /run/fnud (runtime_dir = "/run/fnud") is created 0700 by RuntimeDirectory= below.
+#       [fnud] runtime_dir: control socket, lock, uWSGI fifo and stats socket (0700).
+#       The nginx prefix (pid file, temp dirs) is beside it, <runtime_dir>-nginx, unless
+#       [nginx] prefix says otherwise: nginx's workers must reach their temp dirs.
+#       RuntimeDirectory= below creates both; fnud opens the nginx one to 0755.
 #   {log_dir}
 #       [fnud] log_dir: uwsgi.log and nginx.log, the programs' output (fnud also passes
 #       it on to its own log, the journal). /var/log/fnud is created by LogsDirectory=.

@@ -106,10 +106,20 @@ def find_binary(configured: str) -> str | None:
 LOG_OPTIONS = frozenset({"logto", "logto2", "logger", "log-socket"})
 
 
-def argv(binary: str, fifo: Path, ini: Path, stats: Path, logto: Path | None) -> list[str]:
+def argv(
+    binary: str,
+    fifo: Path,
+    ini: Path,
+    stats: Path,
+    logto: Path | None,
+    user: str = "",
+    group: str = "",
+) -> list[str]:
     # fnud's fifo must come before the user's ini: master-fifo is a list option and
     # the first one is slot 0, the one fnud writes to.
     out = [binary, "--master-fifo", str(fifo), "--ini", str(ini), "--stats", str(stats)]
+    if user:  # after the ini: fnud.toml's [fnud] user wins over the ini's uid
+        out += ["--uid", user, "--gid", group or user]
     if logto is not None:
         # uWSGI writes the file itself, so the fifo's 'l' can reopen it after rotation
         out += ["--logto", str(logto), "--log-master"]
@@ -304,6 +314,8 @@ class UwsgiDriver:
         self.binary = binary
         self.ini_path = ini_path
         self.log_path = log_path
+        self.user = ""  # [fnud] user/group: the workers' identity when fnud is root
+        self.group = ""
         self.fifo = runtime_root / "uwsgi.fifo"
         self.stats = runtime_root / "uwsgi-stats.sock"
         self.rendered = runtime_root / "uwsgi.ini"
@@ -323,7 +335,7 @@ class UwsgiDriver:
         return Command(
             argv=argv(
                 self.binary, self.fifo, self.rendered, self.stats,
-                None if own_logs else self.log_path,
+                None if own_logs else self.log_path, self.user, self.group,
             ),
             cwd=str(self.ini_path.parent),
             env=child_env(self.environ),

@@ -94,6 +94,7 @@ runtime_dir = "run"
 log_dir = "log"
 stop_timeout = {stop_timeout}
 start_timeout = {start_timeout}
+allow_root = {allow_root}
 
 [uwsgi]
 ini = "uwsgi.ini"
@@ -190,8 +191,10 @@ def make_stack_dir(
     extra_toml: str = "",
     health: str = "",
     start_timeout: float = 30.0,
+    allow_root: bool = True,
 ) -> StackDir:
     root = Path(tempfile.mkdtemp(prefix="fnud-"))
+    root.chmod(0o755)  # like /etc/fnud: nginx's workers (nobody, as root) must traverse it
     stack = StackDir(root, free_port(), free_port())
     (root / "app").mkdir()
     shutil.copy(EXAMPLE_APP, root / "app" / "app.py")
@@ -199,7 +202,7 @@ def make_stack_dir(
         "uwsgi_port": stack.uwsgi_port, "http_port": stack.http_port, "processes": processes,
         "stop_timeout": stop_timeout, "quick_failures": quick_failures, "cooldown": cooldown,
         "extra_ini": extra_ini, "extra_toml": extra_toml, "health": health,
-        "start_timeout": start_timeout,
+        "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
     }
     stack.ini.write_text(UWSGI_INI.format(**values))
     stack.nginx_conf.write_text(NGINX_CONF.format(**values))

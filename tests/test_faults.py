@@ -311,3 +311,26 @@ def test_stop_during_a_chain_reload_waits_for_it_instead_of_killing(
     assert results == [0]
     log = running.daemon_log()
     assert "stop deadline passed" not in log
+
+
+def test_root_refuses_to_run_the_app_as_root_unless_told(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("the refusal applies to root only")
+    stack = stack_factory(allow_root=False)
+    result = stack.fnud("start")
+    assert result.returncode == 1
+    assert "refusing to run the app as root" in result.stderr
+    assert "[fnud] user" in result.stderr and "allow_root" in result.stderr
+
+
+def test_nginx_temp_dirs_are_reachable_by_its_workers(running: StackDir) -> None:
+    """As root, nginx's workers are another user: a large body buffered to a temp file
+    must still work (the prefix is outside the 0700 runtime dir)."""
+    body = b"x" * 300_000  # above client_body_buffer_size: nginx writes a temp file
+    request = urllib.request.Request(running.url + "/upload", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read()) == {"received": len(body)}

@@ -326,7 +326,8 @@ def test_shipped_unit_settings() -> None:
     assert settings["ExecReload"] == [f"{command} reload"]
     expected = {
         "Type": "notify", "NotifyAccess": "main", "KillMode": "mixed",
-        "Restart": "on-failure", "RuntimeDirectory": "fnud", "RuntimeDirectoryMode": "0700",
+        "Restart": "on-failure", "RuntimeDirectory": "fnud fnud-nginx",
+        "RuntimeDirectoryMode": "0700",
         "LogsDirectory": "fnud", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
         "ProtectSystem": "full", "ProtectHome": "read-only",
     }
@@ -389,7 +390,8 @@ def test_render_for_a_user_on_port_80_with_awkward_paths(tmp_path: Path) -> None
     text = unit.render(config, fnud_executable(), euid=uid)
     assert f"\nUser={name}\n" in text
     assert "\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n" in text
-    assert "\nRuntimeDirectory=fnud-site\n" in text and "\nLogsDirectory=fnud-site\n" in text
+    assert "\nRuntimeDirectory=fnud-site fnud-site-nginx\n" in text
+    assert "\nLogsDirectory=fnud-site\n" in text
     assert "ReadWritePaths=-" not in text and "\nPrivateTmp=yes\n" in text
     quoted = '"/srv/my app/100%% $$HOME/fnud.toml"'
     assert exec_lines(text)["ExecStart"].endswith(f"-c {quoted} start --foreground")

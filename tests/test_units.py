@@ -105,7 +105,7 @@ def test_config_relative_paths_and_defaults() -> None:
     config = parse_config('[uwsgi]\nini = "u.ini"\n', Path("/etc/fnud/fnud.toml"))
     assert config.uwsgi.ini == Path("/etc/fnud/u.ini")
     assert config.fnud.runtime_dir == Path("/etc/fnud/run")
-    assert config.nginx_prefix == Path("/etc/fnud/run/nginx")
+    assert config.nginx_prefix == Path("/etc/fnud/run-nginx")
 
 
 @pytest.mark.parametrize(
@@ -147,3 +147,11 @@ def test_listen_and_socket_addresses() -> None:
     assert parse_uwsgi_socket(":3031") == Address("0.0.0.0", 3031)
     assert parse_uwsgi_socket("127.0.0.1:3031") == Address("127.0.0.1", 3031)
     assert parse_uwsgi_socket("/run/app.sock") is None
+
+
+def test_configured_user_goes_after_the_users_ini() -> None:
+    argv = uwsgi.argv(
+        "uwsgi", Path("/r/f"), Path("/r/u.ini"), Path("/r/s"), None, "www-data", "www-data"
+    )
+    assert argv.index("--uid") > argv.index("--ini")
+    assert argv[argv.index("--uid") + 1] == "www-data"
