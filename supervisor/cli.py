@@ -192,21 +192,33 @@ def call_daemon(
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option("--watch", "watch", is_flag=True, help="Refresh every 2 s like top (Ctrl-C).")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
     """Show programs, workers and the last reload. Exit 0 if all RUNNING, 3 if no daemon."""
     config = get_config(ctx)
-    if lock_holder(Paths.from_config(config).lock) is None:
+    lock = Paths.from_config(config).lock
+    if watch and not as_json:
+        try:
+            while True:
+                text = (
+                    render_status(call_daemon(config, "status"))
+                    if lock_holder(lock) is not None else "fnud is not running"
+                )
+                click.clear()
+                click.echo(f"{time.strftime('%H:%M:%S')}  fnud status --watch (Ctrl-C quits)\n")
+                click.echo(text)
+                time.sleep(2)
+        except KeyboardInterrupt:
+            return
+    if lock_holder(lock) is None:
         if as_json:
             click.echo(json.dumps({"daemon": None, "programs": {}}))
         else:
             click.echo("fnud is not running")
         sys.exit(EXIT_NOT_RUNNING)
     result = call_daemon(config, "status")
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(render_status(result))
+    click.echo(json.dumps(result) if as_json else render_status(result))
     running = all(p["state"] == "RUNNING" for p in result["programs"].values())
     sys.exit(0 if running else 1)
 
@@ -214,25 +226,49 @@ def status(ctx: click.Context, as_json: bool) -> None:
 def render_status(result: dict[str, Any]) -> str:
     daemon = result["daemon"]
     lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}", ""]
-    lines.append(f"{'PROGRAM':<8} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RESTARTS':>8}  INFO")
+    lines.append(
+        f"{'PROGRAM':<8} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RSS':>8} {'RESTARTS':>8}  INFO"
+    )
     for name, prog in result["programs"].items():
         info = prog.get("why") or (prog.get("last_exit") if prog["state"] != "RUNNING" else "")
         lines.append(
             f"{name:<8} {prog['state']:<9} {prog['pid'] or '-':>7} "
-            f"{_duration(prog.get('uptime', 0)):>8} {prog.get('restarts', 0):>8}  {info or ''}"
+            f"{_duration(prog.get('uptime', 0)):>8} {_size(prog.get('rss', 0)):>8} "
+            f"{prog.get('restarts', 0):>8}  {info or ''}"
         )
     workers = result["programs"].get("uwsgi", {}).get("workers", [])
     if workers:
-        lines += ["", f"  {'WORKER':<6} {'PID':>7} {'STATUS':<8} {'REQUESTS':>9}"]
+        lines += ["", f"  {'WORKER':<6} {'PID':>7} {'STATUS':<8} {'REQUESTS':>9} {'RSS':>8}"]
         for w in workers:
-            lines.append(f"  {w['id']:<6} {w['pid']:>7} {w['status']:<8} {w['requests']:>9}")
+            lines.append(
+                f"  {w['id']:<6} {w['pid']:>7} {w['status']:<8} {w['requests']:>9} "
+                f"{_size(w.get('rss', 0)):>8}"
+            )
     nginx_workers = result["programs"].get("nginx", {}).get("workers", [])
     if nginx_workers:
-        lines += ["", "  nginx workers: " + " ".join(str(w["pid"]) for w in nginx_workers)]
+        shown = ", ".join(f"{w['pid']} ({_size(w.get('rss', 0))})" for w in nginx_workers)
+        lines += ["", f"  nginx workers: {shown}"]
     last = result.get("last_reload")
+    lines.append("")
     if last:
-        lines += ["", f"last reload: {last['result']} ({last['duration']}s): {last['message']}"]
+        lines.append(
+            f"last reload: {last['result']} ({last['duration']}s, {last['reason']}): "
+            f"{last['message']}"
+        )
+    else:
+        lines.append("last reload: none yet")
     return "\n".join(lines)
+
+
+def _size(count: int) -> str:
+    if not count:
+        return "-"
+    value = float(count)
+    for unit in ("B", "K", "M"):
+        if value < 1024:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G"
 
 
 def _duration(seconds: float) -> str:

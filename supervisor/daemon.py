@@ -23,7 +23,7 @@ from supervisor import checks, health, logsetup, nginx, ports, probe, uwsgi
 from supervisor.config import Config
 from supervisor.control import CommandError, Emit, Server
 from supervisor.logfile import DaemonLog
-from supervisor.metrics import MetricsServer
+from supervisor.metrics import MetricsServer, rss
 from supervisor.preflight import PreflightError, preflight
 from supervisor.program import Exited, Program, Ready, Retry
 from supervisor.reload import Reloader, ReloadRequest, ReloadResult, first_error
@@ -631,12 +631,15 @@ class Daemon:
         for name, prog in self.stack.programs.items():
             entry = program_status(prog)
             if name == "uwsgi":
-                entry["workers"] = [w.as_dict() for w in stats.live_workers] if stats else []
+                workers = [w.as_dict() for w in stats.live_workers] if stats else []
                 if stats:
                     entry["listen_queue"] = stats.listen_queue
             else:
                 pids = nginx.worker_pids(prog.pid) if prog.state is State.RUNNING else set()
-                entry["workers"] = [{"pid": pid} for pid in sorted(pids)]
+                workers = [{"pid": pid} for pid in sorted(pids)]
+            for worker in workers:
+                worker["rss"] = rss(worker["pid"])
+            entry["workers"] = workers
             programs[name] = entry
         return {
             "daemon": {
@@ -673,9 +676,11 @@ class Daemon:
 
 
 def program_status(prog: Program) -> dict[str, Any]:
+    alive = prog.state in (State.STARTING, State.RUNNING, State.STOPPING)
     return {
         "state": prog.state.value,
         "pid": prog.pid if prog.state is not State.STOPPED else 0,
+        "rss": rss(prog.pid) if alive else 0,
         "uptime": round(prog.uptime(), 1),
         "restarts": prog.restarts,
         "probe_restarts": prog.probe_restarts,

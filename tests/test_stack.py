@@ -48,6 +48,7 @@ def test_start_serves_through_nginx_and_status_matches_processes(running: StackD
 
     human = running.fnud("status")
     assert human.returncode == 0 and "RUNNING" in human.stdout
+    assert "RSS" in human.stdout and "last reload: none yet" in human.stdout
 
 
 def test_second_start_says_already_running(running: StackDir) -> None:
