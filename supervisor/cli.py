@@ -174,8 +174,10 @@ def process_alive(pid: int) -> bool:
 
 def call_daemon(
     config: Config, cmd: str, args: dict[str, Any] | None = None, timeout: float = 30.0,
-    progress: bool = False,
+    progress: bool = False, failure: str = "",
 ) -> Any:
+    """One command to the daemon; exits with a one-line error (``failure`` + the daemon's
+    reason) if it is not running, unreachable or says no."""
     paths = Paths.from_config(config)
     if lock_holder(paths.lock) is None:
         fail("fnud is not running", EXIT_NOT_RUNNING)
@@ -185,7 +187,7 @@ def call_daemon(
             on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
         )
     except control.ClientError as exc:
-        fail(str(exc))
+        fail(f"{failure}{exc}")
     except OSError as exc:
         fail(f"cannot reach the daemon at {paths.socket}: {exc}")
 
@@ -295,20 +297,10 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool) -> None:
         "force_nginx": only_nginx,
     }
     timeout = config.uwsgi.reload_timeout + config.nginx.reload_timeout + 120
-    paths = Paths.from_config(config)
-    if lock_holder(paths.lock) is None:
-        fail("fnud is not running", EXIT_NOT_RUNNING)
-    try:
-        result = control.call(
-            paths.socket, "reload", args, timeout=timeout,
-            on_progress=lambda text: click.echo(f"  {text}"),
-        )
-    except control.ClientError as exc:
-        fail(f"reload {exc}")
-    except OSError as exc:
-        fail(f"cannot reach the daemon at {paths.socket}: {exc}")
+    result = call_daemon(
+        config, "reload", args, timeout=timeout, progress=True, failure="reload "
+    )
     click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
-
 
 
 # -- check ---------------------------------------------------------------------------

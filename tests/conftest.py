@@ -15,9 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -170,6 +172,20 @@ class StackDir:
 
         result = self.fnud("status", "--json")
         return dict(json.loads(result.stdout))
+
+    def programs(self) -> dict[str, Any]:
+        return dict(self.status()["programs"])  # type: ignore[call-overload]
+
+    def worker_pids(self, program: str = "uwsgi") -> set[int]:
+        return {w["pid"] for w in self.programs()[program]["workers"]}
+
+    def serving(self) -> bool:
+        """GET / through nginx answers 200."""
+        try:
+            with urllib.request.urlopen(self.url + "/", timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
 
     def set_greeting(self, text: str) -> None:
         source = self.app.read_text()

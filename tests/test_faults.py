@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,49 +26,26 @@ from tests.conftest import StackDir, free_port, wait_for
 from tests.load import Load
 
 
-def programs(stack: StackDir) -> dict[str, Any]:
-    return stack.status()["programs"]  # type: ignore[return-value]
-
-
-def serving(stack: StackDir) -> bool:
-    try:
-        with urllib.request.urlopen(stack.url + "/", timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def test_killed_uwsgi_worker_is_respawned(running: StackDir) -> None:
-    workers = {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
-    victim = min(workers)
+@pytest.mark.parametrize(("program", "count"), [("uwsgi", 3), ("nginx", 2)])
+def test_killed_worker_is_respawned_by_its_master(
+    running: StackDir, program: str, count: int
+) -> None:
+    victim = min(running.worker_pids(program))
     os.kill(victim, signal.SIGKILL)
     wait_for(
-        lambda: (lambda now: len(now) == 3 and victim not in now)(
-            {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+        lambda: (lambda now: len(now) == count and victim not in now)(
+            running.worker_pids(program)
         ),
-        message="uWSGI to respawn the worker",
+        message=f"{program} to respawn the worker",
     )
-    assert serving(running)
-    assert programs(running)["uwsgi"]["restarts"] == 0  # the master handled it
-
-
-def test_killed_nginx_worker_is_respawned(running: StackDir) -> None:
-    workers = {w["pid"] for w in programs(running)["nginx"]["workers"]}
-    victim = min(workers)
-    os.kill(victim, signal.SIGKILL)
-    wait_for(
-        lambda: (lambda now: len(now) == 2 and victim not in now)(
-            {w["pid"] for w in programs(running)["nginx"]["workers"]}
-        ),
-        message="nginx to respawn the worker",
-    )
-    assert serving(running)
+    assert running.serving()
+    assert running.programs()[program]["restarts"] == 0  # the master handled it
 
 
 def test_killed_daemon_leaves_site_up_and_is_readopted(running: StackDir) -> None:
     state = running.status()
     daemon = state["daemon"]["pid"]  # type: ignore[index]
-    before = {name: prog["pid"] for name, prog in programs(running).items()}
+    before = {name: prog["pid"] for name, prog in running.programs().items()}
     with Load(running.url + "/", concurrency=4) as load:
         load.wait_requests(30)
         os.kill(daemon, signal.SIGKILL)
@@ -82,7 +60,7 @@ def test_killed_daemon_leaves_site_up_and_is_readopted(running: StackDir) -> Non
         load.wait_requests(50)
         outcome = load.stop()
     assert outcome.failures == 0, outcome.summary()
-    after = programs(running)
+    after = running.programs()
     assert {name: prog["pid"] for name, prog in after.items()} == before
     assert all(prog["state"] == "RUNNING" for prog in after.values())
     # the adopted stack is fully controllable
@@ -103,7 +81,7 @@ def test_stop_lets_a_request_in_flight_finish(running: StackDir) -> None:
     thread = threading.Thread(target=slow)
     thread.start()
     wait_for(
-        lambda: any(w["status"] == "busy" for w in programs(running)["uwsgi"]["workers"]),
+        lambda: any(w["status"] == "busy" for w in running.programs()["uwsgi"]["workers"]),
         message="request in a worker",
     )
     result = running.fnud("stop")
@@ -128,7 +106,7 @@ def test_stop_kills_a_stuck_program_after_the_deadline(
     thread = threading.Thread(target=stuck)
     thread.start()
     wait_for(
-        lambda: any(w["status"] == "busy" for w in programs(stack)["uwsgi"]["workers"]),
+        lambda: any(w["status"] == "busy" for w in stack.programs()["uwsgi"]["workers"]),
         message="request in a worker",
     )
     result = stack.fnud("stop")
@@ -144,27 +122,27 @@ def test_crash_loop_goes_backoff_then_fatal_and_daemon_stays_responsive(
     stack = stack_factory(quick_failures=3)
     stack.start()
     stack.app.write_text("raise SystemError('crash at import')\n")
-    os.kill(programs(stack)["uwsgi"]["pid"], signal.SIGKILL)
+    os.kill(stack.programs()["uwsgi"]["pid"], signal.SIGKILL)
     seen: set[str] = set()
 
     def fatal() -> bool:
-        state = programs(stack)["uwsgi"]["state"]
+        state = stack.programs()["uwsgi"]["state"]
         seen.add(state)
         return bool(state == "FATAL")
 
     wait_for(fatal, timeout=60, interval=0.02, message="uWSGI FATAL")
     assert "BACKOFF" in seen
-    uw = programs(stack)["uwsgi"]
+    uw = stack.programs()["uwsgi"]
     assert "exited with code 22" in uw["last_exit"]  # uWSGI's need-app exit code
-    assert programs(stack)["nginx"]["state"] == "RUNNING"  # the other program keeps running
+    assert stack.programs()["nginx"]["state"] == "RUNNING"  # the other program keeps running
     result = stack.fnud("status")
     assert result.returncode == 1 and "FATAL" in result.stdout
     # fixing the app and reloading brings it back
     stack.app.write_text(_example_app())
     reload = stack.fnud("reload", "--app")
     assert reload.returncode == 0, reload.stderr
-    assert programs(stack)["uwsgi"]["state"] == "RUNNING"
-    assert serving(stack)
+    assert stack.programs()["uwsgi"]["state"] == "RUNNING"
+    assert stack.serving()
 
 
 def _example_app() -> str:
@@ -242,10 +220,10 @@ def test_tcp_stats_in_user_ini_is_not_exposed(stack_factory: Callable[..., Stack
 def test_children_get_a_scrubbed_environment(stack: StackDir) -> None:
     stack.env = {"UWSGI_PROCESSES": "7", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
     stack.start()
-    master = programs(stack)["uwsgi"]["pid"]
+    master = stack.programs()["uwsgi"]["pid"]
     environ = psutil.Process(master).environ()
     assert not [k for k in environ if k.startswith(("UWSGI_", "WATCHDOG_"))]
-    assert len(programs(stack)["uwsgi"]["workers"]) == 3  # UWSGI_PROCESSES=7 did not leak
+    assert len(stack.programs()["uwsgi"]["workers"]) == 3  # UWSGI_PROCESSES=7 did not leak
 
 
 def _raw_exchange(path: str, payload: bytes) -> dict[str, Any] | None:
@@ -287,7 +265,7 @@ def test_control_protocol_rejects_garbage_and_keeps_serving(running: StackDir) -
         assert control.call(running.run / "fnud.sock", "ping", timeout=10)["pid"] > 0
 
     fuzz()
-    assert serving(running)
+    assert running.serving()
     assert running.fnud("status").returncode == 0
 
 
@@ -296,12 +274,12 @@ def test_stop_during_a_chain_reload_waits_for_it_instead_of_killing(
 ) -> None:
     """uWSGI never exits on 'q' while a chain reload loads a worker; fnud must not
     send it then (it used to, and the stop ended in SIGKILL after the deadline)."""
-    before = {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+    before = {w["pid"] for w in running.programs()["uwsgi"]["workers"]}
     results: list[int] = []
     reload = threading.Thread(target=lambda: results.append(running.fnud("reload").returncode))
     reload.start()
     wait_for(
-        lambda: {w["pid"] for w in programs(running)["uwsgi"]["workers"]} - before,
+        lambda: {w["pid"] for w in running.programs()["uwsgi"]["workers"]} - before,
         message="the chain reload to replace a first worker",
         interval=0.01,
     )

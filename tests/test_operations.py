@@ -8,29 +8,16 @@ import signal
 import threading
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 from supervisor import health, uwsgi
 from supervisor.probe import blame
 from tests.conftest import EXAMPLE_APP, StackDir, wait_for
 
 
-def programs(stack: StackDir) -> dict[str, Any]:
-    return stack.status()["programs"]  # type: ignore[return-value]
-
-
-def serving(stack: StackDir) -> bool:
-    try:
-        with urllib.request.urlopen(stack.url + "/", timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., StackDir]) -> None:
     stack = stack_factory(health="interval = 0.5\ntimeout = 1.0\nfailures = 2")
     stack.start()
-    old_master = programs(stack)["uwsgi"]["pid"]
+    old_master = stack.programs()["uwsgi"]["pid"]
 
     def stuck() -> None:
         with contextlib.suppress(OSError):  # cut by the restart, as intended
@@ -40,13 +27,13 @@ def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., Sta
     for thread in threads:
         thread.start()
     wait_for(
-        lambda: programs(stack)["uwsgi"]["probe_restarts"] == 1, timeout=60,
+        lambda: stack.programs()["uwsgi"]["probe_restarts"] == 1, timeout=60,
         message="probe restart",
     )
-    wait_for(lambda: serving(stack), timeout=30, message="serving again")
-    uw = programs(stack)["uwsgi"]
+    wait_for(lambda: stack.serving(), timeout=30, message="serving again")
+    uw = stack.programs()["uwsgi"]
     assert uw["pid"] != old_master and uw["state"] == "RUNNING"
-    assert programs(stack)["nginx"]["probe_restarts"] == 0  # nginx was not blamed
+    assert stack.programs()["nginx"]["probe_restarts"] == 0  # nginx was not blamed
     assert "health probe" in stack.daemon_log()
     for thread in threads:
         thread.join(timeout=90)
@@ -58,12 +45,12 @@ def test_fatal_program_recovers_after_cooldown_once_fixed(
     stack = stack_factory(quick_failures=2, cooldown=2.0)
     stack.start()
     stack.app.write_text("raise SystemError('dependency down')\n")
-    os.kill(programs(stack)["uwsgi"]["pid"], signal.SIGKILL)
-    wait_for(lambda: programs(stack)["uwsgi"]["state"] == "FATAL", timeout=60, message="FATAL")
+    os.kill(stack.programs()["uwsgi"]["pid"], signal.SIGKILL)
+    wait_for(lambda: stack.programs()["uwsgi"]["state"] == "FATAL", timeout=60, message="FATAL")
     stack.app.write_text(EXAMPLE_APP.read_text())  # the dependency comes back
-    wait_for(lambda: programs(stack)["uwsgi"]["state"] == "RUNNING", timeout=60,
+    wait_for(lambda: stack.programs()["uwsgi"]["state"] == "RUNNING", timeout=60,
              message="retry after the cool-down")
-    assert serving(stack)
+    assert stack.serving()
 
 
 def _stats(busy: int, idle: int, queue: int = 0) -> uwsgi.Stats:
@@ -91,15 +78,15 @@ def test_reopen_logs_after_rotation_creates_new_files_without_restarts(
     running: StackDir,
 ) -> None:
     logs = running.root / "log"
-    before = {name: prog["pid"] for name, prog in programs(running).items()}
-    workers = {w["pid"] for w in programs(running)["uwsgi"]["workers"]}
+    before = {name: prog["pid"] for name, prog in running.programs().items()}
+    workers = {w["pid"] for w in running.programs()["uwsgi"]["workers"]}
     for name in ("fnud", "uwsgi", "nginx"):
         (logs / f"{name}.log").rename(logs / f"{name}.log.1")
     result = running.fnud("reopen-logs")
     assert result.returncode == 0, result.stderr
     for name in ("fnud", "uwsgi", "nginx"):
         wait_for(lambda name=name: (logs / f"{name}.log").exists(), message=f"new {name}.log")
-    after = programs(running)
+    after = running.programs()
     assert {name: prog["pid"] for name, prog in after.items()} == before
     assert {w["pid"] for w in after["uwsgi"]["workers"]} == workers
     # new output lands in the new files, and fnud still relays uWSGI's lines

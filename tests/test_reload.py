@@ -13,24 +13,14 @@ from tests.conftest import StackDir, wait_for
 from tests.load import Load
 
 
-def worker_pids(stack: StackDir) -> set[int]:
-    state = stack.status()
-    return {w["pid"] for w in state["programs"]["uwsgi"]["workers"]}  # type: ignore[index]
-
-
-def nginx_worker_pids(stack: StackDir) -> set[int]:
-    state = stack.status()
-    return {w["pid"] for w in state["programs"]["nginx"]["workers"]}  # type: ignore[index]
-
-
 def test_reloads_under_load_lose_nothing_and_replace_every_worker(running: StackDir) -> None:
     with Load(running.url + "/", concurrency=4) as load:
         load.wait_requests(50)
         for _ in range(3):
-            before = worker_pids(running)
+            before = running.worker_pids()
             result = running.fnud("reload")
             assert result.returncode == 0, result.stdout + result.stderr
-            after = worker_pids(running)
+            after = running.worker_pids()
             assert len(after) == 3 and not before & after, (before, after)
             assert "3 uWSGI workers replaced (chain reload)" in result.stdout
             assert result.stdout.count("uwsgi worker ") == 3  # one progress line each
@@ -41,7 +31,7 @@ def test_reloads_under_load_lose_nothing_and_replace_every_worker(running: Stack
 
 
 def test_broken_app_is_refused_and_old_workers_keep_serving(running: StackDir) -> None:
-    before = worker_pids(running)
+    before = running.worker_pids()
     good = running.app.read_text()
     with Load(running.url + "/", concurrency=4) as load:
         load.wait_requests(30)
@@ -52,14 +42,14 @@ def test_broken_app_is_refused_and_old_workers_keep_serving(running: StackDir) -
     assert result.returncode == 1
     assert "refused" in result.stderr and "SyntaxError" in result.stderr
     assert f"{running.app}:" in result.stderr  # file:line of the error
-    assert worker_pids(running) == before
+    assert running.worker_pids() == before
     assert outcome.failures == 0, outcome.summary()
     last = running.status()["last_reload"]
     assert last["result"] == "refused"  # type: ignore[index]
     # fixing the code makes the next reload go through
     running.app.write_text(good)
     assert running.fnud("reload").returncode == 0
-    assert not worker_pids(running) & before
+    assert not running.worker_pids() & before
 
 
 def test_app_missing_callable_is_refused(running: StackDir) -> None:
@@ -70,8 +60,8 @@ def test_app_missing_callable_is_refused(running: StackDir) -> None:
 
 
 def test_broken_nginx_conf_is_refused_and_nginx_untouched(running: StackDir) -> None:
-    before = nginx_worker_pids(running)
-    uwsgi_before = worker_pids(running)
+    before = running.worker_pids("nginx")
+    uwsgi_before = running.worker_pids()
     with Load(running.url + "/", concurrency=4) as load:
         load.wait_requests(30)
         running.nginx_conf.write_text(
@@ -82,13 +72,13 @@ def test_broken_nginx_conf_is_refused_and_nginx_untouched(running: StackDir) -> 
         outcome = load.stop()
     assert result.returncode == 1
     assert "nginx -t failed" in result.stderr and str(running.nginx_conf) in result.stderr
-    assert nginx_worker_pids(running) == before
-    assert worker_pids(running) == uwsgi_before  # refused before anything was signalled
+    assert running.worker_pids("nginx") == before
+    assert running.worker_pids() == uwsgi_before  # refused before anything was signalled
     assert outcome.failures == 0, outcome.summary()
 
 
 def test_changed_nginx_conf_reloads_nginx_with_new_workers(running: StackDir) -> None:
-    before = nginx_worker_pids(running)
+    before = running.worker_pids("nginx")
     running.nginx_conf.write_text(
         running.nginx_conf.read_text().replace("worker_processes 2;", "worker_processes 1;")
     )
@@ -96,18 +86,18 @@ def test_changed_nginx_conf_reloads_nginx_with_new_workers(running: StackDir) ->
     assert result.returncode == 0, result.stderr
     assert "nginx reloaded" in result.stdout
     after = wait_for(
-        lambda: (lambda pids: pids if len(pids) == 1 else None)(nginx_worker_pids(running)),
+        lambda: (lambda pids: pids if len(pids) == 1 else None)(running.worker_pids("nginx")),
         message="old nginx workers to retire",
     )
     assert not before & after  # type: ignore[operator]
 
 
 def test_unchanged_nginx_conf_is_not_reloaded(running: StackDir) -> None:
-    before = nginx_worker_pids(running)
+    before = running.worker_pids("nginx")
     result = running.fnud("reload")
     assert result.returncode == 0
     assert "nginx unchanged" in result.stdout
-    assert nginx_worker_pids(running) == before
+    assert running.worker_pids("nginx") == before
 
 
 def test_request_in_flight_completes_across_reload(running: StackDir) -> None:
@@ -145,7 +135,7 @@ def test_code_change_is_visible_on_every_worker_after_reload(running: StackDir) 
 
 
 def test_changed_ini_does_a_graceful_reload_and_says_so(running: StackDir) -> None:
-    before = worker_pids(running)
+    before = running.worker_pids()
     master = running.status()["programs"]["uwsgi"]["pid"]  # type: ignore[index]
     running.ini.write_text(running.ini.read_text().replace("processes = 3", "processes = 2"))
     with Load(running.url + "/", concurrency=4) as load:
@@ -155,7 +145,7 @@ def test_changed_ini_does_a_graceful_reload_and_says_so(running: StackDir) -> No
         outcome = load.stop()
     assert result.returncode == 0, result.stderr
     assert "graceful reload" in result.stdout and "ini changed" in result.stdout
-    after = worker_pids(running)
+    after = running.worker_pids()
     assert len(after) == 2 and not before & after
     assert running.status()["programs"]["uwsgi"]["pid"] == master  # type: ignore[index]
     assert outcome.failures == 0, outcome.summary()
@@ -176,10 +166,10 @@ def test_concurrent_reloads_are_serialised(running: StackDir) -> None:
 
 
 def test_sighup_to_daemon_reloads(running: StackDir) -> None:
-    before = worker_pids(running)
+    before = running.worker_pids()
     daemon = running.status()["daemon"]["pid"]  # type: ignore[index]
     os.kill(daemon, 1)
-    wait_for(lambda: not worker_pids(running) & before, timeout=60, message="workers replaced")
+    wait_for(lambda: not running.worker_pids() & before, timeout=60, message="workers replaced")
 
 
 def _touch(path: os.PathLike[str]) -> None:
@@ -199,15 +189,15 @@ def test_touch_chain_reload_goes_through_the_gate(
     # uWSGI itself must not watch it: the rendered ini has it commented out
     rendered = (stack.run / "uwsgi.ini").read_text()
     assert "; [fnud: handled by fnud] touch-chain-reload" in rendered
-    before = worker_pids(stack)
+    before = stack.worker_pids()
     _touch(touch)
-    wait_for(lambda: not worker_pids(stack) & before, timeout=60, message="touch reload")
+    wait_for(lambda: not stack.worker_pids() & before, timeout=60, message="touch reload")
     wait_for(
         lambda: (stack.status().get("last_reload") or {}).get("result") == "ok",  # type: ignore[union-attr]
         message="last reload ok",
     )
     # a touch onto broken code is refused and logged; the old workers keep serving
-    current = worker_pids(stack)
+    current = stack.worker_pids()
     stack.app.write_text(stack.app.read_text() + "\nimport nonexistent_module_xyz\n")
     with Load(stack.url + "/", concurrency=2) as load:
         _touch(touch)
@@ -218,7 +208,7 @@ def test_touch_chain_reload_goes_through_the_gate(
         )
         load.wait_requests(20)
         outcome = load.stop()
-    assert worker_pids(stack) == current
+    assert stack.worker_pids() == current
     assert outcome.failures == 0, outcome.summary()
     last = stack.status()["last_reload"]
     assert "nonexistent_module_xyz" in last["message"]  # type: ignore[index]

@@ -19,11 +19,6 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def serving(stack: StackDir) -> bool:
-    try:
-        return get(stack.url + "/")[0] == 200
-    except OSError:
-        return False
 
 
 def test_start_serves_through_nginx_and_status_matches_processes(running: StackDir) -> None:
@@ -76,7 +71,7 @@ def test_stop_leaves_nothing_and_status_says_not_running(running: StackDir) -> N
 
 def _restarted(stack: StackDir, program: str, old_pid: int) -> bool:
     prog = stack.status()["programs"][program]  # type: ignore[index]
-    return bool(prog["state"] == "RUNNING" and prog["pid"] != old_pid and serving(stack))
+    return bool(prog["state"] == "RUNNING" and prog["pid"] != old_pid and stack.serving())
 
 
 def test_killed_uwsgi_master_is_restarted(running: StackDir) -> None:
@@ -141,7 +136,7 @@ def test_foreground_sigterm_stops_everything(stack_factory: Callable[..., StackD
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        wait_for(lambda: serving(stack), timeout=30, message="stack serving")
+        wait_for(lambda: stack.serving(), timeout=30, message="stack serving")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:
