@@ -65,7 +65,10 @@ def start(
     paths = Paths.from_config(config)
     holder = lock_holder(paths.lock)
     if holder is not None:
-        click.echo(f"fnud is already running (pid {holder}) on {paths.root}")
+        message = f"fnud is already running (pid {holder}) on {paths.root}"
+        if foreground:  # under systemd this must fail: it would wait for a READY=1
+            fail(f"{message}; not starting a second one")
+        click.echo(message)
         sys.exit(0)
     if foreground:
         sys.exit(run_foreground(config, ready_fd, log_file))

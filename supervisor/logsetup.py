@@ -34,6 +34,18 @@ def _logfmt(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
     return " ".join([first, *parts])
 
 
+def _to_journal(out: TextIO, stream: str | None) -> bool:
+    """systemd's rule: JOURNAL_STREAM=dev:ino names the journal socket; our stream goes
+    there only if it is that very file (a detached daemon writing fnud.log is not)."""
+    if not stream:
+        return False
+    try:
+        info = os.fstat(out.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True  # not a real file (a test's StringIO): trust the variable
+    return stream == f"{info.st_dev}:{info.st_ino}"
+
+
 def configure(
     stream: TextIO | None = None, level: str = "info", environ: Mapping[str, str] | None = None
 ) -> None:
@@ -47,7 +59,7 @@ def configure(
     ``environ`` defaults to ``os.environ``.
     """
     out = stream or sys.stderr
-    journald = bool((os.environ if environ is None else environ).get("JOURNAL_STREAM"))
+    journald = _to_journal(out, (os.environ if environ is None else environ).get("JOURNAL_STREAM"))
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -136,3 +137,34 @@ def test_metrics_endpoint_parses_and_counters_move(stack_factory: Callable[..., 
     after = scrape()
     assert after[("fnud_reloads_total", (("result", "ok"),))] == 1.0
     assert after[("fnud_reload_duration_seconds_count", (("result", "ok"),))] == 1.0
+
+
+def test_nginx_starts_only_once_uwsgi_accepts(stack: StackDir) -> None:
+    slow = "import time\ntime.sleep(2)  # a slow import: uWSGI stays STARTING a while\n"
+    source = stack.app.read_text()
+    future = "from __future__ import annotations\n"
+    stack.app.write_text(source.replace(future, future + slow, 1))
+    seen: list[tuple[str, str, str]] = []
+    starter = threading.Thread(target=stack.start)
+    starter.start()
+    try:
+        while starter.is_alive():
+            if (stack.run / "fnud.sock").exists():
+                result = stack.fnud("status", "--json")
+                progs = json.loads(result.stdout or "{}").get("programs")
+                if progs:
+                    seen.append(
+                        (progs["uwsgi"]["state"], progs["nginx"]["state"], progs["uwsgi"]["why"])
+                    )
+    finally:
+        starter.join(timeout=120)
+    # while uWSGI was loading, nginx had not been started, and status said why
+    loading = [s for s in seen if s[0] == "STARTING"]
+    assert loading, seen
+    assert all(nginx_state == "STOPPED" for _, nginx_state, _ in loading), loading
+    assert any("workers loading the app" in why or "stats socket" in why
+               for _, _, why in loading), loading
+    log = stack.daemon_log()
+    uwsgi_ready = log.index("program=uwsgi old=STARTING new=RUNNING")
+    nginx_starting = log.index("program=nginx old=STOPPED new=STARTING")
+    assert uwsgi_ready < nginx_starting

@@ -445,3 +445,30 @@ def test_without_journal_stream_lines_carry_a_timestamp(restore_logging: None) -
     logsetup.get("daemon").info("stack ready")
     line = out.getvalue().strip()
     assert not line.startswith("<") and "msg=" in line and re.search(r"\bts=\d{4}-", line)
+
+
+def test_watchdog_pings_come_from_the_loop_at_half_the_interval(
+    stack: StackDir, foreground: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+) -> None:
+    listener = Listener(str(stack.root / "notify.sock"), stack.url + "/")
+    try:
+        proc = foreground({"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "400000"})
+        listener.wait("READY", proc)
+        deadline = time.monotonic() + 30
+
+        def pings() -> int:
+            return sum(1 for m in listener.messages if m.fields.get("WATCHDOG") == "1")
+
+        while pings() < 5 and time.monotonic() < deadline:
+            listener.receive(timeout=0.5)
+        assert pings() >= 5, listener.kinds()
+        assert {m.pid for m in listener.messages} == {proc.pid}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        listener.close()
+
+
+def test_watchdog_for_another_pid_is_not_ours() -> None:
+    assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval == 0
+    assert Notifier({"WATCHDOG_USEC": "1000000"}).watchdog_interval == 0.5
