@@ -2,7 +2,8 @@
 
 Sections ask for the fnud stack, the hand-started stack or ``flask run``; each is
 started the first time it is asked for and reused by later sections. A section that
-needs a private stack (e.g. one it will break on purpose) calls ``new_files``.
+needs a private stack (e.g. one it will break on purpose) calls ``new_files``, or
+``private_fnud`` for a started fnud stack that ``close`` stops if the section did not.
 ``close`` stops everything and makes sure nothing is left under the bench's temp dirs.
 """
 
@@ -42,6 +43,9 @@ class Settings:
     interval: float = 2.0  # BENCH_RELOAD_INTERVAL: seconds between reload starts
     processes: int = 4
     threads: int = 2
+    saves: int = 5  # BENCH_SAVES: edits of the app in save_to_live
+    idle: float = 20.0  # BENCH_IDLE: idle window of daemon_footprint
+    light_clients: int = 4  # BENCH_LIGHT_CLIENTS: paced client threads (save, fault sections)
     sections: tuple[str, ...] = ()  # BENCH_SECTIONS=throughput,reload (empty: all)
 
     @classmethod
@@ -54,6 +58,9 @@ class Settings:
             connections=_env_int("BENCH_CONNECTIONS", cls.connections),
             reloads=_env_int("BENCH_RELOADS", cls.reloads),
             interval=_env_float("BENCH_RELOAD_INTERVAL", cls.interval),
+            saves=max(1, _env_int("BENCH_SAVES", cls.saves)),
+            idle=max(1.0, _env_float("BENCH_IDLE", cls.idle)),
+            light_clients=max(1, _env_int("BENCH_LIGHT_CLIENTS", cls.light_clients)),
             sections=tuple(n.strip() for n in names.split(",") if n.strip()),
         )
 
@@ -63,7 +70,8 @@ class Settings:
             f"x {self.threads} threads, lazy-apps; throughput: {self.seconds:g}s per target in "
             f"{self.rounds} interleaved rounds after {self.warmup:g}s warm-up; reload: "
             f"{self.seconds:g}s steady windows, {self.reloads} reloads every "
-            f"{self.interval:g}s per kind"
+            f"{self.interval:g}s per kind; save_to_live: {self.saves} saves; light load: "
+            f"{self.light_clients} paced clients; daemon_footprint: {self.idle:g}s idle"
         )
 
 
@@ -76,6 +84,7 @@ class Bench:
         self._fnud: FnudStack | None = None
         self._hand: HandStack | None = None
         self._flask: FlaskDev | None = None
+        self._private: list[FnudStack] = []  # sections' own fnud stacks, stopped by close
         self._failed: dict[str, BenchError] = {}  # a stack that failed to start stays failed
 
     # -- stacks --------------------------------------------------------------------
@@ -120,6 +129,31 @@ class Bench:
             raise self._failed["flask"]
         return self._flask
 
+    def private_fnud(self, prefix: str, extra_toml: str = "") -> FnudStack:
+        """A started fnud stack of the section's own; ``extra_toml`` is appended to its
+        fnud.toml. ``stop_private`` (or ``close``) stops it."""
+        files = self.new_files(prefix)
+        if extra_toml:
+            with open(files.toml, "a") as toml:
+                toml.write(extra_toml)
+        stack = FnudStack(files)
+        self._private.append(stack)
+        stack.start()
+        return stack
+
+    def stop_private(self, stack: FnudStack) -> list[str]:
+        """``fnud stop`` on a private stack; what it left behind is killed and returned."""
+        if stack in self._private:
+            self._private.remove(stack)
+        return stack.stop()
+
+    @property
+    def shared_fnud(self) -> FnudStack | None:
+        """The shared fnud stack if an earlier section started it (never starts it)."""
+        if self._fnud is None or "fnud" in self._failed or not self._fnud.started:
+            return None
+        return self._fnud
+
     # -- load ----------------------------------------------------------------------
 
     def wrk(self, url: str, seconds: float | None = None) -> WrkResult:
@@ -138,6 +172,11 @@ class Bench:
     def close(self, keep_dirs: bool = False) -> list[str]:
         """Stop everything started; return the leftovers that had to be killed."""
         problems: list[str] = []
+        for stack in list(self._private):
+            try:
+                problems += self.stop_private(stack)
+            except Exception as exc:  # still stop the rest
+                problems.append(f"fnud stop ({stack.files.root}): {exc!r}")
         if self._fnud is not None:
             try:
                 problems += self._fnud.stop()

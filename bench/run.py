@@ -4,7 +4,10 @@ Usage: .venv/bin/python bench/run.py   (or `make bench`)
 Environment: BENCH_SECONDS (10) load per throughput target and per steady window,
 BENCH_ROUNDS (3) interleaved throughput rounds, BENCH_WARMUP (2), BENCH_CONNECTIONS (32),
 BENCH_RELOADS (5) reloads per kind, BENCH_RELOAD_INTERVAL (2) seconds between them,
-BENCH_SECTIONS=throughput,reload (default: all), BENCH_KEEP=1 keeps the temp dirs.
+BENCH_SAVES (5) app edits in save_to_live, BENCH_LIGHT_CLIENTS (4) paced client threads
+in save_to_live and fault_recovery, BENCH_IDLE (20) seconds idle in daemon_footprint,
+BENCH_SECTIONS=throughput,reload,save_to_live,fault_recovery,daemon_footprint (default:
+all; a prefix is enough), BENCH_KEEP=1 keeps the temp dirs.
 
 Every process the bench starts runs in its own session and is stopped at the end, also
 on Ctrl-C, SIGTERM or an error; anything still found under the bench's temp dirs is

@@ -80,6 +80,9 @@ runtime_dir = "run"
 log_dir = "log"
 stop_timeout = 20.0
 start_timeout = 60.0
+# the bench runs as root in the dev container, and the hand-started stack (same ini, no
+# uid) runs the app as root too: without this fnud refuses to start as root
+allow_root = true
 
 [uwsgi]
 ini = "uwsgi.ini"

@@ -1,11 +1,11 @@
 """The bench's sections, in the order they run.
 
 A section is a function ``(bench: Bench) -> list[Table]`` whose docstring says exactly
-what it measures (it is printed above its tables). To add one (e.g. issue 6's
-save-to-all-workers-new latency, issue 8's recovery time per fault or the daemon's idle
-CPU/RSS next to supervisord), write it in a module here and append it to ``SECTIONS``.
-It gets shared stacks from ``bench.fnud_stack()`` / ``hand_stack()`` / ``flask_dev()``,
-or private ones from ``bench.new_files()``; it must leave shared stacks serving.
+what it measures (it is printed above its tables). To add one, write it in a module
+here and append it to ``SECTIONS``. It gets shared stacks from ``bench.fnud_stack()`` /
+``hand_stack()`` / ``flask_dev()``, or private ones from ``bench.new_files()`` and
+``bench.private_fnud()`` (a started fnud stack, stopped at the end if the section did not
+stop it); it must leave shared stacks serving.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from collections.abc import Callable
 
 from bench.context import Bench
 from bench.report import Table
+from bench.sections.daemon_footprint import daemon_footprint
+from bench.sections.fault_recovery import fault_recovery
 from bench.sections.reload import reload_under_load
+from bench.sections.save_to_live import save_to_live
 from bench.sections.throughput import throughput
 
 Section = Callable[[Bench], list[Table]]
@@ -22,6 +25,9 @@ Section = Callable[[Bench], list[Table]]
 SECTIONS: list[Section] = [
     throughput,
     reload_under_load,
+    save_to_live,
+    fault_recovery,
+    daemon_footprint,
 ]
 
 
