@@ -147,7 +147,14 @@ def stop(ctx: click.Context) -> None:
     paths = Paths.from_config(config)
     holder = lock_holder(paths.lock)
     if holder is None:
-        click.echo("fnud is not running")
+        from supervisor import survivors
+
+        found = survivors.stop(config, config.fnud.stop_timeout)
+        if found:  # a killed daemon left them: stop them all the same
+            listed = ", ".join(f"{name} (pid {pid})" for name, pid in sorted(found.items()))
+            click.echo(f"fnud was not running; stopped what it had left running: {listed}")
+        else:
+            click.echo("fnud is not running")
         sys.exit(0)
     try:
         control.call(

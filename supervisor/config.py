@@ -243,16 +243,39 @@ def parse_config(text: str, path: Path) -> Config:
 
 def _validate(config: Config, text: str, where: str) -> None:
     url = config.health.url
-    if not re.match(r"^http://[^/\s]+(/\S*)?$", url):
+    match = re.match(r"^http://(\[[0-9a-fA-F:]+\]|[^/:\s]+)(:(\d+))?(/\S*)?$", url)
+    if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
         line = _locate(text, "health", "url")
-        raise ConfigError(f"{where}:{line}: [health] url must be an http:// URL, got '{url}'")
+        raise ConfigError(
+            f"{where}:{line}: [health] url must be an http:// URL with a port in 1-65535, "
+            f"got '{url}'"
+        )
     listen = config.metrics.listen
-    if listen and not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen):
+    port = listen.rpartition(":")[2]
+    if listen and (
+        not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen)
+        or not 0 < int(port) < 65536
+    ):
         line = _locate(text, "metrics", "listen")
-        raise ConfigError(f"{where}:{line}: [metrics] listen must be HOST:PORT, got '{listen}'")
+        raise ConfigError(
+            f"{where}:{line}: [metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
+        )
     if config.backoff.max < config.backoff.initial:
         line = _locate(text, "backoff", "max")
         raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")
+
+
+def restart_required(old: Config, new: Config) -> list[str]:
+    """Settings a reload cannot apply to running processes: they need stop + start."""
+    fields = {
+        "[fnud] runtime_dir": (old.fnud.runtime_dir, new.fnud.runtime_dir),
+        "[fnud] log_dir": (old.fnud.log_dir, new.fnud.log_dir),
+        "[fnud] user": (old.fnud.user, new.fnud.user),
+        "[fnud] group": (old.fnud.group, new.fnud.group),
+        "[nginx] conf": (old.nginx.conf, new.nginx.conf),
+        "[nginx] prefix": (old.nginx_prefix, new.nginx_prefix),
+    }
+    return [name for name, (before, after) in fields.items() if before != after]
 
 
 def config_path(explicit: str | None, environ: typing.Mapping[str, str]) -> Path:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor import checks, health, logsetup, nginx, ports, probe, uwsgi
+from supervisor import checks, health, logsetup, nginx, ports, probe, survivors, uwsgi
 from supervisor.config import Config
 from supervisor.control import CommandError, Emit, Server
 from supervisor.logfile import DaemonLog
@@ -66,7 +66,6 @@ class Daemon:
         daemon_log: DaemonLog | None = None,
     ) -> None:
         self.daemon_log = daemon_log
-        self.config = config
         self.environ = dict(environ)
         self.notifier = notifier or Notifier(environ)
         self.ready_fd = ready_fd
@@ -92,6 +91,11 @@ class Daemon:
         self.probe_failures = 0
         self.metrics: MetricsServer | None = None  # automatic reload waiting for its turn
         self.started_wall = time.time()
+
+    @property
+    def config(self) -> Config:
+        """The config in force: a successful reload replaces it."""
+        return self.stack.config
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -124,7 +128,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             loop.add_signal_handler(signum, self.enqueue, SignalEvent(signum))
         try:
-            ensure_private_dir(self.paths.root)
+            ensure_private_dir(self.paths.root, self.stack.owner())
         except RuntimeDirError as exc:
             self._report_ready(f"ERROR {exc}")
             self.log.error("cannot start", reason=str(exc))
@@ -166,7 +170,11 @@ class Daemon:
         if handler is None:
             self.log.warning("unknown event", event_type=type(event).__name__)
             return
-        await handler(event)
+        try:
+            await handler(event)
+        except Exception:  # a bug in one handler must not orphan the stack
+            self.log.exception("event handler crashed", event_type=type(event).__name__)
+            return
         if isinstance(event, (Exited, Ready)) and self.phase == "running":
             self.notifier.status(self.summary())
 
@@ -249,8 +257,7 @@ class Daemon:
             return
         uptime = time.monotonic() - prog.started_at
         was_running = prog.state is State.RUNNING
-        if was_running:
-            await prog.transition(State.EXITED, code=event.returncode, detail=detail)
+        await prog.transition(State.EXITED, code=event.returncode, detail=detail)
         if self.phase == "starting":
             await prog.transition(State.FATAL, reason=prog.last_exit)
             return
@@ -268,7 +275,10 @@ class Daemon:
             if backoff.cooldown > 0:
                 prog.schedule(backoff.cooldown)
             return
-        delay = min(backoff.initial * 2 ** (prog.quick_failures - 1), backoff.max)
+        if was_running and uptime >= backoff.quick_seconds:
+            delay = 0.0  # a first crash after a healthy run: back at once, like supervisord
+        else:
+            delay = min(backoff.initial * 2 ** (prog.quick_failures - 1), backoff.max)
         await prog.transition(State.BACKOFF, retry_in=round(delay, 2))
         prog.schedule(delay)
 
@@ -283,20 +293,24 @@ class Daemon:
             self.stack.save_state()
 
     async def handle_retry(self, event: Retry) -> None:
-        prog = self.stack.programs[event.program]
-        if self.phase != "running" or prog.state not in (State.BACKOFF, State.FATAL):
-            return
-        prog.restarts += 1
-        await self.respawn(prog)
+        # not awaited here: the lock may be held by a reload that needs this loop
+        self.spawn_task(self._retry(self.stack.programs[event.program]), "retry")
 
-    async def respawn(self, prog: Program) -> None:
-        """Clean what the last process left in its group, then start anew."""
-        if prog.pid:
-            if prog is self.stack.nginx:  # orphaned workers still hold the listen socket
-                await prog.reap_group(prog.pid, graceful=nginx.GRACEFUL_STOP, grace=2.0)
-            else:
-                await prog.reap_group(prog.pid)
+    async def _retry(self, prog: Program) -> None:
+        async with self.op_lock:  # never beside a reload's or a probe's own restart
+            if prog.state not in (State.BACKOFF, State.FATAL):
+                return
+            prog.restarts += 1
+            await self.respawn(prog)
+
+    async def respawn(self, prog: Program) -> bool:
+        """Clean what the last process left in its group, then start anew (only while
+        the daemon is running: never after a stop began)."""
+        if self.phase != "running":
+            return False
+        await prog.reap_leftovers()
         await prog.spawn()
+        return True
 
     # -- start ---------------------------------------------------------------------
 
@@ -357,7 +371,7 @@ class Daemon:
             raise StartupError(f"nginx -t failed: {message}")
         if stack.uwsgi in fresh:
             try:
-                await preflight(spec, self.environ)
+                await preflight(spec, self.environ, owner=stack.owner())
             except PreflightError as exc:
                 raise StartupError(f"app does not load: {exc}") from None
         for prog in fresh:  # uWSGI first: nginx only once uWSGI accepts
@@ -367,13 +381,13 @@ class Daemon:
 
     async def _adopt_survivors(self) -> set[str]:
         """Programs a killed daemon left running: watch them instead of starting anew."""
-        state = self.stack.load_state()
+        state = survivors.load_state(self.paths)
         adopted = set()
-        for name, prog in self.stack.programs.items():
-            pid = self.stack.survivor(name, state.get(name))
-            if pid:
-                await prog.adopt(pid, float(state[name].get("started") or time.time()))
-                adopted.add(name)
+        for name, pid in survivors.find(self.config).items():
+            await self.stack.programs[name].adopt(
+                pid, float(state[name].get("started") or time.time())
+            )
+            adopted.add(name)
         if adopted:
             self.stack.ini_digest = str(state.get("ini_digest", ""))
             self.stack.nginx_digest = str(state.get("nginx_digest", ""))
@@ -535,7 +549,8 @@ class Daemon:
         prog.restarts += 1
         deadline = time.monotonic() + min(self.config.fnud.stop_timeout, 5.0)
         await prog.stop(deadline)
-        await self.respawn(prog)
+        if not await self.respawn(prog):
+            return
         await prog.wait_state([State.RUNNING, State.FATAL], self.config.fnud.start_timeout)
 
     # -- stop ----------------------------------------------------------------------

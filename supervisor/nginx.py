@@ -214,6 +214,8 @@ class NginxDriver:
     """Runs nginx's master in the foreground under fnud."""
 
     name = "nginx"
+    orphan_signal: int | None = GRACEFUL_STOP
+    orphan_grace = 2.0
 
     def __init__(
         self, binary: str, conf_path: Path, prefix: Path, env: dict[str, str], log_path: Path

@@ -108,8 +108,17 @@ def app_spec(ini: UwsgiIni, ini_path: Path, python: str = "") -> AppSpec:
     )
 
 
-async def preflight(spec: AppSpec, environ: Mapping[str, str], timeout: float = 60.0) -> str:
-    """Import the app in a fresh interpreter; return the loaded file or raise PreflightError."""
+async def preflight(
+    spec: AppSpec,
+    environ: Mapping[str, str],
+    timeout: float = 60.0,
+    owner: tuple[int, int] | None = None,
+) -> str:
+    """Import the app in a fresh interpreter; return the loaded file or raise PreflightError.
+
+    ``owner`` (uid, gid): import as the user the workers will run as, so that the import
+    sees their permissions and leaves no root-owned files behind.
+    """
     if not spec.module and not spec.wsgi_file:
         raise PreflightError("no app configured: set 'module' or 'wsgi-file' in the uWSGI ini")
     payload = json.dumps(
@@ -134,6 +143,9 @@ async def preflight(spec: AppSpec, environ: Mapping[str, str], timeout: float = 
             env=env,
             cwd=spec.chdir if os.path.isdir(spec.chdir) else None,
             start_new_session=True,
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
         )
     except OSError as exc:
         raise PreflightError(

@@ -37,6 +37,10 @@ class Driver(Protocol):
     """What a program needs to know about the binary it runs."""
 
     name: str
+    #: for workers a dead master left behind: a signal to finish their requests, and how
+    #: long they get (nginx's keep serving on the listen socket; uWSGI's exit by themselves)
+    orphan_signal: int | None
+    orphan_grace: float
 
     def command(self) -> Command: ...
 
@@ -167,9 +171,9 @@ class Program:
         which fnud tails (see tail.py).
         """
         self.cancel_timer()
-        cmd = self.driver.command()
         self.why = "spawning"
         try:
+            cmd = self.driver.command()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as out:
                 position = out.tell()
@@ -182,9 +186,10 @@ class Program:
                     env=cmd.env,
                     start_new_session=True,  # own process group: the group can be killed
                 )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # unreadable ini, missing binary, bad bytes
             self.pid = 0
-            self.last_exit = f"{exc.filename or cmd.argv[0]}: {exc.strerror}"
+            where = getattr(exc, "filename", None) or self.name
+            self.last_exit = f"{where}: {getattr(exc, 'strerror', None) or exc}"
             self.output.append(self.last_exit)
             await self.transition(State.STARTING)
             self.enqueue(Exited(self.name, 0, 127))
@@ -222,13 +227,18 @@ class Program:
         self._track(self._tail_loop(self._tail))
 
     async def _tail_loop(self, follower: tail.Tail) -> None:
+        """Poll the log: every 0.1 s while lines come, slowing to 1 s when idle (an idle
+        daemon should not wake ten times a second per program)."""
+        interval = 0.1
         while follower is self._tail:
+            seen = self.lines_seen
             self.drain()
             if follower.rotated():  # the program reopened its log after a rotation
                 self.drain()
                 follower.close()
                 self._tail = follower = tail.Tail(self.log_path, 0)
-            await asyncio.sleep(0.1)
+            interval = 0.1 if self.lines_seen != seen else min(interval * 2, 1.0)
+            await asyncio.sleep(interval)
 
     def drain(self) -> None:
         """Take in every line the program has written so far."""
@@ -296,6 +306,7 @@ class Program:
         self.cancel_timer()
         if self.state in (State.BACKOFF, State.FATAL, State.EXITED):
             await self.transition(State.STOPPED)
+            await self.reap_leftovers()  # e.g. orphaned nginx workers still serving
             return
         if self.state is State.STOPPED:
             return
@@ -332,6 +343,14 @@ class Program:
         end = time.monotonic() + timeout
         while group_members(pgid) and time.monotonic() < end:
             await asyncio.sleep(0.05)
+
+    async def reap_leftovers(self) -> None:
+        """What the last process left in its group: orphaned workers first get the
+        driver's graceful signal (nginx: finish in-flight requests), then SIGKILL."""
+        if self.pid:
+            await self.reap_group(
+                self.pid, graceful=self.driver.orphan_signal, grace=self.driver.orphan_grace
+            )
 
     def schedule(self, delay: float) -> None:
         self.cancel_timer()

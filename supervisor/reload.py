@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor import logsetup, nginx, uwsgi
-from supervisor.config import Config, ConfigError, load_config
+from supervisor.config import Config, ConfigError, load_config, restart_required
 from supervisor.control import Emit
 from supervisor.preflight import PreflightError, preflight
 from supervisor.program import Program
-from supervisor.stack import Stack, StackError
+from supervisor.stack import Stack, StackError, identity
 from supervisor.states import State
 from supervisor.systemd import Notifier
 
 Lint = Callable[[Config], list[str]]
-Restart = Callable[[Program], Awaitable[None]]
+Restart = Callable[[Program], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,9 @@ class Reloader:
                 outcome, message, replaced, nginx_done = "refused", str(exc), 0, False
             except Failed as exc:
                 outcome, message, replaced, nginx_done = "failed", str(exc), 0, False
+            except (OSError, ValueError, RuntimeError) as exc:  # e.g. a master gone mid-way
+                self.log.exception("reload crashed")
+                outcome, message, replaced, nginx_done = "failed", repr(exc), 0, False
             finally:
                 self.notifier.ready()
             if outcome != "refused":
@@ -150,29 +153,35 @@ class Reloader:
             config = load_config(stack.config.path)
         except ConfigError as exc:
             raise Refused(str(exc)) from None
+        needs_restart = restart_required(stack.config, config)
+        if needs_restart:
+            raise Refused(
+                f"{config.path}: {', '.join(needs_restart)} changed: that needs "
+                "fnud stop && fnud start, not a reload"
+            )
         refusal = first_error(self.lint(config))
         if refusal:
             raise Refused(refusal)
-        stack.apply(config)
         try:
-            conf = stack.nginx_conf() if request.nginx else None
-            spec = stack.app() if request.app else None
+            conf = stack.nginx_conf(config) if request.nginx else None
+            spec = stack.app(config) if request.app else None
         except StackError as exc:
             raise Refused(str(exc)) from None
         if conf is not None:
             await emit("nginx -t")
             ok, text = await nginx.config_test(
-                stack.nginx_binary(), stack.paths.nginx_prefix, config.nginx.conf, conf,
-                uwsgi.child_env(stack.environ), stack.nginx_driver.user, stack.nginx_driver.group,
+                stack.nginx_binary(config), stack.paths.nginx_prefix, config.nginx.conf, conf,
+                uwsgi.child_env(stack.environ), *identity(config),
             )
             if not ok:
                 raise Refused(f"nginx -t failed: {text}")
         if spec is not None:
             await emit(f"importing {spec.label} in a fresh interpreter")
             try:
-                await preflight(spec, stack.environ)
+                await preflight(spec, stack.environ, owner=stack.owner())
             except PreflightError as exc:
                 raise Refused(f"app does not load: {exc}") from None
+        stack.apply(config)  # every check passed: from here on the new config is in force
 
         parts = []
         nginx_done = False
@@ -192,13 +201,18 @@ class Reloader:
         return ", ".join(parts), replaced, nginx_done
 
     async def _ensure_running(self, prog: Program, emit: Emit) -> bool:
-        """A program that is not RUNNING is (re)started instead; True if that happened."""
+        """A program that is not RUNNING is (re)started instead (one already STARTING
+        is waited for); True if it was not running."""
         if prog.state is State.RUNNING:
             return False
-        if self.restart is None:
-            raise Failed(f"{prog.name} is {prog.state.value}")
-        await emit(f"{prog.name} is {prog.state.value}: starting it")
-        await self.restart(prog)
+        if prog.state is State.STARTING:
+            await emit(f"{prog.name} is STARTING: waiting for it")
+        else:
+            if self.restart is None:
+                raise Failed(f"{prog.name} is {prog.state.value}")
+            await emit(f"{prog.name} is {prog.state.value}: starting it")
+            if not await self.restart(prog):
+                raise Failed(f"{prog.name} not restarted: fnud is stopping")
         ok = await prog.wait_state(
             [State.RUNNING, State.FATAL, State.BACKOFF], self.stack.config.fnud.start_timeout
         )

@@ -1,7 +1,8 @@
 """The runtime directory: where fnud keeps its socket, lock, fifo and stats socket.
 
 It is created 0700 and must belong to the user running fnud: nothing in it may be
-readable, writable or replaceable by another local user.
+readable, writable or replaceable by another local user. (With [fnud] user as root it is
+0711, so that uWSGI, running as that user, reaches its own 0700 subdir.)
 """
 
 from __future__ import annotations
@@ -38,16 +39,22 @@ class Paths:
         return self.root / "fnud.lock"
 
     @property
+    def uwsgi_dir(self) -> Path:
+        """uWSGI's own corner: its master recreates the fifo and serves the stats socket
+        after dropping privileges, so with [fnud] user it belongs to that user."""
+        return self.root / "uwsgi"
+
+    @property
     def fifo(self) -> Path:
-        return self.root / "uwsgi.fifo"
+        return self.uwsgi_dir / "uwsgi.fifo"
 
     @property
     def stats(self) -> Path:
-        return self.root / "uwsgi-stats.sock"
+        return self.uwsgi_dir / "uwsgi-stats.sock"
 
     @property
     def uwsgi_ini(self) -> Path:
-        return self.root / "uwsgi.ini"
+        return self.uwsgi_dir / "uwsgi.ini"
 
     @property
     def state(self) -> Path:
@@ -58,8 +65,14 @@ class Paths:
         return self.log_dir / "fnud.log"
 
 
-def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` 0700, or check an existing one is ours and private."""
+def ensure_private_dir(path: Path, owner: tuple[int, int] | None = None) -> None:
+    """Create the runtime dir 0700 (0711 when workers run as ``owner``, who must reach
+    their own subdir), or check an existing one is ours and not open to others.
+
+    An existing dir with more permissions than that is refused, not silently changed:
+    whatever another user could have planted in it would stay.
+    """
+    mode = 0o711 if owner is not None else 0o700
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = path.lstat()
@@ -69,8 +82,19 @@ def ensure_private_dir(path: Path) -> None:
         raise RuntimeDirError(f"{path}: runtime dir is not a directory")
     if info.st_uid != os.geteuid():
         raise RuntimeDirError(f"{path}: runtime dir belongs to uid {info.st_uid}, not to us")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    current = stat.S_IMODE(info.st_mode)
+    if current & ~mode & 0o7077:
+        raise RuntimeDirError(
+            f"{path}: runtime dir has mode {current:o}, open to other users: "
+            f"use a new directory (fnud creates it {mode:o})"
+        )
+    if current != mode:
+        os.chmod(path, mode)
+    sub = path / "uwsgi"
+    sub.mkdir(mode=0o700, exist_ok=True)
+    if owner is not None:
+        os.chown(sub, *owner)
+    os.chmod(sub, 0o700)
 
 
 class Lock:

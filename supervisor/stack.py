@@ -11,9 +11,6 @@ import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import psutil
 
 from supervisor import nginx as nginx_adapter
 from supervisor import uwsgi as uwsgi_adapter
@@ -22,6 +19,12 @@ from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.preflight import AppSpec, app_spec
 from supervisor.program import Enqueue, Program
 from supervisor.runtime import Paths
+
+
+def identity(config: Config) -> tuple[str, str]:
+    """(user, group) the workers run as when fnud is root; ('', '') to leave it be."""
+    user = config.fnud.user
+    return user, config.fnud.group or (primary_group(user) if user else "")
 
 
 def primary_group(user: str) -> str:
@@ -61,7 +64,7 @@ class Stack:
         self.paths = Paths.from_config(self.config)
         logs = self.config.fnud.log_dir
         self.uwsgi_driver = uwsgi_adapter.UwsgiDriver(
-            self.uwsgi_binary(), self.config.uwsgi.ini, self.paths.root, self.environ,
+            self.uwsgi_binary(), self.config.uwsgi.ini, self.paths, self.environ,
             logs / "uwsgi.log",
         )
         self.nginx_driver = nginx_adapter.NginxDriver(
@@ -80,10 +83,21 @@ class Stack:
         )
 
     def _apply_identity(self) -> None:
-        fnud = self.config.fnud
-        group = fnud.group or (primary_group(fnud.user) if fnud.user else "")
         for driver in (self.uwsgi_driver, self.nginx_driver):
-            driver.user, driver.group = fnud.user, group
+            driver.user, driver.group = identity(self.config)
+        self.uwsgi_driver.owner = self.owner()
+
+    def owner(self) -> tuple[int, int] | None:
+        """(uid, gid) of [fnud] user when fnud is root and one is set, else None."""
+        user, group = identity(self.config)
+        if not user or os.geteuid() != 0:
+            return None
+        try:
+            uid = pwd.getpwnam(user).pw_uid
+            gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(user).pw_gid
+        except KeyError:
+            return None  # fnud check reports an unknown user
+        return uid, gid
 
     def root_refusal(self) -> str:
         """Why fnud must not start the app as root ('' when it may)."""
@@ -100,38 +114,48 @@ class Stack:
     def programs(self) -> dict[str, Program]:
         return {"uwsgi": self.uwsgi, "nginx": self.nginx}
 
-    def uwsgi_binary(self) -> str:
-        configured = self.config.uwsgi.binary
+    def uwsgi_binary(self, config: Config | None = None) -> str:
+        configured = (config or self.config).uwsgi.binary
         return uwsgi_adapter.find_binary(configured) or configured or "uwsgi"
 
-    def nginx_binary(self) -> str:
-        return nginx_adapter.find_binary(self.config.nginx.binary) or self.config.nginx.binary
+    def nginx_binary(self, config: Config | None = None) -> str:
+        configured = (config or self.config).nginx.binary
+        return nginx_adapter.find_binary(configured) or configured
 
     def apply(self, config: Config) -> None:
-        """Take a re-read config: paths and binaries of later spawns and reloads."""
+        """Take a re-read config (after it passed every check): paths and binaries of
+        later spawns and reloads."""
         self.config = config
         self.uwsgi_driver.binary = self.uwsgi_binary()
         self.uwsgi_driver.ini_path = config.uwsgi.ini
         self.nginx_driver.binary = self.nginx_binary()
         self.nginx_driver.conf_path = config.nginx.conf
         self._apply_identity()
+        timeout = config.fnud.start_timeout
+        self.uwsgi.start_timeout = self.nginx.start_timeout = timeout
 
-    def read_ini(self) -> UwsgiIni:
+    def read_ini(self, config: Config | None = None) -> UwsgiIni:
+        path = (config or self.config).uwsgi.ini
         try:
-            return parse_ini(self.config.uwsgi.ini.read_text(encoding="utf-8"))
+            return parse_ini(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise StackError(f"{self.config.uwsgi.ini}: cannot read: {exc.strerror}") from None
+            raise StackError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise StackError(
+                f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
 
-    def app(self) -> AppSpec:
-        return app_spec(self.read_ini(), self.config.uwsgi.ini, self.config.uwsgi.python)
+    def app(self, config: Config | None = None) -> AppSpec:
+        config = config or self.config
+        return app_spec(self.read_ini(config), config.uwsgi.ini, config.uwsgi.python)
+
+    def nginx_conf(self, config: Config | None = None) -> nginx_adapter.NginxConf:
+        return nginx_adapter.analyze((config or self.config).nginx.conf)
 
     def touch_files(self) -> list[Path]:
         ini = self.read_ini()
         spec = self.app()
         return uwsgi_adapter.touch_files(ini, self.config.uwsgi.ini, Path(spec.chdir))
-
-    def nginx_conf(self) -> nginx_adapter.NginxConf:
-        return nginx_adapter.analyze(self.config.nginx.conf)
 
     def current_ini_digest(self) -> str:
         return file_digest(self.config.uwsgi.ini)
@@ -151,31 +175,9 @@ class Stack:
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, self.paths.state)
 
-    def load_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.paths.state.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def clear_state(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.paths.state.unlink()
-
-    def survivor(self, name: str, entry: Any) -> int:
-        """PID of a still-running program from ``entry`` if it is really ours, else 0."""
-        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
-            return 0
-        pid = int(entry["pid"])
-        try:
-            cmdline = " ".join(psutil.Process(pid).cmdline())
-        except psutil.Error:
-            return 0
-        if name == "uwsgi":
-            mark = str(self.uwsgi_driver.rendered)
-        else:
-            mark = f"-c {self.config.nginx.conf}"
-        return pid if mark in cmdline else 0
 
     def check_binaries(self) -> None:
         if not os.access(self.uwsgi_binary(), os.X_OK):

@@ -26,6 +26,7 @@ from typing import Any
 
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.program import Command
+from supervisor.runtime import Paths
 
 # master fifo letters (uWSGI docs, "The Master FIFO")
 CHAIN_RELOAD = "c"
@@ -302,12 +303,14 @@ class UwsgiDriver:
     """Runs the user's uWSGI ini under fnud's master fifo and stats socket."""
 
     name = "uwsgi"
+    orphan_signal: int | None = None
+    orphan_grace = 0.0
 
     def __init__(
         self,
         binary: str,
         ini_path: Path,
-        runtime_root: Path,
+        paths: Paths,
         environ: Mapping[str, str],
         log_path: Path,
     ) -> None:
@@ -316,15 +319,22 @@ class UwsgiDriver:
         self.log_path = log_path
         self.user = ""  # [fnud] user/group: the workers' identity when fnud is root
         self.group = ""
-        self.fifo = runtime_root / "uwsgi.fifo"
-        self.stats = runtime_root / "uwsgi-stats.sock"
-        self.rendered = runtime_root / "uwsgi.ini"
+        self.fifo = paths.fifo
+        self.stats = paths.stats
+        self.rendered = paths.uwsgi_ini
+        self.owner: tuple[int, int] | None = None  # with [fnud] user as root: its uid, gid
         self.environ = environ
 
     def render(self) -> None:
         """Write the user's ini, minus what fnud takes away, into the runtime dir."""
         text = self.ini_path.read_text(encoding="utf-8")
         self.rendered.write_text(render_ini(text, self.ini_path), encoding="utf-8")
+        if self.owner is not None:  # re-read by the master after it dropped privileges
+            os.chown(self.rendered, *self.owner)
+            for path in (self.log_path,):  # --logto is reopened as that user too
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+                os.chown(path, *self.owner)
 
     def command(self) -> Command:
         self.render()

@@ -111,8 +111,8 @@ url = "http://127.0.0.1:{http_port}/health"
 {health}
 
 [backoff]
-initial = 0.2
-max = 2.0
+initial = {backoff_initial}
+max = {backoff_max}
 quick_failures = {quick_failures}
 quick_seconds = 3.0
 cooldown = {cooldown}
@@ -208,6 +208,7 @@ def make_stack_dir(
     health: str = "",
     start_timeout: float = 30.0,
     allow_root: bool = True,
+    backoff_initial: float = 0.2,
 ) -> StackDir:
     root = Path(tempfile.mkdtemp(prefix="fnud-"))
     root.chmod(0o755)  # like /etc/fnud: nginx's workers (nobody, as root) must traverse it
@@ -219,6 +220,7 @@ def make_stack_dir(
         "stop_timeout": stop_timeout, "quick_failures": quick_failures, "cooldown": cooldown,
         "extra_ini": extra_ini, "extra_toml": extra_toml, "health": health,
         "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
+        "backoff_initial": backoff_initial, "backoff_max": max(2.0, backoff_initial),
     }
     stack.ini.write_text(UWSGI_INI.format(**values))
     stack.nginx_conf.write_text(NGINX_CONF.format(**values))

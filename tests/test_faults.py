@@ -214,7 +214,7 @@ def test_tcp_stats_in_user_ini_is_not_exposed(stack_factory: Callable[..., Stack
     stack.start()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
-    assert (stack.run / "uwsgi-stats.sock").exists()
+    assert (stack.run / "uwsgi" / "uwsgi-stats.sock").exists()
 
 
 def test_children_get_a_scrubbed_environment(stack: StackDir) -> None:
@@ -312,3 +312,70 @@ def test_nginx_temp_dirs_are_reachable_by_its_workers(running: StackDir) -> None
     request = urllib.request.Request(running.url + "/upload", data=body, method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.loads(response.read()) == {"received": len(body)}
+
+
+def test_stop_during_backoff_reaps_the_orphaned_nginx_workers(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(backoff_initial=30.0)
+    stack.start()
+    orphans = stack.worker_pids("nginx")
+    os.kill(stack.programs()["nginx"]["pid"], signal.SIGKILL)  # a quick failure: 30 s backoff
+    wait_for(lambda: stack.programs()["nginx"]["state"] == "BACKOFF", message="BACKOFF")
+    assert all(psutil.pid_exists(pid) for pid in orphans)  # still serving the port
+    assert stack.fnud("stop").returncode == 0
+    wait_for(lambda: not any(psutil.pid_exists(pid) for pid in orphans), message="orphans gone")
+
+
+def test_stop_without_daemon_stops_what_a_killed_daemon_left(running: StackDir) -> None:
+    state = running.status()
+    daemon = state["daemon"]["pid"]  # type: ignore[index]
+    masters = [prog["pid"] for prog in running.programs().values()]
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: running.fnud("status").returncode == 3, message="daemon gone")
+    result = running.fnud("stop")
+    assert result.returncode == 0
+    assert "stopped what it had left running" in result.stdout
+    wait_for(lambda: not any(psutil.pid_exists(pid) for pid in masters), message="masters gone")
+
+
+def test_refused_reload_keeps_the_old_config_in_force(running: StackDir) -> None:
+    broken = running.root / "broken.ini"
+    broken.write_text(running.ini.read_text().replace("module = app", "module = nosuchmodule"))
+    text = running.toml.read_text()
+    running.toml.write_text(text.replace('ini = "uwsgi.ini"', 'ini = "broken.ini"'))
+    result = running.fnud("reload")
+    assert result.returncode == 1 and "nosuchmodule" in result.stderr
+    # a crash now must restart uWSGI from the config still in force, not the refused one
+    old = running.programs()["uwsgi"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(
+        lambda: (lambda p: p["state"] == "RUNNING" and p["pid"] != old)(
+            running.programs()["uwsgi"]
+        ),
+        timeout=30, message="uWSGI back on the old ini",
+    )
+    assert running.serving()
+
+
+def test_reload_refuses_settings_that_need_a_restart(running: StackDir) -> None:
+    from supervisor import control
+
+    text = running.toml.read_text()
+    running.toml.write_text(text.replace('runtime_dir = "run"', 'runtime_dir = "run2"'))
+    try:  # the CLI would look for the daemon in run2: ask the one in run directly
+        with pytest.raises(control.ClientError) as refused:
+            control.call(running.run / "fnud.sock", "reload", {}, timeout=60)
+    finally:
+        running.toml.write_text(text)  # so that the fixture's stop finds the daemon
+    message = str(refused.value)
+    assert "[fnud] runtime_dir, [nginx] prefix changed" in message
+    assert "fnud stop && fnud start" in message
+
+
+def test_runtime_dir_open_to_others_is_refused(stack: StackDir) -> None:
+    stack.run.mkdir()
+    stack.run.chmod(0o777)
+    result = stack.fnud("start")
+    assert result.returncode == 1
+    assert "open to other users" in result.stderr and str(stack.run) in result.stderr

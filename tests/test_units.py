@@ -155,3 +155,20 @@ def test_configured_user_goes_after_the_users_ini() -> None:
     )
     assert argv.index("--uid") > argv.index("--ini")
     assert argv[argv.index("--uid") + 1] == "www-data"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[health]\nurl = "http://127.0.0.1:99999/"\n', '[metrics]\nlisten = "127.0.0.1:70000"\n'],
+)
+def test_ports_out_of_range_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"fnud\.toml:2:"):
+        parse_config(text, Path("/c/fnud.toml"))
+
+
+def test_a_reload_cannot_move_the_runtime_dir() -> None:
+    from supervisor.config import restart_required
+
+    old = parse_config("", Path("/c/fnud.toml"))
+    new = parse_config('[fnud]\nruntime_dir = "/run/x"\n[health]\ntimeout = 9\n', old.path)
+    assert restart_required(old, new) == ["[fnud] runtime_dir", "[nginx] prefix"]

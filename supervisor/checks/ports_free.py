@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from supervisor import ports
+from supervisor import ports, survivors
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs, running_daemon
@@ -87,14 +87,16 @@ def wanted(inputs: Inputs, unique: bool = True) -> list[Wanted]:
 
 
 def stack_pids(config: Config) -> set[int]:
-    """The running daemon of this config and everything it started."""
+    """The running daemon of this config and everything it started, and what a dead
+    daemon left running (adopted by the next one, so not its children)."""
+    own = survivors.pids(config)
     holder = running_daemon(config)
     if holder is None or holder <= 0:
-        return set()
+        return own
     with contextlib.suppress(psutil.Error):
         proc = psutil.Process(holder)
-        return {holder, *(child.pid for child in proc.children(recursive=True))}
-    return set()
+        own |= {holder, *(child.pid for child in proc.children(recursive=True))}
+    return own
 
 
 def listeners(port: int) -> set[int]:

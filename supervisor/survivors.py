@@ -1,0 +1,102 @@
+"""Programs a dead daemon left running: find them (adoption, checks) or stop them.
+
+The daemon records the PIDs it runs in ``runtime_dir/state.json``. A recorded PID only
+counts if that process's command line names this config's files, so a recycled PID of
+some other process is never adopted, counted or killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import psutil
+
+from supervisor import uwsgi
+from supervisor.config import Config
+from supervisor.runtime import Paths
+
+
+def load_state(paths: Paths) -> dict[str, Any]:
+    try:
+        data = json.loads(paths.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def mark(name: str, config: Config) -> str:
+    """What the command line of our uWSGI or nginx master must contain."""
+    if name == "uwsgi":
+        return str(Paths.from_config(config).uwsgi_ini)
+    return f"-c {config.nginx.conf}"
+
+
+def verified(name: str, entry: Any, config: Config) -> int:
+    """PID of a still-running program from a state entry if it is really ours, else 0."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
+        return 0
+    pid = int(entry["pid"])
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return 0
+        cmdline = " ".join(proc.cmdline())
+    except psutil.Error:
+        return 0
+    return pid if mark(name, config) in cmdline else 0
+
+
+def find(config: Config) -> dict[str, int]:
+    """{program: master pid} of this config's programs still running without a daemon."""
+    state = load_state(Paths.from_config(config))
+    found = {name: verified(name, state.get(name), config) for name in ("uwsgi", "nginx")}
+    return {name: pid for name, pid in found.items() if pid}
+
+
+def pids(config: Config) -> set[int]:
+    """Survivor masters and their process groups (workers included)."""
+    out: set[int] = set()
+    for pid in find(config).values():
+        out.add(pid)
+        with contextlib.suppress(psutil.Error):
+            out.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+    return out
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop(config: Config, timeout: float) -> dict[str, int]:
+    """Stop survivors gracefully (nginx SIGQUIT first, then uWSGI's 'q'), SIGKILL their
+    process groups after ``timeout``. Returns what was found."""
+    found = find(config)
+    paths = Paths.from_config(config)
+    if "nginx" in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(found["nginx"], signal.SIGQUIT)
+    if "uwsgi" in found:
+        try:
+            asyncio.run(uwsgi.write_fifo(paths.fifo, uwsgi.GRACEFUL_STOP, timeout=2.0))
+        except OSError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(found["uwsgi"], signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while any(_group_alive(pid) for pid in found.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in found.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        paths.state.unlink()
+    return found
