@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor import checks, health, logsetup, nginx, ports, probe, survivors, uwsgi
+from supervisor import checks, health, logsetup, nginx, probe, survivors, uwsgi
+from supervisor.childenv import child_env
 from supervisor.config import Config
 from supervisor.control import CommandError, Emit, Server
 from supervisor.logfile import DaemonLog
@@ -354,10 +355,11 @@ class Daemon:
             stack.check_binaries()
             spec = stack.app()
             conf = stack.nginx_conf()
-            self._check_ports(conf, [prog.name for prog in fresh])
         except StackError as exc:
             raise StartupError(str(exc)) from None
-        refusal = first_error(checks.errors_for(self.config, check_ports=False))
+        # fnud check's errors, ports included (nginx -t ignores EADDRINUSE); the ports of
+        # adopted programs are ours
+        refusal = first_error(checks.errors_for(self.config, check_ports=True))
         refusal = refusal or stack.root_refusal()
         if refusal:
             raise StartupError(refusal)
@@ -365,7 +367,7 @@ class Daemon:
         nginx.prepare_prefix(self.paths.nginx_prefix, nginx.worker_uid(conf, user))
         ok, message = await nginx.config_test(
             stack.nginx_binary(), self.paths.nginx_prefix, self.config.nginx.conf, conf,
-            uwsgi.child_env(self.environ), stack.nginx_driver.user, stack.nginx_driver.group,
+            child_env(self.environ), stack.nginx_driver.user, stack.nginx_driver.group,
         )
         if not ok:
             raise StartupError(f"nginx -t failed: {message}")
@@ -396,25 +398,6 @@ class Daemon:
                 programs={n: self.stack.programs[n].pid for n in sorted(adopted)},
             )
         return adopted
-
-    def _check_ports(self, conf: nginx.NginxConf, programs: list[str]) -> None:
-        """nginx -t ignores EADDRINUSE: find a taken port before anything starts."""
-        wanted: list[tuple[str, ports.Address]] = []
-        for directive in conf.named("listen") if "nginx" in programs else []:
-            address = ports.parse_nginx_listen(directive.args[0]) if directive.args else None
-            if address is not None:
-                wanted.append((f"{directive.where}: listen {directive.args[0]}", address))
-        ini = self.stack.read_ini()
-        for option in ini if "uwsgi" in programs else []:
-            if option.key in uwsgi.SOCKET_OPTIONS:
-                address = ports.parse_uwsgi_socket(option.value)
-                if address is not None:
-                    where = f"{self.config.uwsgi.ini}:{option.line}: {option.key} = {option.value}"
-                    wanted.append((where, address))
-        for where, address in wanted:
-            problem = ports.in_use(address)
-            if problem:
-                raise StartupError(f"{where}: {address}: {problem}")
 
     def _start_file_watcher(self) -> None:
         watch = self.config.watch
@@ -597,7 +580,6 @@ class Daemon:
             "status": self.cmd_status,
             "stop": self.cmd_stop,
             "reload": self.cmd_reload,
-            "wait-ready": self.cmd_wait_ready,
             "reopen-logs": self.cmd_reopen_logs,
         }
 
@@ -608,13 +590,6 @@ class Daemon:
         await emit("stopping nginx, then uWSGI")
         await asyncio.shield(self.begin_shutdown(0))
         return {"stopped": True}
-
-    async def cmd_wait_ready(self, args: dict[str, Any], emit: Emit) -> Any:
-        if self._startup is not None:
-            await asyncio.shield(self._startup)
-        if self.phase != "running":
-            raise CommandError("the stack did not start")
-        return {"summary": self.summary()}
 
     async def cmd_reload(self, args: dict[str, Any], emit: Emit) -> Any:
         if self.phase != "running":

@@ -206,9 +206,6 @@ def worker_pids(master_pid: int) -> set[int]:
         return set()
 
 
-def listen_addresses(conf: NginxConf) -> list[Directive]:
-    return conf.named("listen")
-
 
 class NginxDriver:
     """Runs nginx's master in the foreground under fnud."""

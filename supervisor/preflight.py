@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor import uwsgi
+from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni
 
 # Runs in the child interpreter. Keep it dependency-free and Python-3.8 compatible.
@@ -30,6 +31,8 @@ def where(exc):
         return "%s:%s: %s: %s" % (exc.filename, exc.lineno, type(exc).__name__, exc.msg)
     tb = traceback.extract_tb(exc.__traceback__)
     frames = [f for f in tb if "<frozen" not in f.filename and f.filename != "<string>"]
+    stdlib = os.path.dirname(os.__file__)
+    frames = [f for f in frames if not f.filename.startswith(stdlib)] or frames
     if frames:
         f = frames[-1]
         return "%s:%s: %s: %s" % (f.filename, f.lineno, type(exc).__name__, exc)
@@ -130,7 +133,7 @@ async def preflight(
             "callable": spec.callable,
         }
     )
-    env = uwsgi.child_env(environ)
+    env = child_env(environ)
     env.update(dict(spec.env))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.pop("PYTHONPATH", None)

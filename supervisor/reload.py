@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor import logsetup, nginx, uwsgi
+from supervisor.childenv import child_env
 from supervisor.config import Config, ConfigError, load_config, restart_required
 from supervisor.control import Emit
 from supervisor.preflight import PreflightError, preflight
@@ -171,7 +172,7 @@ class Reloader:
             await emit("nginx -t")
             ok, text = await nginx.config_test(
                 stack.nginx_binary(config), stack.paths.nginx_prefix, config.nginx.conf, conf,
-                uwsgi.child_env(stack.environ), *identity(config),
+                child_env(stack.environ), *identity(config),
             )
             if not ok:
                 raise Refused(f"nginx -t failed: {text}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from supervisor import nginx as nginx_adapter
 from supervisor import uwsgi as uwsgi_adapter
+from supervisor.childenv import child_env
 from supervisor.config import Config
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.preflight import AppSpec, app_spec
@@ -69,7 +70,7 @@ class Stack:
         )
         self.nginx_driver = nginx_adapter.NginxDriver(
             self.nginx_binary(), self.config.nginx.conf, self.paths.nginx_prefix,
-            uwsgi_adapter.child_env(self.environ), logs / "nginx.log",
+            child_env(self.environ), logs / "nginx.log",
         )
         self._apply_identity()
         timeout = self.config.fnud.start_timeout

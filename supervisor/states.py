@@ -32,9 +32,6 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.FATAL: frozenset({S.STARTING, S.STOPPED}),
 }
 
-#: states in which the program has (or may have) a live process
-RUNNING_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
-
 
 class TransitionError(RuntimeError):
     def __init__(self, program: str, old: State, new: State) -> None:

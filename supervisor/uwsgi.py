@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.program import Command
 from supervisor.runtime import Paths
@@ -41,21 +42,9 @@ TAKEN_AWAY = frozenset(
 )
 #: touch options fnud honours through its own gated reload
 TOUCH_OPTIONS = ("touch-chain-reload", "touch-reload")
-#: environment variables never passed to children unless set on purpose
-SCRUBBED_PREFIXES = ("UWSGI_", "WATCHDOG_")
-SCRUBBED_NAMES = frozenset({"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"})
 
 _MAGIC_RE = re.compile(r"%([dpsnec%])")
 _ENV_RE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def child_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment for nginx/uWSGI: no systemd or uWSGI variables leak through."""
-    return {
-        key: value
-        for key, value in environ.items()
-        if key not in SCRUBBED_NAMES and not key.startswith(SCRUBBED_PREFIXES)
-    }
 
 
 def expand_magic(value: str, ini_path: Path, environ: Mapping[str, str] | None = None) -> str:
@@ -125,14 +114,6 @@ def argv(
         # uWSGI writes the file itself, so the fifo's 'l' can reopen it after rotation
         out += ["--logto", str(logto), "--log-master"]
     return out
-
-
-SOCKET_OPTIONS = frozenset({"socket", "uwsgi-socket", "http-socket", "http", "shared-socket", "s"})
-
-
-def socket_addresses(ini: UwsgiIni) -> list[str]:
-    """Addresses the ini makes uWSGI listen on (socket, uwsgi-socket, http-socket, ...)."""
-    return [opt.value for opt in ini if opt.key in SOCKET_OPTIONS]
 
 
 async def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:

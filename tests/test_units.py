@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervisor import uwsgi
+from supervisor.childenv import child_env
 from supervisor.config import ConfigError, config_path, parse_config
 from supervisor.ini import parse_ini
 from supervisor.ports import Address, parse_nginx_listen, parse_uwsgi_socket
@@ -62,7 +63,7 @@ def test_fnud_fifo_comes_before_the_users_ini() -> None:
 
 
 def test_child_env_is_scrubbed() -> None:
-    env = uwsgi.child_env(
+    env = child_env(
         {"PATH": "/bin", "NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1", "UWSGI_PROCESSES": "9"}
     )
     assert env == {"PATH": "/bin"}

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor import nginx
+from supervisor.childenv import child_env
 from supervisor.config import Config
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.runtime import Paths, lock_holder
-from supervisor.uwsgi import child_env
 
 
 @dataclass(frozen=True)
