@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.procs import Child, Processes, free_port, kill_under, processes_under
+from tests import stackfiles
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_APP = REPO / "example" / "app.py"
@@ -32,47 +33,6 @@ UWSGI = str(VENV_BIN / "uwsgi")
 FLASK = str(VENV_BIN / "flask")
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin") or "nginx"
 NGINX_TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-
-UWSGI_INI = """\
-[uwsgi]
-socket = 127.0.0.1:{uwsgi_port}
-chdir = %dapp
-module = app
-callable = app
-processes = {processes}
-threads = {threads}
-master = true
-lazy-apps = true
-need-app = true
-die-on-term = true
-vacuum = true
-disable-logging = true
-"""
-
-NGINX_CONF = """\
-worker_processes 2;
-pid nginx.pid;
-error_log stderr warn;
-events {{
-    worker_connections 1024;
-}}
-http {{
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    server {{
-        listen 127.0.0.1:{http_port};
-        location / {{
-            include /etc/nginx/uwsgi_params;
-            uwsgi_pass 127.0.0.1:{uwsgi_port};
-            uwsgi_read_timeout 120s;
-        }}
-    }}
-}}
-"""
 
 FNUD_TOML = """\
 [fnud]
@@ -164,8 +124,8 @@ class StackFiles:
             "uwsgi_port": files.uwsgi_port, "http_port": files.http_port,
             "processes": processes, "threads": threads,
         }
-        files.ini.write_text(UWSGI_INI.format(**values))
-        files.nginx_conf.write_text(NGINX_CONF.format(**values))
+        files.ini.write_text(stackfiles.uwsgi_ini(files.uwsgi_port, processes, threads))
+        files.nginx_conf.write_text(stackfiles.nginx_conf(files.http_port, files.uwsgi_port))
         files.toml.write_text(FNUD_TOML.format(**values))
         return files
 

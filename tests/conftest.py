@@ -24,6 +24,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests import stackfiles
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_APP = ROOT / "example" / "app.py"
 
@@ -48,47 +50,6 @@ def wait_for(
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
 
-
-UWSGI_INI = """\
-[uwsgi]
-socket = 127.0.0.1:{uwsgi_port}
-chdir = %dapp
-module = app
-callable = app
-processes = {processes}
-threads = 2
-master = true
-lazy-apps = true
-need-app = true
-die-on-term = true
-vacuum = true
-disable-logging = true
-{extra_ini}
-"""
-
-NGINX_CONF = """\
-worker_processes 2;
-pid nginx.pid;
-events {{
-    worker_connections 1024;
-}}
-http {{
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    server {{
-        listen 127.0.0.1:{http_port};
-        location / {{
-            include /etc/nginx/uwsgi_params;
-            uwsgi_pass 127.0.0.1:{uwsgi_port};
-            uwsgi_read_timeout 120s;
-        }}
-    }}
-}}
-"""
 
 FNUD_TOML = """\
 [fnud]
@@ -222,8 +183,8 @@ def make_stack_dir(
         "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
         "backoff_initial": backoff_initial, "backoff_max": max(2.0, backoff_initial),
     }
-    stack.ini.write_text(UWSGI_INI.format(**values))
-    stack.nginx_conf.write_text(NGINX_CONF.format(**values))
+    stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, processes, extra_ini=extra_ini))
+    stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
     stack.toml.write_text(FNUD_TOML.format(**values))
     return stack
 

@@ -1,0 +1,57 @@
+"""The uWSGI ini and nginx.conf of a throwaway stack: shared by the tests and the bench.
+
+Both serve a copy of example/app.py from ``<root>/app`` on ports picked at runtime.
+"""
+
+from __future__ import annotations
+
+UWSGI_INI = """\
+[uwsgi]
+socket = 127.0.0.1:{uwsgi_port}
+chdir = %dapp
+module = app
+callable = app
+processes = {processes}
+threads = {threads}
+master = true
+lazy-apps = true
+need-app = true
+die-on-term = true
+vacuum = true
+disable-logging = true
+{extra_ini}
+"""
+
+NGINX_CONF = """\
+worker_processes 2;
+pid nginx.pid;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen 127.0.0.1:{http_port};
+        location / {{
+            include /etc/nginx/uwsgi_params;
+            uwsgi_pass 127.0.0.1:{uwsgi_port};
+            uwsgi_read_timeout 120s;
+        }}
+    }}
+}}
+"""
+
+
+def uwsgi_ini(uwsgi_port: int, processes: int, threads: int = 2, extra_ini: str = "") -> str:
+    return UWSGI_INI.format(
+        uwsgi_port=uwsgi_port, processes=processes, threads=threads, extra_ini=extra_ini
+    )
+
+
+def nginx_conf(http_port: int, uwsgi_port: int) -> str:
+    return NGINX_CONF.format(http_port=http_port, uwsgi_port=uwsgi_port)
