@@ -641,6 +641,7 @@ class Daemon:
             "programs": programs,
             "last_reload": self.reloader.last.as_dict() if self.reloader.last else None,
             "reloads": {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")},
+            "reloading": self.op_lock.locked(),
             "watch": self._watch_status(),
             "probe": {"failures": self.probe_failures},
         }

@@ -61,7 +61,7 @@ allow_root = {allow_root}
 
 [uwsgi]
 ini = "uwsgi.ini"
-reload_timeout = 60.0
+reload_timeout = {reload_timeout}
 
 [nginx]
 conf = "nginx.conf"
@@ -170,6 +170,7 @@ def make_stack_dir(
     start_timeout: float = 30.0,
     allow_root: bool = True,
     backoff_initial: float = 0.2,
+    reload_timeout: float = 60.0,
 ) -> StackDir:
     root = Path(tempfile.mkdtemp(prefix="fnud-"))
     root.chmod(0o755)  # like /etc/fnud: nginx's workers (nobody, as root) must traverse it
@@ -182,6 +183,7 @@ def make_stack_dir(
         "extra_ini": extra_ini, "extra_toml": extra_toml, "health": health,
         "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
         "backoff_initial": backoff_initial, "backoff_max": max(2.0, backoff_initial),
+        "reload_timeout": reload_timeout,
     }
     stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, processes, extra_ini=extra_ini))
     stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))

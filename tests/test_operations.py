@@ -168,3 +168,23 @@ def test_nginx_starts_only_once_uwsgi_accepts(stack: StackDir) -> None:
     uwsgi_ready = log.index("program=uwsgi old=STARTING new=RUNNING")
     nginx_starting = log.index("program=nginx old=STOPPED new=STARTING")
     assert uwsgi_ready < nginx_starting
+
+
+def test_hung_nginx_is_blamed_and_restarted_by_the_probe(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(health="interval = 0.5\ntimeout = 1.0\nfailures = 2")
+    stack.start()
+    master = stack.programs()["nginx"]["pid"]
+    os.killpg(master, signal.SIGSTOP)  # alive but wedged: accepts nothing, answers nothing
+    try:
+        wait_for(
+            lambda: stack.programs()["nginx"]["probe_restarts"] == 1, timeout=60,
+            message="probe restart of nginx",
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master, signal.SIGCONT)
+    wait_for(stack.serving, timeout=30, message="serving again")
+    progs = stack.programs()
+    assert progs["nginx"]["pid"] != master and progs["uwsgi"]["probe_restarts"] == 0

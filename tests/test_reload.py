@@ -214,3 +214,31 @@ def test_touch_chain_reload_goes_through_the_gate(
     assert "nonexistent_module_xyz" in last["message"]  # type: ignore[index]
     assert "touched" in last["reason"]  # type: ignore[index]
     assert "reload refused" in stack.daemon_log()
+
+
+def test_a_stuck_chain_reload_fails_naming_the_worker(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(processes=1, reload_timeout=2.0)
+    stack.start()
+    before = stack.worker_pids()
+    answers: list[int] = []
+
+    def slow() -> None:
+        with urllib.request.urlopen(stack.url + "/sleep?s=5", timeout=60) as response:
+            answers.append(response.status)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    wait_for(
+        lambda: stack.programs()["uwsgi"]["workers"][0]["status"] == "busy",
+        message="the worker busy with the slow request",
+    )
+    result = stack.fnud("reload", "--app")
+    assert result.returncode == 1
+    assert "reload failed" in result.stderr and "worker 1 (pid" in result.stderr
+    assert stack.status()["last_reload"]["result"] == "failed"  # type: ignore[index]
+    thread.join(timeout=60)
+    assert answers == [200]  # the request the worker was finishing still completed
+    # uWSGI finishes the chain on its own once the request is done
+    wait_for(lambda: not stack.worker_pids() & before, timeout=30, message="chain done")

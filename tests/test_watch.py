@@ -174,3 +174,20 @@ def test_falls_back_to_polling_when_inotify_fails(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert changes and changes[0].app
+
+
+def test_changes_during_a_reload_make_exactly_one_follow_up(watched: StackDir) -> None:
+    watched.set_greeting("First")
+    wait_for(lambda: watched.status()["reloading"], timeout=30, interval=0.01,
+             message="the first reload to begin")
+    for i in range(10):
+        watched.set_greeting(f"During {i}")
+    state = wait_for(
+        lambda: (lambda s: s if s and s["reloads"]["ok"] >= 2 else None)(settled(watched)),
+        timeout=90, message="the follow-up reload",
+    )
+    assert state["reloads"] == {"ok": 2, "refused": 0, "failed": 0}  # type: ignore[index]
+    with Load(watched.url + "/", concurrency=2) as load:
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert set(outcome.bodies) == {b"During 9\n"}
