@@ -21,6 +21,8 @@ from typing import IO
 
 import psutil
 
+from tests.stackfiles import processes_under
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
@@ -128,22 +130,6 @@ class Processes:
     def close(self) -> None:
         for child in reversed(list(self.children)):
             self.stop(child)
-
-
-def processes_under(roots: Sequence[Path]) -> list[psutil.Process]:
-    """Live processes whose cwd or command line lies under one of ``roots``."""
-    prefixes = tuple(str(root) for root in roots)
-    if not prefixes:
-        return []
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
-        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        cwd = proc.info["cwd"] or ""
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if cwd.startswith(prefixes) or any(p in cmdline for p in prefixes):
-            found.append(proc)
-    return found
 
 
 def kill_under(roots: Sequence[Path]) -> list[str]:

@@ -8,7 +8,7 @@ nginx.conf are the same text for the fnud stack and the hand-started one: 4 proc
 
 from __future__ import annotations
 
-import errno
+import asyncio
 import json
 import os
 import shutil
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.procs import Child, Processes, free_port, kill_under, processes_under
+from supervisor import uwsgi
 from tests import stackfiles
 
 REPO = Path(__file__).resolve().parent.parent
@@ -241,25 +242,9 @@ def read_stats(path: Path, timeout: float = 2.0) -> dict[str, Any]:
 
 
 def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
-    """What ``echo c > fifo`` does, without blocking forever when the master has no reader.
-
-    The master recreates the fifo after each writer (and while it reloads): ENXIO and
-    ENOENT are retried until ``timeout``.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-            continue
-        try:
-            os.write(fd, letter.encode())
-            return
-        finally:
-            os.close(fd)
+    """What ``echo c > fifo`` does, without blocking forever when the master has no
+    reader: fnud's own fifo writer, run to completion."""
+    asyncio.run(uwsgi.write_fifo(path, letter, timeout))
 
 
 class HandStack:

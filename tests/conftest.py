@@ -191,31 +191,12 @@ def make_stack_dir(
     return stack
 
 
-def processes_under(roots: list[Path]) -> set[int]:
-    """PIDs of live processes whose cwd or command line lies under one of ``roots``.
-
-    nginx and uWSGI run with their cwd in the stack dir (orphaned workers keep it), and
-    the daemon's command line names the stack's fnud.toml; other tests' stacks, running
-    at the same time on the machine, are not counted.
-    """
-    prefixes = tuple(str(root) for root in roots)
-    found = set()
-    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
-        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        cwd = proc.info["cwd"] or ""
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if cwd.startswith(prefixes) or any(p in cmdline for p in prefixes):
-            found.add(proc.pid)
-    return found
-
-
 def assert_no_leftovers(roots: list[Path], timeout: float = 10.0) -> None:
     """Wait for the stacks' processes to be gone; kill and fail if some stay."""
     leaked: set[int] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        leaked = processes_under(roots)
+        leaked = {proc.pid for proc in stackfiles.processes_under(roots)}
         if not leaked:
             return
         time.sleep(0.1)

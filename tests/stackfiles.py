@@ -1,9 +1,16 @@
-"""The uWSGI ini and nginx.conf of a throwaway stack: shared by the tests and the bench.
+"""A throwaway stack's uWSGI ini and nginx.conf, and how to find its processes: shared by
+the tests and the bench.
 
 Both serve a copy of example/app.py from ``<root>/app`` on ports picked at runtime.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
 
 UWSGI_INI = """\
 [uwsgi]
@@ -55,3 +62,24 @@ def uwsgi_ini(uwsgi_port: int, processes: int, threads: int = 2, extra_ini: str 
 
 def nginx_conf(http_port: int, uwsgi_port: int) -> str:
     return NGINX_CONF.format(http_port=http_port, uwsgi_port=uwsgi_port)
+
+
+def processes_under(roots: Sequence[Path]) -> list[psutil.Process]:
+    """Live processes whose cwd or command line lies under one of ``roots``.
+
+    nginx and uWSGI run with their cwd in the stack dir (orphaned workers keep it), and
+    the daemon's command line names the stack's fnud.toml; other stacks running at the
+    same time on the machine are not counted.
+    """
+    prefixes = tuple(str(root) for root in roots)
+    if not prefixes:
+        return []
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
+        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        cwd = proc.info["cwd"] or ""
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cwd.startswith(prefixes) or any(p in cmdline for p in prefixes):
+            found.append(proc)
+    return found
