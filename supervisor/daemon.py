@@ -348,9 +348,8 @@ class Daemon:
 
     async def _start_stack(self) -> None:
         stack = self.stack
-        adopted = await self._adopt_survivors()
-        self.adopted = adopted
-        fresh = [prog for prog in (stack.uwsgi, stack.nginx) if prog.name not in adopted]
+        # workers a dead master left (nginx's hold the port): not adoptable, so they go
+        await asyncio.to_thread(survivors.reap_orphans, self.config)
         try:
             stack.check_binaries()
             spec = stack.app()
@@ -371,6 +370,9 @@ class Daemon:
         )
         if not ok:
             raise StartupError(f"nginx -t failed: {message}")
+        # adopt only once the checks passed (their port rule knows survivors are ours)
+        self.adopted = await self._adopt_survivors()
+        fresh = [prog for prog in (stack.uwsgi, stack.nginx) if prog.name not in self.adopted]
         if stack.uwsgi in fresh:
             try:
                 await preflight(spec, self.environ, owner=stack.owner())
@@ -390,9 +392,11 @@ class Daemon:
                 pid, float(state[name].get("started") or time.time())
             )
             adopted.add(name)
-        if adopted:
+        if "uwsgi" in adopted:  # what the running processes were started with
             self.stack.ini_digest = str(state.get("ini_digest", ""))
+        if "nginx" in adopted:
             self.stack.nginx_digest = str(state.get("nginx_digest", ""))
+        if adopted:
             self.log.info(
                 "adopted programs left running by a previous daemon",
                 programs={n: self.stack.programs[n].pid for n in sorted(adopted)},
@@ -499,10 +503,12 @@ class Daemon:
         )
 
     async def _probe_loop(self) -> None:
-        cfg = self.config.health
         failures = 0
         while True:
-            await asyncio.sleep(cfg.interval)
+            cfg = self.config.health  # a reload may have changed it
+            await asyncio.sleep(cfg.interval or 1.0)
+            if not cfg.interval:
+                continue
             if not self._probing_allowed():
                 failures = 0
                 continue
@@ -534,7 +540,9 @@ class Daemon:
         await prog.stop(deadline)
         if not await self.respawn(prog):
             return
-        await prog.wait_state([State.RUNNING, State.FATAL], self.config.fnud.start_timeout)
+        await prog.wait_state(
+            [State.RUNNING, State.FATAL, State.BACKOFF], self.config.fnud.start_timeout
+        )
 
     # -- stop ----------------------------------------------------------------------
 
@@ -563,9 +571,7 @@ class Daemon:
             await asyncio.wait_for(self.op_lock.acquire(), budget)
         except asyncio.TimeoutError:
             self.log.warning("a reload is still running after half the stop budget; stopping")
-            for task in list(self._tasks):
-                if task.get_name() == "reload":
-                    task.cancel()
+            self.reloader.cancel()
         for prog in (self.stack.nginx, self.stack.uwsgi):  # reverse of start order
             await prog.stop(deadline)
         self.stack.clear_state()

@@ -9,8 +9,11 @@ same ``module``/``wsgi-file`` and ``callable``. A failure comes back as one line
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pwd
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,6 +89,14 @@ class AppSpec:
         return self.module or self.wsgi_file
 
 
+def supplementary_groups(owner: tuple[int, int]) -> list[int]:
+    """The groups uWSGI's initgroups() gives the workers' user."""
+    try:
+        return os.getgrouplist(pwd.getpwuid(owner[0]).pw_name, owner[1])
+    except KeyError:
+        return []
+
+
 class PreflightError(Exception):
     """The app cannot be loaded: one line, file:line first where known."""
 
@@ -148,7 +159,7 @@ async def preflight(
             start_new_session=True,
             user=owner[0] if owner else None,
             group=owner[1] if owner else None,
-            extra_groups=[] if owner else None,
+            extra_groups=supplementary_groups(owner) if owner else None,
         )
     except OSError as exc:
         raise PreflightError(
@@ -157,11 +168,14 @@ async def preflight(
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
         raise PreflightError(
             f"{spec.label}: importing the app took longer than {timeout:.0f}s"
         ) from None
+    finally:  # timed out, or fnud stopping: nothing of the import may outlive us
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.shield(proc.wait())
     for line in reversed(out.decode(errors="replace").splitlines()):
         if line.startswith("{"):
             try:

@@ -97,6 +97,8 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     """Signal a whole process group; False when it is already empty."""
+    if pgid <= 0:  # never 0 (our own group) or -1 (everything)
+        return False
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -114,6 +116,7 @@ class Program:
     started_at: float = 0.0  # monotonic time of the last spawn
     ready_at: float = 0.0
     spawned_wall: float = 0.0
+    exited_wall: float = 0.0  # when the last process was seen to exit (0: running)
     quick_failures: int = 0
     restarts: int = 0
     probe_restarts: int = 0
@@ -197,6 +200,7 @@ class Program:
         self.pid = proc.pid
         self.started_at = time.monotonic()
         self.spawned_wall = time.time()
+        self.exited_wall = 0.0
         self.ready_at = 0.0
         await self.transition(State.STARTING, argv=" ".join(cmd.argv))
         self._follow(position, proc.pid)
@@ -208,6 +212,7 @@ class Program:
         self.pid = pid
         self.started_at = time.monotonic() - max(0.0, time.time() - started_wall)
         self.spawned_wall = started_wall
+        self.exited_wall = 0.0
         self.ready_at = time.monotonic()
         await self.transition(State.STARTING, adopted=True)
         await self.transition(State.RUNNING, adopted=True)
@@ -265,6 +270,7 @@ class Program:
         def exited() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
+            self.exited_wall = time.time()
             code = reap() if reap is not None else -1  # an adopted process: code unknown
             self.drain()
             self.enqueue(Exited(self.name, pid, code))
@@ -313,6 +319,9 @@ class Program:
         pid = self.pid
         if self.state is not State.STOPPING:
             await self.transition(State.STOPPING)
+            if pid <= 0:  # a spawn that failed: its Exited event finishes the job
+                await self.wait_state([State.STOPPED], 5.0)
+                return
             try:
                 await self.driver.request_stop(pid)
             except OSError as exc:
@@ -346,11 +355,33 @@ class Program:
 
     async def reap_leftovers(self) -> None:
         """What the last process left in its group: orphaned workers first get the
-        driver's graceful signal (nginx: finish in-flight requests), then SIGKILL."""
-        if self.pid:
-            await self.reap_group(
-                self.pid, graceful=self.driver.orphan_signal, grace=self.driver.orphan_grace
-            )
+        driver's graceful signal (nginx: finish in-flight requests), then SIGKILL.
+
+        Only processes created before the master's exit count: the group's number may
+        have been reused since (a FATAL program stopped hours later)."""
+        if self.pid <= 0:
+            return
+
+        def leftovers() -> list[psutil.Process]:
+            limit = self.exited_wall + 1.0 if self.exited_wall else time.time()
+            found = []
+            for proc in group_members(self.pid):
+                with contextlib.suppress(psutil.Error):
+                    if proc.create_time() <= limit:
+                        found.append(proc)
+            return found
+
+        for sig, grace in ((self.driver.orphan_signal, self.driver.orphan_grace),
+                           (signal.SIGKILL, 5.0)):
+            procs = leftovers()
+            if not procs or sig is None:
+                continue
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(sig)
+            end = time.monotonic() + grace
+            while leftovers() and time.monotonic() < end:
+                await asyncio.sleep(0.05)
 
     def schedule(self, delay: float) -> None:
         self.cancel_timer()

@@ -97,8 +97,15 @@ class Reloader:
         self.last: ReloadResult | None = None
         self.listeners: list[Callable[[ReloadResult], None]] = []
         self.closed = False
+        self.current: asyncio.Task[Any] | None = None  # the task running a reload now
         self.counts: collections.Counter[str] = collections.Counter()
         self.log = logsetup.get("reload")
+
+    def cancel(self) -> None:
+        """Cut the reload in progress short (fnud is stopping and cannot wait longer),
+        whether it came from the CLI, SIGHUP, a touch or a file change."""
+        if self.current is not None and self.lock.locked():
+            self.current.cancel()
 
     async def reload(
         self,
@@ -111,9 +118,11 @@ class Reloader:
         if self.lock.locked():
             await emit("another reload or start is in progress: waiting for it")
         async with self.lock:
+            self.current = asyncio.current_task()
             if on_begin is not None:
                 request = on_begin()
             if self.closed:
+                self.current = None
                 return ReloadResult("refused", "fnud is stopping", request.reason, time.time())
             begun = time.monotonic()
             at = time.time()
@@ -146,6 +155,7 @@ class Reloader:
                 f"reload {outcome}", detail=message, duration=round(result.duration, 2)
             )
             self.notifier.status(f"last reload {outcome}: {message}")
+            self.current = None
             return result
 
     async def _run(self, request: ReloadRequest, emit: Emit) -> tuple[str, int, bool]:

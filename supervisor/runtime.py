@@ -54,7 +54,9 @@ class Paths:
 
     @property
     def uwsgi_ini(self) -> Path:
-        return self.uwsgi_dir / "uwsgi.ini"
+        """The rendered ini: in the root-owned runtime dir, not in uWSGI's own corner (a
+        file there could be a link planted by the app's user)."""
+        return self.root / "uwsgi.ini"
 
     @property
     def state(self) -> Path:
@@ -83,7 +85,7 @@ def ensure_private_dir(path: Path, owner: tuple[int, int] | None = None) -> None
     if info.st_uid != os.geteuid():
         raise RuntimeDirError(f"{path}: runtime dir belongs to uid {info.st_uid}, not to us")
     current = stat.S_IMODE(info.st_mode)
-    if current & ~mode & 0o7077:
+    if current & ~mode & 0o7077 and current != 0o711:  # 0711: ours, from an earlier user
         raise RuntimeDirError(
             f"{path}: runtime dir has mode {current:o}, open to other users: "
             f"use a new directory (fnud creates it {mode:o})"

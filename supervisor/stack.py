@@ -89,16 +89,28 @@ class Stack:
         self.uwsgi_driver.owner = self.owner()
 
     def owner(self) -> tuple[int, int] | None:
-        """(uid, gid) of [fnud] user when fnud is root and one is set, else None."""
+        """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the
+        ini's uid/gid; None when not root or neither is set (or the user is unknown)."""
+        if os.geteuid() != 0:
+            return None
         user, group = identity(self.config)
-        if not user or os.geteuid() != 0:
+        if not user:
+            try:
+                ini = self.read_ini()
+            except StackError:
+                return None
+            user, group = ini.value("uid") or "", ini.value("gid") or ""
+        if not user:
             return None
         try:
-            uid = pwd.getpwnam(user).pw_uid
-            gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(user).pw_gid
+            entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+            if not group:
+                gid = entry.pw_gid
+            else:
+                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
         except KeyError:
             return None  # fnud check reports an unknown user
-        return uid, gid
+        return entry.pw_uid, gid
 
     def root_refusal(self) -> str:
         """Why fnud must not start the app as root ('' when it may)."""

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -82,6 +83,20 @@ def render_ini(text: str, ini_path: Path) -> str:
     return "\n".join(out)
 
 
+def write_private(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` atomically with a new file (never following a link there)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def find_binary(configured: str) -> str | None:
     """The uwsgi binary: as configured, else next to this Python, else on PATH."""
     if configured:
@@ -125,13 +140,17 @@ async def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            # O_NOFOLLOW: the fifo's dir may belong to the workers' user; never write
+            # through a link planted there
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError as exc:
             if exc.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
             continue
         try:
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, f"{path} is not a fifo")
             os.write(fd, letter.encode())
             return
         finally:
@@ -309,13 +328,17 @@ class UwsgiDriver:
     def render(self) -> None:
         """Write the user's ini, minus what fnud takes away, into the runtime dir."""
         text = self.ini_path.read_text(encoding="utf-8")
-        self.rendered.write_text(render_ini(text, self.ini_path), encoding="utf-8")
-        if self.owner is not None:  # re-read by the master after it dropped privileges
-            os.chown(self.rendered, *self.owner)
-            for path in (self.log_path,):  # --logto is reopened as that user too
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.touch()
-                os.chown(path, *self.owner)
+        # 0644 in the runtime dir: uWSGI re-reads it on 'r' after dropping privileges
+        write_private(self.rendered, render_ini(text, self.ini_path).encode(), 0o644)
+        if self.owner is not None:  # --logto is reopened by that user too
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(
+                self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o640
+            )
+            try:
+                os.fchown(fd, *self.owner)
+            finally:
+                os.close(fd)
 
     def command(self) -> Command:
         self.render()

@@ -379,3 +379,73 @@ def test_runtime_dir_open_to_others_is_refused(stack: StackDir) -> None:
     result = stack.fnud("start")
     assert result.returncode == 1
     assert "open to other users" in result.stderr and str(stack.run) in result.stderr
+
+
+def _kill_daemon(stack: StackDir) -> None:
+    daemon = stack.status()["daemon"]["pid"]  # type: ignore[index]
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: stack.fnud("status").returncode == 3, message="daemon gone")
+
+
+def test_start_after_daemon_and_nginx_master_died_adopts_uwsgi_and_replaces_nginx(
+    running: StackDir,
+) -> None:
+    uwsgi_master = running.programs()["uwsgi"]["pid"]
+    nginx_master = running.programs()["nginx"]["pid"]
+    orphans = running.worker_pids("nginx")
+    _kill_daemon(running)
+    os.kill(nginx_master, signal.SIGKILL)  # its workers stay, holding the port
+    result = running.fnud("start")
+    assert result.returncode == 0, result.stderr
+    assert "uwsgi running (adopted)" in result.stdout
+    progs = running.programs()
+    assert progs["uwsgi"]["pid"] == uwsgi_master
+    assert progs["nginx"]["pid"] not in (0, nginx_master)
+    assert not any(psutil.pid_exists(pid) for pid in orphans)
+    assert running.serving()
+
+
+def test_stop_without_daemon_also_stops_a_dead_masters_workers(running: StackDir) -> None:
+    nginx_master = running.programs()["nginx"]["pid"]
+    _kill_daemon(running)
+    os.kill(nginx_master, signal.SIGKILL)
+    result = running.fnud("stop")
+    assert result.returncode == 0 and "uwsgi (pid" in result.stdout
+    # the fixture then fails the test if any nginx worker of the dead master is left
+
+
+def test_adoption_survives_uwsgi_renaming_its_processes(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(extra_ini="auto-procname = true")
+    stack.start()
+    before = {name: prog["pid"] for name, prog in stack.programs().items()}
+    _kill_daemon(stack)
+    result = stack.fnud("start")
+    assert result.returncode == 0, result.stderr
+    assert "uwsgi running (adopted)" in result.stdout
+    assert {name: prog["pid"] for name, prog in stack.programs().items()} == before
+
+
+def test_stop_during_the_app_preflight_leaves_no_interpreter_behind(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory()
+    source = stack.app.read_text()
+    future = "from __future__ import annotations\n"
+    stack.app.write_text(source.replace(future, future + "import time\ntime.sleep(60)\n", 1))
+    starter = threading.Thread(target=lambda: stack.fnud("start"))
+    starter.start()
+    wait_for(lambda: _preflight_running(stack), timeout=30, message="the preflight")
+    assert stack.fnud("stop").returncode == 0
+    starter.join(timeout=60)
+    # the fixture fails the test if the preflight's python (cwd: the app dir) is left
+
+
+def _preflight_running(stack: StackDir) -> bool:
+    """The app-import interpreter runs (cwd: the stack's app dir) under a live daemon."""
+    for proc in psutil.process_iter(["cwd", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["cwd"] == str(stack.app.parent) and "import json" in cmdline:
+            return stack.fnud("status").returncode != 3
+    return False

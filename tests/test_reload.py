@@ -187,7 +187,7 @@ def test_touch_chain_reload_goes_through_the_gate(
     _touch(touch)
     stack.start()
     # uWSGI itself must not watch it: the rendered ini has it commented out
-    rendered = (stack.run / "uwsgi" / "uwsgi.ini").read_text()
+    rendered = (stack.run / "uwsgi.ini").read_text()
     assert "; [fnud: handled by fnud] touch-chain-reload" in rendered
     before = stack.worker_pids()
     _touch(touch)

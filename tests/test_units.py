@@ -173,3 +173,31 @@ def test_a_reload_cannot_move_the_runtime_dir() -> None:
     old = parse_config("", Path("/c/fnud.toml"))
     new = parse_config('[fnud]\nruntime_dir = "/run/x"\n[health]\ntimeout = 9\n', old.path)
     assert restart_required(old, new) == ["[fnud] runtime_dir", "[nginx] prefix"]
+
+
+def test_fifo_writer_never_follows_a_link(tmp_path: Path) -> None:
+    import asyncio
+
+    target = tmp_path / "passwd"
+    target.write_text("root:x:0:0\n")
+    link = tmp_path / "uwsgi.fifo"
+    link.symlink_to(target)
+    with pytest.raises(OSError):
+        asyncio.run(uwsgi.write_fifo(link, "c", timeout=0.2))
+    regular = tmp_path / "not-a-fifo"
+    regular.write_text("x")
+    with pytest.raises(OSError, match="not a fifo"):
+        asyncio.run(uwsgi.write_fifo(regular, "c", timeout=0.2))
+    assert target.read_text() == "root:x:0:0\n" and regular.read_text() == "x"
+
+
+def test_rendered_ini_replaces_a_planted_link_instead_of_writing_through_it(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "secret"
+    target.write_text("do not touch")
+    rendered = tmp_path / "uwsgi.ini"
+    rendered.symlink_to(target)
+    uwsgi.write_private(rendered, b"[uwsgi]\n", 0o644)
+    assert target.read_text() == "do not touch"
+    assert not rendered.is_symlink() and rendered.read_text() == "[uwsgi]\n"
