@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.procs import Child, Processes, free_port, kill_under, processes_under
+from bench.procs import Child, Processes, free_port, kill_under
 from supervisor import uwsgi
 from tests import stackfiles
+from tests.stackfiles import processes_under
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_APP = REPO / "example" / "app.py"
@@ -83,7 +84,7 @@ def tail(path: Path, lines: int = 25) -> str:
 
 
 @dataclass(frozen=True)
-class StackFiles:
+class StackFiles(stackfiles.StackLayout):
     """uwsgi.ini + nginx.conf (+ fnud.toml) + app/app.py in one temp dir."""
 
     root: Path
@@ -91,26 +92,6 @@ class StackFiles:
     uwsgi_port: int
     processes: int
     threads: int
-
-    @property
-    def ini(self) -> Path:
-        return self.root / "uwsgi.ini"
-
-    @property
-    def nginx_conf(self) -> Path:
-        return self.root / "nginx.conf"
-
-    @property
-    def toml(self) -> Path:
-        return self.root / "fnud.toml"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log"
 
     @property
     def url(self) -> str:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.procs import Child, Processes, kill_under, processes_under
+from bench.procs import Child, Processes, kill_under
 from bench.stacks import (
     NGINX,
     NGINX_TEMP_DIRS,
@@ -26,6 +26,7 @@ from bench.stacks import (
     http_ok,
     tail,
 )
+from tests.stackfiles import processes_under
 
 SUPERVISORD_CONF = """\
 ; written by the bench: the same two programs fnud runs, with fnud's flags

@@ -82,31 +82,11 @@ cooldown = {cooldown}
 
 
 @dataclass
-class StackDir:
+class StackDir(stackfiles.StackLayout):
     root: Path
     http_port: int
     uwsgi_port: int
     env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def toml(self) -> Path:
-        return self.root / "fnud.toml"
-
-    @property
-    def ini(self) -> Path:
-        return self.root / "uwsgi.ini"
-
-    @property
-    def nginx_conf(self) -> Path:
-        return self.root / "nginx.conf"
-
-    @property
-    def app(self) -> Path:
-        return self.root / "app" / "app.py"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
 
     @property
     def url(self) -> str:

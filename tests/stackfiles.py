@@ -12,6 +12,37 @@ from pathlib import Path
 
 import psutil
 
+
+class StackLayout:
+    """Where a throwaway stack's files are, below its ``root``."""
+
+    root: Path
+
+    @property
+    def toml(self) -> Path:
+        return self.root / "fnud.toml"
+
+    @property
+    def ini(self) -> Path:
+        return self.root / "uwsgi.ini"
+
+    @property
+    def nginx_conf(self) -> Path:
+        return self.root / "nginx.conf"
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app" / "app.py"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log"
+
+
 UWSGI_INI = """\
 [uwsgi]
 socket = 127.0.0.1:{uwsgi_port}
