@@ -665,10 +665,19 @@ class Daemon:
         }
 
     def summary(self) -> str:
-        parts = [
-            f"{n} {p.state.value.lower()}" + (" (adopted)" if n in self.adopted else "")
-            for n, p in self.stack.programs.items()
-        ]
+        """One line for `fnud start`, systemd's STATUS= and the log: programs, workers,
+        last reload."""
+        parts = []
+        for name, prog in self.stack.programs.items():
+            text = f"{name} {prog.state.value.lower()}"
+            if name in self.adopted:
+                text += " (adopted)"
+            if prog.running:
+                text += f" ({len(prog.children())} workers)"
+            parts.append(text)
+        last = self.reloader.last
+        if last is not None:
+            parts.append(f"last reload {last.result}")
         return ", ".join(parts)
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import crossplane
-import psutil
 
-from supervisor.program import Command
+from supervisor.program import Command, child_pids
 
 RELOAD = signal.SIGHUP
 GRACEFUL_STOP = signal.SIGQUIT
@@ -200,11 +199,7 @@ async def config_test(
 
 def worker_pids(master_pid: int) -> set[int]:
     """PIDs of the master's worker children (cache manager/loader included)."""
-    try:
-        return {child.pid for child in psutil.Process(master_pid).children()}
-    except psutil.Error:
-        return set()
-
+    return child_pids(master_pid)
 
 
 class NginxDriver:

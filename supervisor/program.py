@@ -95,6 +95,13 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def child_pids(pid: int) -> set[int]:
+    try:
+        return {child.pid for child in psutil.Process(pid).children()}
+    except (psutil.Error, ValueError):
+        return set()
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     """Signal a whole process group; False when it is already empty."""
     if pgid <= 0:  # never 0 (our own group) or -1 (everything)
@@ -138,6 +145,10 @@ class Program:
     @property
     def name(self) -> str:
         return self.driver.name
+
+    def children(self) -> set[int]:
+        """PIDs of the master's children (its workers)."""
+        return child_pids(self.pid)
 
     @property
     def running(self) -> bool:
