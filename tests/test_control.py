@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +49,15 @@ async def _serve(path: Path, body: Any) -> None:
         await server.close()
 
 
-def test_server_answers_with_progress_then_result() -> None:
-    path = Path(tempfile.mkdtemp(prefix="fnud-ctl-")) / "s.sock"
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="fnud-ctl-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_server_answers_with_progress_then_result(sock_dir: Path) -> None:
+    path = sock_dir / "s.sock"
     progress: list[str] = []
     results: list[Any] = []
 
@@ -70,9 +79,9 @@ def test_server_answers_with_progress_then_result() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
-def test_peer_credentials_refuse_other_users() -> None:
+def test_peer_credentials_refuse_other_users(sock_dir: Path) -> None:
     """Even if the socket were reachable (here: 0666 in an open dir), uid is checked."""
-    directory = Path(tempfile.mkdtemp(prefix="fnud-ctl-"))
+    directory = sock_dir
     directory.chmod(0o755)
     path = directory / "s.sock"
     probe = (
