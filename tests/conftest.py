@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -81,6 +82,29 @@ cooldown = {cooldown}
 """
 
 
+class InFlight:
+    """One request running in a thread: ``answer`` is (status, body), or (0, error name)
+    when the connection was cut."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.answer: tuple[int, bytes | str] | None = None
+        self.thread = threading.Thread(target=self._get)
+
+    def _get(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
+                self.answer = (response.status, response.read())
+        except OSError as exc:  # urllib's HTTPError is an OSError too
+            self.answer = (0, type(exc).__name__)
+
+    def result(self) -> tuple[int, bytes | str]:
+        self.thread.join(timeout=self.timeout + 10)
+        assert self.answer is not None, f"{self.url} never finished"
+        return self.answer
+
+
 @dataclass
 class StackDir(stackfiles.StackLayout):
     root: Path
@@ -127,6 +151,16 @@ class StackDir(stackfiles.StackLayout):
                 return bool(response.status == 200)
         except OSError:
             return False
+
+    def request_in_flight(self, seconds: float) -> InFlight:
+        """GET /sleep?s=SECONDS in a thread; return once a uWSGI worker is busy with it."""
+        flight = InFlight(f"{self.url}/sleep?s={seconds:g}", seconds + 60)
+        flight.thread.start()
+        wait_for(
+            lambda: any(w["status"] == "busy" for w in self.programs()["uwsgi"]["workers"]),
+            message="the slow request to reach a worker",
+        )
+        return flight
 
     def set_greeting(self, text: str) -> None:
         source = self.app.read_text()

@@ -72,22 +72,10 @@ def test_killed_daemon_leaves_site_up_and_is_readopted(running: StackDir) -> Non
 
 
 def test_stop_lets_a_request_in_flight_finish(running: StackDir) -> None:
-    answers: list[int] = []
-
-    def slow() -> None:
-        with urllib.request.urlopen(running.url + "/sleep?s=2", timeout=60) as response:
-            answers.append(response.status)
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    wait_for(
-        lambda: any(w["status"] == "busy" for w in running.programs()["uwsgi"]["workers"]),
-        message="request in a worker",
-    )
+    flight = running.request_in_flight(2)
     result = running.fnud("stop")
-    thread.join(timeout=60)
     assert result.returncode == 0
-    assert answers == [200]
+    assert flight.result()[0] == 200
 
 
 def test_stop_kills_a_stuck_program_after_the_deadline(
@@ -95,24 +83,10 @@ def test_stop_kills_a_stuck_program_after_the_deadline(
 ) -> None:
     stack = stack_factory(stop_timeout=2.0)
     stack.start()
-    errors: list[str] = []
-
-    def stuck() -> None:
-        try:
-            urllib.request.urlopen(stack.url + "/sleep?s=100", timeout=100).read()
-        except (OSError, urllib.error.HTTPError) as exc:
-            errors.append(type(exc).__name__)
-
-    thread = threading.Thread(target=stuck)
-    thread.start()
-    wait_for(
-        lambda: any(w["status"] == "busy" for w in stack.programs()["uwsgi"]["workers"]),
-        message="request in a worker",
-    )
+    flight = stack.request_in_flight(100)
     result = stack.fnud("stop")
-    thread.join(timeout=60)
     assert result.returncode == 0
-    assert errors, "the 100 s request should have been cut by the SIGKILL"
+    assert flight.result()[0] != 200, "the 100 s request should have been cut by the SIGKILL"
     assert "stop deadline passed, killing the process group" in stack.daemon_log()
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 from tests.conftest import StackDir, wait_for
@@ -101,26 +100,12 @@ def test_unchanged_nginx_conf_is_not_reloaded(running: StackDir) -> None:
 
 
 def test_request_in_flight_completes_across_reload(running: StackDir) -> None:
-    answers: list[tuple[int, bytes]] = []
-
-    def slow() -> None:
-        with urllib.request.urlopen(running.url + "/sleep?s=3", timeout=60) as response:
-            answers.append((response.status, response.read()))
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    wait_for(
-        lambda: any(
-            w["status"] == "busy"
-            for w in running.status()["programs"]["uwsgi"]["workers"]  # type: ignore[index]
-        ),
-        message="the slow request to reach a worker",
-    )
+    flight = running.request_in_flight(3)
     result = running.fnud("reload")
-    thread.join(timeout=60)
     assert result.returncode == 0, result.stderr
-    assert answers and answers[0][0] == 200
-    assert json.loads(answers[0][1]) == {"slept": 3.0}
+    status, body = flight.result()
+    assert status == 200
+    assert json.loads(body) == {"slept": 3.0}
 
 
 def test_code_change_is_visible_on_every_worker_after_reload(running: StackDir) -> None:
@@ -222,23 +207,11 @@ def test_a_stuck_chain_reload_fails_naming_the_worker(
     stack = stack_factory(processes=1, reload_timeout=2.0)
     stack.start()
     before = stack.worker_pids()
-    answers: list[int] = []
-
-    def slow() -> None:
-        with urllib.request.urlopen(stack.url + "/sleep?s=5", timeout=60) as response:
-            answers.append(response.status)
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    wait_for(
-        lambda: stack.programs()["uwsgi"]["workers"][0]["status"] == "busy",
-        message="the worker busy with the slow request",
-    )
+    flight = stack.request_in_flight(5)
     result = stack.fnud("reload", "--app")
     assert result.returncode == 1
     assert "reload failed" in result.stderr and "worker 1 (pid" in result.stderr
     assert stack.status()["last_reload"]["result"] == "failed"  # type: ignore[index]
-    thread.join(timeout=60)
-    assert answers == [200]  # the request the worker was finishing still completed
+    assert flight.result()[0] == 200  # the request the worker was finishing completed
     # uWSGI finishes the chain on its own once the request is done
     wait_for(lambda: not stack.worker_pids() & before, timeout=30, message="chain done")
