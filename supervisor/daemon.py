@@ -1,60 +1,37 @@
-"""The daemon: one asyncio loop, one queue of events, one state machine per program.
+"""The daemon: one asyncio loop, one queue of typed events, one state machine per program.
 
-Signal handlers and watcher callbacks only put events on the queue; ``run`` takes
-them off one at a time and dispatches to ``handle_<event>``. Long operations (start,
-reload, stop) run as tasks serialised by one lock, so a reload never interleaves
-with another reload or with a stop.
+Signal handlers, watchers and timers only put events on the queue; ``run`` takes them
+off one at a time and calls the handler that ``HANDLERS`` names for the event's type.
+Decisions live elsewhere (policy.py: what an exit means; gate.py: whether a change may
+go live); long operations (start, reload, stop) run as tasks serialised by one lock,
+so a reload never interleaves with another reload or with a stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from supervisor import checks, health, logsetup, nginx, probe, survivors, uwsgi
-from supervisor.childenv import child_env
+from supervisor import commands, gate, logsetup, policy, startup, status, triggers
 from supervisor.config import Config
-from supervisor.control import CommandError, Emit, Server
+from supervisor.control import Emit, Server
+from supervisor.events import ALL, Event, Exited, Heartbeat, Ready, ReloadEvent, Retry, SignalEvent
 from supervisor.logfile import DaemonLog
-from supervisor.metrics import MetricsServer, rss
-from supervisor.preflight import PreflightError, preflight
-from supervisor.program import Exited, Program, Ready, Retry
-from supervisor.reload import Reloader, ReloadRequest, ReloadResult, first_error
+from supervisor.probeloop import ProbeLoop
+from supervisor.program import Program
+from supervisor.reload import Reloader, ReloadRequest
 from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_holder
-from supervisor.stack import Stack, StackError
-from supervisor.states import State
+from supervisor.stack import Stack
+from supervisor.states import Phase, State, check_phase
 from supervisor.systemd import Notifier
-from supervisor.touch import TouchWatcher
-from supervisor.watch import Change, Rules, Watcher, resolve_all
+from supervisor.watch import Watcher
 
-
-@dataclass(frozen=True)
-class SignalEvent:
-    signum: int
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """Put on the queue periodically; handling it proves the loop is not wedged."""
-
-
-@dataclass(frozen=True)
-class ReloadEvent:
-    reason: str
-    nginx: bool = True
-    app: bool = True
-
-
-class StartupError(Exception):
-    pass
+LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
 
 
 class Daemon:
@@ -71,26 +48,28 @@ class Daemon:
         self.notifier = notifier or Notifier(environ)
         self.ready_fd = ready_fd
         self.log = logsetup.get("daemon")
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.stack = Stack(config, self.environ, self.enqueue)
         self.paths = self.stack.paths
-        self.phase = "starting"  # starting -> running -> stopping
+        self.phase = Phase.STARTING
         self.exit_code = 0
         self.op_lock = asyncio.Lock()
         self.done = asyncio.Event()
+        self.gate = gate.Gate(self.stack)
         self.reloader = Reloader(
-            self.stack, self.op_lock, self.notifier, restart=self.respawn,
-            lint=functools.partial(checks.errors_for, check_ports=False),
+            self.stack, self.op_lock, self.notifier, self.gate, restart=self.respawn
         )
-        self.server = Server(self.paths.socket, self._handlers(), self.log)
+        self.probe = ProbeLoop(
+            lambda: self.config.health, self._probing_allowed, lambda: self.stack.programs,
+            self.op_lock, self.restart_program, self.paths,
+        )
+        self.server = Server(self.paths.socket, commands.handlers(self), self.log)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._startup: asyncio.Task[Any] | None = None
         self._shutdown: asyncio.Task[Any] | None = None
         self.watcher: Watcher | None = None
-        self._queued: ReloadRequest | None = None
+        self.queued: ReloadRequest | None = None  # automatic reload waiting for its turn
         self.adopted: set[str] = set()
-        self.probe_failures = 0
-        self.metrics: MetricsServer | None = None  # automatic reload waiting for its turn
+        self.metrics: Any = None  # metrics.MetricsServer, imported only when configured
         self.started_wall = time.time()
 
     @property
@@ -100,10 +79,10 @@ class Daemon:
 
     # -- plumbing ------------------------------------------------------------------
 
-    def enqueue(self, event: Any) -> None:
+    def enqueue(self, event: Event) -> None:
         self.queue.put_nowait(event)
 
-    def spawn_task(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -122,6 +101,10 @@ class Daemon:
             os.close(self.ready_fd)
         self.ready_fd = None
 
+    def set_phase(self, new: Phase) -> None:
+        check_phase(self.phase, new)
+        self.phase = new
+
     # -- main loop -----------------------------------------------------------------
 
     async def run(self) -> int:
@@ -136,14 +119,13 @@ class Daemon:
             return 1
         lock = Lock(self.paths.lock)
         if not lock.acquire():
-            holder = lock_holder(self.paths.lock)
-            message = f"already running (pid {holder}) on {self.paths.root}"
+            message = f"already running (pid {lock_holder(self.paths.lock)}) on {self.paths.root}"
             self._report_ready(f"RUNNING {message}")
             self.log.warning(message)
             return 0
         try:
             await self.server.start()
-            self._startup = self.spawn_task(self.startup(), "startup")
+            self.spawn_task(self.startup(), "startup")
             if self.notifier.watchdog_interval > 0:
                 self.spawn_task(self._heartbeat(self.notifier.watchdog_interval), "heartbeat")
             while not self.done.is_set():
@@ -166,17 +148,14 @@ class Daemon:
             lock.release()
         return self.exit_code
 
-    async def dispatch(self, event: Any) -> None:
-        handler = getattr(self, "handle_" + type(event).__name__.lower(), None)
-        if handler is None:
-            self.log.warning("unknown event", event_type=type(event).__name__)
-            return
+    async def dispatch(self, event: Event) -> None:
+        handler = HANDLERS[type(event)]
         try:
-            await handler(event)
+            await handler(self, event)
         except Exception:  # a bug in one handler must not orphan the stack
             self.log.exception("event handler crashed", event_type=type(event).__name__)
             return
-        if isinstance(event, (Exited, Ready)) and self.phase == "running":
+        if isinstance(event, (Exited, Ready)) and self.phase is Phase.RUNNING:
             self.notifier.status(self.summary())
 
     async def _heartbeat(self, interval: float) -> None:
@@ -186,7 +165,7 @@ class Daemon:
 
     # -- events --------------------------------------------------------------------
 
-    async def handle_signalevent(self, event: SignalEvent) -> None:
+    async def handle_signal(self, event: SignalEvent) -> None:
         name = signal.Signals(event.signum).name
         if event.signum in (signal.SIGTERM, signal.SIGINT):
             self.log.info("signal: stopping", signal=name)
@@ -197,6 +176,86 @@ class Daemon:
         elif event.signum == signal.SIGUSR1:
             self.log.info("signal: reopening logs", signal=name)
             await self.reopen_logs()
+
+    async def handle_heartbeat(self, event: Heartbeat) -> None:
+        self.notifier.watchdog()  # sent from the loop itself: only while it dispatches
+
+    async def handle_reload(self, event: ReloadEvent) -> None:
+        """Automatic reloads (SIGHUP, touch, file changes) coalesce: while one waits
+        for its turn, further requests merge into it; any number arriving during a
+        reload make exactly one follow-up."""
+        if self.phase is not Phase.RUNNING:
+            return
+        request = ReloadRequest(nginx=event.nginx, app=event.app, reason=event.reason)
+        if self.queued is not None:
+            self.queued = self.queued.merged(request)
+            self.log.info("reload already queued; merged", reason=event.reason)
+            return
+        self.queued = request
+
+        def begin() -> ReloadRequest:
+            taken, self.queued = self.queued, None
+            assert taken is not None
+            return taken
+
+        self.spawn_task(self.reloader.reload(request, _log_progress(self.log), begin), "reload")
+
+    async def handle_exited(self, event: Exited) -> None:
+        prog = self.stack.programs[event.program]
+        if event.pid != prog.pid or prog.state not in LIVE:
+            return  # an old process, already dealt with
+        detail = prog.record_exit(event.returncode)
+        if prog.state is State.STOPPING:
+            await prog.transition(State.STOPPED, code=event.returncode)
+            return
+        facts = prog.exit_facts(time.monotonic())
+        await prog.transition(State.EXITED, code=event.returncode, detail=detail)
+        if self.phase is Phase.STARTING:
+            await prog.transition(State.FATAL, reason=prog.last_exit)
+        elif self.phase is Phase.STOPPING:
+            await prog.transition(State.STOPPED)
+        else:
+            await prog.follow(policy.after_exit(facts, self.config.backoff))
+
+    async def handle_ready(self, event: Ready) -> None:
+        prog = self.stack.programs[event.program]
+        if event.pid != prog.pid or prog.state is not State.STARTING:
+            return
+        prog.mark_ready()
+        await prog.transition(State.RUNNING)
+        if self.phase is Phase.RUNNING:
+            self.stack.save_state()
+
+    async def handle_retry(self, event: Retry) -> None:
+        # not awaited here: the lock may be held by a reload that needs this loop
+        self.spawn_task(self._retry(self.stack.programs[event.program]), "retry")
+
+    async def _retry(self, prog: Program) -> None:
+        async with self.op_lock:  # never beside a reload's or a probe's own restart
+            if prog.state not in (State.BACKOFF, State.FATAL):
+                return
+            prog.count_restart()
+            await self.respawn(prog)
+
+    async def respawn(self, prog: Program) -> bool:
+        """Clean what the last process left in its group, then start anew (only while
+        the daemon is running: never after a stop began)."""
+        if self.phase is not Phase.RUNNING:
+            return False
+        await prog.reap_leftovers()
+        await prog.spawn()
+        return True
+
+    async def restart_program(self, prog: Program, why: str) -> None:
+        """Stop (briefly graceful, then SIGKILL to the group) and start again."""
+        self.log.warning("restarting", program=prog.name, why=why)
+        prog.count_restart(probe=True)
+        await prog.stop(time.monotonic() + min(self.config.fnud.stop_timeout, 5.0))
+        if not await self.respawn(prog):
+            return
+        await prog.wait_state(
+            [State.RUNNING, State.FATAL, State.BACKOFF], self.config.fnud.start_timeout
+        )
 
     async def reopen_logs(self) -> list[str]:
         """Reopen fnud's own log and make nginx (USR1) and uWSGI ('l') reopen theirs."""
@@ -215,112 +274,14 @@ class Daemon:
         self.log.info("logs reopened", files=done)
         return done
 
-    async def handle_heartbeat(self, event: Heartbeat) -> None:
-        self.notifier.watchdog()  # sent from the loop itself: only while it dispatches
-
-    async def handle_reloadevent(self, event: ReloadEvent) -> None:
-        """Automatic reloads (SIGHUP, touch, file changes) coalesce: while one waits
-        for its turn, further requests merge into it; any number arriving during a
-        reload make exactly one follow-up."""
-        if self.phase != "running":
-            return
-        if self._queued is not None:
-            self._queued = ReloadRequest(
-                nginx=self._queued.nginx or event.nginx,
-                app=self._queued.app or event.app,
-                reason=self._queued.reason + "; " + event.reason,
-            )
-            self.log.info("reload already queued; merged", reason=event.reason)
-            return
-        self._queued = ReloadRequest(nginx=event.nginx, app=event.app, reason=event.reason)
-
-        def begin() -> ReloadRequest:
-            request, self._queued = self._queued, None
-            assert request is not None
-            return request
-
-        self.spawn_task(
-            self.reloader.reload(self._queued, _log_progress(self.log), on_begin=begin),
-            "reload",
-        )
-
-    async def handle_exited(self, event: Exited) -> None:
-        prog = self.stack.programs[event.program]
-        if event.pid != prog.pid or prog.state not in (
-            State.STARTING, State.RUNNING, State.STOPPING
-        ):
-            return  # an old process, already dealt with
-        reason = f"exited with code {event.returncode}"
-        detail = prog.failure_reason()
-        prog.last_exit = f"{reason}: {detail}" if detail else reason
-        if prog.state is State.STOPPING:
-            await prog.transition(State.STOPPED, code=event.returncode)
-            return
-        uptime = time.monotonic() - prog.started_at
-        was_running = prog.state is State.RUNNING
-        await prog.transition(State.EXITED, code=event.returncode, detail=detail)
-        if self.phase == "starting":
-            await prog.transition(State.FATAL, reason=prog.last_exit)
-            return
-        if self.phase == "stopping":
-            await prog.transition(State.STOPPED)
-            return
-        backoff = self.config.backoff
-        if was_running and uptime >= backoff.quick_seconds:
-            prog.quick_failures = 0
-        prog.quick_failures += 1
-        if prog.quick_failures >= backoff.quick_failures:
-            await prog.transition(
-                State.FATAL, reason=prog.last_exit, failures=prog.quick_failures
-            )
-            if backoff.cooldown > 0:
-                prog.schedule(backoff.cooldown)
-            return
-        if was_running and uptime >= backoff.quick_seconds:
-            delay = 0.0  # a first crash after a healthy run: back at once, like supervisord
-        else:
-            delay = min(backoff.initial * 2 ** (prog.quick_failures - 1), backoff.max)
-        await prog.transition(State.BACKOFF, retry_in=round(delay, 2))
-        prog.schedule(delay)
-
-    async def handle_ready(self, event: Ready) -> None:
-        prog = self.stack.programs[event.program]
-        if event.pid != prog.pid or prog.state is not State.STARTING:
-            return
-        prog.ready_at = time.monotonic()
-        prog.why = ""
-        await prog.transition(State.RUNNING)
-        if self.phase == "running":
-            self.stack.save_state()
-
-    async def handle_retry(self, event: Retry) -> None:
-        # not awaited here: the lock may be held by a reload that needs this loop
-        self.spawn_task(self._retry(self.stack.programs[event.program]), "retry")
-
-    async def _retry(self, prog: Program) -> None:
-        async with self.op_lock:  # never beside a reload's or a probe's own restart
-            if prog.state not in (State.BACKOFF, State.FATAL):
-                return
-            prog.restarts += 1
-            await self.respawn(prog)
-
-    async def respawn(self, prog: Program) -> bool:
-        """Clean what the last process left in its group, then start anew (only while
-        the daemon is running: never after a stop began)."""
-        if self.phase != "running":
-            return False
-        await prog.reap_leftovers()
-        await prog.spawn()
-        return True
-
     # -- start ---------------------------------------------------------------------
 
     async def startup(self) -> None:
         try:
             async with self.op_lock:
-                await self._start_stack()
+                self.adopted = await startup.start_stack(self.stack, self.gate)
             await self._become_ready()
-        except StartupError as exc:
+        except startup.StartupError as exc:
             self.log.error("start failed", reason=str(exc))
             self._report_ready(f"ERROR {exc}")
             self.begin_shutdown(1)
@@ -330,11 +291,13 @@ class Daemon:
             self.begin_shutdown(1)
 
     async def _become_ready(self) -> None:
-        self.phase = "running"
-        self._start_touch_watcher()
-        self._start_file_watcher()
+        self.set_phase(Phase.RUNNING)
+        touch = triggers.touch_watcher(self.stack, self.enqueue)
+        if touch is not None:
+            self.spawn_task(touch, "touch")
+        self.watcher = triggers.file_watcher(self.stack, self.enqueue)
         if self.config.health.interval > 0:
-            self.spawn_task(self._probe_loop(), "probe")
+            self.spawn_task(self.probe.run(), "probe")
         await self._start_metrics()
         if not self.stack.ini_digest:
             self.stack.ini_digest = self.stack.current_ini_digest()
@@ -346,203 +309,41 @@ class Daemon:
         self.notifier.ready(summary)
         self._report_ready(f"READY {summary}")
 
-    async def _start_stack(self) -> None:
-        stack = self.stack
-        # workers a dead master left (nginx's hold the port): not adoptable, so they go
-        await asyncio.to_thread(survivors.reap_orphans, self.config)
-        try:
-            stack.check_binaries()
-            spec = stack.app()
-            conf = stack.nginx_conf()
-        except StackError as exc:
-            raise StartupError(str(exc)) from None
-        # fnud check's errors, ports included (nginx -t ignores EADDRINUSE); the ports of
-        # adopted programs are ours
-        refusal = first_error(checks.errors_for(self.config, check_ports=True))
-        refusal = refusal or stack.root_refusal()
-        if refusal:
-            raise StartupError(refusal)
-        user = self.config.fnud.user
-        nginx.prepare_prefix(self.paths.nginx_prefix, nginx.worker_uid(conf, user))
-        ok, message = await nginx.config_test(
-            stack.nginx_binary(), self.paths.nginx_prefix, self.config.nginx.conf, conf,
-            child_env(self.environ), stack.nginx_driver.user, stack.nginx_driver.group,
-        )
-        if not ok:
-            raise StartupError(f"nginx -t failed: {message}")
-        # adopt only once the checks passed (their port rule knows survivors are ours)
-        self.adopted = await self._adopt_survivors()
-        fresh = [prog for prog in (stack.uwsgi, stack.nginx) if prog.name not in self.adopted]
-        if stack.uwsgi in fresh:
-            try:
-                await preflight(spec, self.environ, owner=stack.owner())
-            except PreflightError as exc:
-                raise StartupError(f"app does not load: {exc}") from None
-        for prog in fresh:  # uWSGI first: nginx only once uWSGI accepts
-            await prog.spawn()
-            await self._wait_running(prog)
-        await self._wait_healthy()
-
-    async def _adopt_survivors(self) -> set[str]:
-        """Programs a killed daemon left running: watch them instead of starting anew."""
-        state = survivors.load_state(self.paths)
-        adopted = set()
-        for name, pid in survivors.find(self.config).items():
-            await self.stack.programs[name].adopt(
-                pid, float(state[name].get("started") or time.time())
-            )
-            adopted.add(name)
-        if "uwsgi" in adopted:  # what the running processes were started with
-            self.stack.ini_digest = str(state.get("ini_digest", ""))
-        if "nginx" in adopted:
-            self.stack.nginx_digest = str(state.get("nginx_digest", ""))
-        if adopted:
-            self.log.info(
-                "adopted programs left running by a previous daemon",
-                programs={n: self.stack.programs[n].pid for n in sorted(adopted)},
-            )
-        return adopted
-
-    def _start_file_watcher(self) -> None:
-        watch = self.config.watch
-        if not watch.enabled:
-            return
-        try:
-            code_dirs = watch.paths or (Path(self.stack.app().chdir),)
-            nginx_files = [Path(f) for f in self.stack.nginx_conf().files]
-        except StackError as exc:
-            self.log.error("cannot watch files", reason=str(exc))
-            return
-        rules = Rules(
-            code_dirs=tuple(p.resolve() for p in code_dirs),
-            include=watch.include,
-            exclude=watch.exclude,
-            nginx_files=resolve_all(nginx_files),
-            ini_files=resolve_all([self.config.uwsgi.ini]),
-            config_files=resolve_all([self.config.path]),
+    def _probing_allowed(self) -> bool:
+        return (
+            self.phase is Phase.RUNNING
+            and not self.op_lock.locked()  # never during a reload (or a probe restart)
+            and all(prog.running for prog in self.stack.programs.values())
         )
 
-        def changed(change: Change) -> None:
-            self.enqueue(ReloadEvent(reason=change.describe(), nginx=change.nginx, app=change.app))
-
-        self.watcher = Watcher(rules, watch.debounce_ms / 1000, changed)
-        self.watcher.start(asyncio.get_running_loop())
-
-    def _start_touch_watcher(self) -> None:
-        try:
-            files = self.stack.touch_files()
-        except StackError:
-            return
-        if not files:
-            return
-        self.log.info("watching touch files (gated reload)", files=[str(f) for f in files])
-
-        def touched(path: Path) -> None:
-            self.enqueue(ReloadEvent(reason=f"touched {path}"))
-
-        self.spawn_task(TouchWatcher(files, touched).run(), "touch")
-
-    async def _wait_running(self, prog: Program) -> None:
-        settled = {State.RUNNING, State.FATAL, State.STOPPED, State.STOPPING}
-        await prog.wait_state(settled, self.config.fnud.start_timeout + 5)
-        if prog.state is State.RUNNING:
-            return
-        reason = prog.last_exit or prog.why or "did not start"
-        raise StartupError(f"{prog.name} failed to start: {reason}")
-
-    async def _wait_healthy(self) -> None:
-        url = self.config.health.url
-        deadline = time.monotonic() + self.config.fnud.start_timeout
-        last = ""
-        while time.monotonic() < deadline:
-            for prog in self.stack.programs.values():
-                if prog.state is not State.RUNNING:
-                    raise StartupError(f"{prog.name} failed to start: {prog.last_exit}")
-            try:
-                await health.check(url, self.config.health.timeout)
-                return
-            except health.HealthError as exc:
-                last = str(exc)
-            await asyncio.sleep(0.1)
-        raise StartupError(f"health check never passed: {last}")
-
-    # -- metrics -----------------------------------------------------------------------
+    # -- metrics (optional: imported only when configured) ---------------------------
 
     async def _start_metrics(self) -> None:
         listen = self.config.metrics.listen
         if not listen:
             return
+        from supervisor.metrics import MetricsServer
+
         host, _, port = listen.rpartition(":")
-        self.metrics = MetricsServer(self, self.paths.stats)
+        server = MetricsServer(self, self.paths.stats)
         self.reloader.listeners.append(
-            lambda result: self.metrics.observe_reload(result.result, result.duration)
-            if self.metrics else None
+            lambda result: server.observe_reload(result.result, result.duration)
         )
         try:
-            await self.metrics.start(host.strip("[]"), int(port))
+            await server.start(host.strip("[]"), int(port))
         except OSError as exc:
             self.log.error("cannot serve metrics", listen=listen, error=exc.strerror)
-            self.metrics = None
+            return
+        self.metrics = server
 
     def metric_programs(self) -> dict[str, Program]:
         return self.stack.programs
 
     def metric_reload_counts(self) -> dict[str, int]:
-        return {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")}
+        return self.reload_counts()
 
     def metric_probe_failures(self) -> int:
-        return self.probe_failures
-
-    # -- health probe ----------------------------------------------------------------
-
-    def _probing_allowed(self) -> bool:
-        return (
-            self.phase == "running"
-            and not self.op_lock.locked()  # never during a reload (or a probe restart)
-            and all(prog.running for prog in self.stack.programs.values())
-        )
-
-    async def _probe_loop(self) -> None:
-        failures = 0
-        while True:
-            cfg = self.config.health  # a reload may have changed it
-            await asyncio.sleep(cfg.interval or 1.0)
-            if not cfg.interval:
-                continue
-            if not self._probing_allowed():
-                failures = 0
-                continue
-            result = await probe.probe(cfg.url, cfg.timeout, self.paths.stats)
-            if not self._probing_allowed():
-                failures = 0  # a reload began while we probed: its effects don't count
-                continue
-            if result.ok:
-                failures = 0
-                continue
-            failures += 1
-            self.probe_failures += 1
-            self.log.warning(
-                "health probe failed", reason=result.reason, culprit=result.culprit,
-                failures=failures, limit=cfg.failures,
-            )
-            if failures >= cfg.failures and result.culprit is not None:
-                failures = 0
-                culprit = self.stack.programs[result.culprit]
-                async with self.op_lock:
-                    await self.restart_program(culprit, f"health probe: {result.reason}")
-
-    async def restart_program(self, prog: Program, why: str) -> None:
-        """Stop (briefly graceful, then SIGKILL to the group) and start again."""
-        self.log.warning("restarting", program=prog.name, why=why)
-        prog.probe_restarts += 1
-        prog.restarts += 1
-        deadline = time.monotonic() + min(self.config.fnud.stop_timeout, 5.0)
-        await prog.stop(deadline)
-        if not await self.respawn(prog):
-            return
-        await prog.wait_state(
-            [State.RUNNING, State.FATAL, State.BACKOFF], self.config.fnud.start_timeout
-        )
+        return self.probe.total_failures
 
     # -- stop ----------------------------------------------------------------------
 
@@ -553,14 +354,13 @@ class Daemon:
         return self._shutdown
 
     async def shutdown(self) -> None:
-        self.phase = "stopping"
+        self.set_phase(Phase.STOPPING)
         self.notifier.stopping()
         if self.watcher is not None:
             self.watcher.stop()
         deadline = time.monotonic() + self.config.fnud.stop_timeout
-        current = asyncio.current_task()
         for task in list(self._tasks):
-            if task is not current and task.get_name() == "startup":
+            if task.get_name() == "startup":
                 task.cancel()
         # Let a reload in progress finish first: uWSGI 2.0 never exits on 'q' sent while
         # a chain reload is loading a new worker (measured), so cutting the reload short
@@ -578,78 +378,26 @@ class Daemon:
         self.log.info("stack stopped")
         self.done.set()
 
-    # -- control commands ------------------------------------------------------------
+    # -- status ----------------------------------------------------------------------
 
-    def _handlers(self) -> dict[str, Any]:
-        return {
-            "ping": self.cmd_ping,
-            "status": self.cmd_status,
-            "stop": self.cmd_stop,
-            "reload": self.cmd_reload,
-            "reopen-logs": self.cmd_reopen_logs,
-        }
-
-    async def cmd_ping(self, args: dict[str, Any], emit: Emit) -> Any:
-        return {"pid": os.getpid(), "phase": self.phase}
-
-    async def cmd_stop(self, args: dict[str, Any], emit: Emit) -> Any:
-        await emit("stopping nginx, then uWSGI")
-        await asyncio.shield(self.begin_shutdown(0))
-        return {"stopped": True}
-
-    async def cmd_reload(self, args: dict[str, Any], emit: Emit) -> Any:
-        if self.phase != "running":
-            raise CommandError(f"cannot reload while {self.phase}")
-        request = ReloadRequest(
-            nginx=bool(args.get("nginx", True)),
-            app=bool(args.get("app", True)),
-            force_nginx=bool(args.get("force_nginx", False)),
-            reason="fnud reload",
-        )
-        result: ReloadResult = await self.reloader.reload(request, emit)
-        if result.result != "ok":
-            raise CommandError(f"{result.result}: {result.message}")
-        return result.as_dict()
-
-    async def cmd_reopen_logs(self, args: dict[str, Any], emit: Emit) -> Any:
-        return {"reopened": await self.reopen_logs()}
-
-    async def cmd_status(self, args: dict[str, Any], emit: Emit) -> Any:
-        return await self.status()
+    def reload_counts(self) -> dict[str, int]:
+        return {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")}
 
     async def status(self) -> dict[str, Any]:
-        stats: uwsgi.Stats | None = None
-        uw = self.stack.uwsgi
-        if uw.state in (State.RUNNING, State.STARTING):
-            with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
-                stats = await uwsgi.read_stats(self.paths.stats, timeout=1.0)
-        programs: dict[str, Any] = {}
-        for name, prog in self.stack.programs.items():
-            entry = program_status(prog)
-            if name == "uwsgi":
-                workers = [w.as_dict() for w in stats.live_workers] if stats else []
-                if stats:
-                    entry["listen_queue"] = stats.listen_queue
-            else:
-                pids = nginx.worker_pids(prog.pid) if prog.state is State.RUNNING else set()
-                workers = [{"pid": pid} for pid in sorted(pids)]
-            for worker in workers:
-                worker["rss"] = rss(worker["pid"])
-            entry["workers"] = workers
-            programs[name] = entry
+        last = self.reloader.last
         return {
             "daemon": {
                 "pid": os.getpid(),
-                "phase": self.phase,
+                "phase": self.phase.value,
                 "config": str(self.config.path),
                 "started": self.started_wall,
             },
-            "programs": programs,
-            "last_reload": self.reloader.last.as_dict() if self.reloader.last else None,
-            "reloads": {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")},
+            "programs": await status.programs(self.stack),
+            "last_reload": last.as_dict() if last else None,
+            "reloads": self.reload_counts(),
             "reloading": self.op_lock.locked(),
             "watch": self._watch_status(),
-            "probe": {"failures": self.probe_failures},
+            "probe": {"failures": self.probe.total_failures},
         }
 
     def _watch_status(self) -> dict[str, Any]:
@@ -660,39 +408,27 @@ class Daemon:
             "mode": "polling" if self.watcher.polling else "inotify",
             # a burst still in its debounce window, or a reload waiting or running
             "pending": self.watcher.debouncer.pending
-            or self._queued is not None
+            or self.queued is not None
             or self.op_lock.locked(),
         }
 
     def summary(self) -> str:
-        """One line for `fnud start`, systemd's STATUS= and the log: programs, workers,
-        last reload."""
-        parts = []
-        for name, prog in self.stack.programs.items():
-            text = f"{name} {prog.state.value.lower()}"
-            if name in self.adopted:
-                text += " (adopted)"
-            if prog.running:
-                text += f" ({len(prog.children())} workers)"
-            parts.append(text)
-        last = self.reloader.last
-        if last is not None:
-            parts.append(f"last reload {last.result}")
-        return ", ".join(parts)
+        return status.summary(self.stack, self.adopted, self.reloader.last)
 
 
-def program_status(prog: Program) -> dict[str, Any]:
-    alive = prog.state in (State.STARTING, State.RUNNING, State.STOPPING)
-    return {
-        "state": prog.state.value,
-        "pid": prog.pid if prog.state is not State.STOPPED else 0,
-        "rss": rss(prog.pid) if alive else 0,
-        "uptime": round(prog.uptime(), 1),
-        "restarts": prog.restarts,
-        "probe_restarts": prog.probe_restarts,
-        "why": prog.why if prog.state is State.STARTING else "",
-        "last_exit": prog.last_exit,
-    }
+Handler = Callable[[Daemon, Any], Awaitable[None]]
+
+HANDLERS: dict[type, Handler] = {
+    SignalEvent: Daemon.handle_signal,
+    Heartbeat: Daemon.handle_heartbeat,
+    ReloadEvent: Daemon.handle_reload,
+    Exited: Daemon.handle_exited,
+    Ready: Daemon.handle_ready,
+    Retry: Daemon.handle_retry,
+}
+_missing = set(ALL) ^ set(HANDLERS)
+if _missing:  # an event without a handler (or a handler for no event) fails at import
+    raise ImportError(f"daemon.HANDLERS does not match events.ALL: {sorted(map(str, _missing))}")
 
 
 def _log_progress(log: Any) -> Emit:

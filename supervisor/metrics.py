@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import psutil
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -21,6 +20,7 @@ from prometheus_client.registry import Collector
 from supervisor import logsetup, uwsgi
 from supervisor.program import Program
 from supervisor.states import State
+from supervisor.status import rss
 
 RELOAD_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
@@ -33,13 +33,6 @@ class Source(Protocol):
     def metric_reload_counts(self) -> dict[str, int]: ...
 
     def metric_probe_failures(self) -> int: ...
-
-
-def rss(pid: int) -> int:
-    try:
-        return int(psutil.Process(pid).memory_info().rss)
-    except psutil.Error:
-        return 0
 
 
 @dataclass

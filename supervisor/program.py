@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import psutil
 
-from supervisor import logsetup, tail
+from supervisor import logsetup, policy, tail
+from supervisor.events import Enqueue, Exited, Ready, Retry
 from supervisor.states import State, check_transition
 
 
@@ -60,27 +61,6 @@ class Driver(Protocol):
         """Make the program reopen the log files it writes itself."""
         ...
 
-
-@dataclass(frozen=True)
-class Exited:
-    program: str
-    pid: int
-    returncode: int
-
-
-@dataclass(frozen=True)
-class Ready:
-    program: str
-    pid: int
-
-
-@dataclass(frozen=True)
-class Retry:
-    program: str
-
-
-Event = Any
-Enqueue = Callable[[Event], None]
 
 _ERRORISH = ("error", "emerg", "fail", "unable", "cannot", "can't", "no such", "denied",
              "exception", "game over", "in use", "invalid", "not found")
@@ -153,6 +133,41 @@ class Program:
     @property
     def running(self) -> bool:
         return self.state is State.RUNNING
+
+    def mark_ready(self) -> None:
+        self.ready_at = time.monotonic()
+        self.why = ""
+
+    def count_restart(self, probe: bool = False) -> None:
+        self.restarts += 1
+        if probe:
+            self.probe_restarts += 1
+
+    def record_exit(self, returncode: int) -> str:
+        """Remember how the process ended; return the most telling output line."""
+        reason = f"exited with code {returncode}"
+        detail = self.failure_reason()
+        self.last_exit = f"{reason}: {detail}" if detail else reason
+        return detail
+
+    def exit_facts(self, now: float) -> policy.ExitFacts:
+        return policy.ExitFacts(
+            started_at=self.started_at, now=now, was_running=self.running,
+            quick_failures=self.quick_failures,
+        )
+
+    async def follow(self, decision: policy.Decision) -> None:
+        """EXITED -> BACKOFF (retry scheduled) or FATAL (retry after the cool-down)."""
+        self.quick_failures = decision.quick_failures
+        if isinstance(decision, policy.GiveUp):
+            await self.transition(
+                State.FATAL, reason=self.last_exit, failures=decision.quick_failures
+            )
+            if decision.cooldown > 0:
+                self.schedule(decision.cooldown)
+            return
+        await self.transition(State.BACKOFF, retry_in=decision.delay)
+        self.schedule(decision.delay)
 
     # -- state machine -------------------------------------------------------------
 

@@ -16,17 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor import logsetup, nginx, uwsgi
-from supervisor.childenv import child_env
-from supervisor.config import Config, ConfigError, load_config, restart_required
+from supervisor import gate, logsetup, nginx, uwsgi
 from supervisor.control import Emit
-from supervisor.preflight import PreflightError, preflight
 from supervisor.program import Program
-from supervisor.stack import Stack, StackError, identity
+from supervisor.stack import Stack
 from supervisor.states import State
 from supervisor.systemd import Notifier
 
-Lint = Callable[[Config], list[str]]
 Restart = Callable[[Program], Awaitable[bool]]
 
 
@@ -36,6 +32,15 @@ class ReloadRequest:
     app: bool = True
     force_nginx: bool = False
     reason: str = ""
+
+    def merged(self, other: ReloadRequest) -> ReloadRequest:
+        """One request doing what both ask for."""
+        return ReloadRequest(
+            nginx=self.nginx or other.nginx,
+            app=self.app or other.app,
+            force_nginx=self.force_nginx or other.force_nginx,
+            reason=f"{self.reason}; {other.reason}",
+        )
 
 
 @dataclass(frozen=True)
@@ -68,32 +73,20 @@ class Failed(Exception):
     """Something was signalled and did not complete."""
 
 
-def first_error(errors: list[str]) -> str:
-    """One line for a list of lint errors ('' when there are none)."""
-    if not errors:
-        return ""
-    more = f" (and {len(errors) - 1} more; run fnud check)" if len(errors) > 1 else ""
-    return errors[0] + more
-
-
-def _no_lint(_: Config) -> list[str]:
-    return []
-
-
 class Reloader:
     def __init__(
         self,
         stack: Stack,
         lock: asyncio.Lock,
         notifier: Notifier,
+        gate_: gate.Gate,
         restart: Restart | None = None,
-        lint: Lint = _no_lint,
     ) -> None:
         self.stack = stack
         self.lock = lock
         self.notifier = notifier
+        self.gate = gate_
         self.restart = restart
-        self.lint = lint
         self.last: ReloadResult | None = None
         self.listeners: list[Callable[[ReloadResult], None]] = []
         self.closed = False
@@ -161,37 +154,12 @@ class Reloader:
     async def _run(self, request: ReloadRequest, emit: Emit) -> tuple[str, int, bool]:
         stack = self.stack
         try:
-            config = load_config(stack.config.path)
-        except ConfigError as exc:
-            raise Refused(str(exc)) from None
-        needs_restart = restart_required(stack.config, config)
-        if needs_restart:
-            raise Refused(
-                f"{config.path}: {', '.join(needs_restart)} changed: that needs "
-                "fnud stop && fnud start, not a reload"
+            passed = await self.gate.run(
+                gate.Request(nginx=request.nginx, app=request.app, reread=True), emit
             )
-        refusal = first_error(self.lint(config))
-        if refusal:
-            raise Refused(refusal)
-        try:
-            conf = stack.nginx_conf(config) if request.nginx else None
-            spec = stack.app(config) if request.app else None
-        except StackError as exc:
+        except gate.Refused as exc:
             raise Refused(str(exc)) from None
-        if conf is not None:
-            await emit("nginx -t")
-            ok, text = await nginx.config_test(
-                stack.nginx_binary(config), stack.paths.nginx_prefix, config.nginx.conf, conf,
-                child_env(stack.environ), *identity(config),
-            )
-            if not ok:
-                raise Refused(f"nginx -t failed: {text}")
-        if spec is not None:
-            await emit(f"importing {spec.label} in a fresh interpreter")
-            try:
-                await preflight(spec, stack.environ, owner=stack.owner())
-            except PreflightError as exc:
-                raise Refused(f"app does not load: {exc}") from None
+        config, conf, spec = passed.config, passed.conf, passed.spec
         stack.apply(config)  # every check passed: from here on the new config is in force
 
         parts = []

@@ -16,9 +16,10 @@ from supervisor import nginx as nginx_adapter
 from supervisor import uwsgi as uwsgi_adapter
 from supervisor.childenv import child_env
 from supervisor.config import Config
+from supervisor.events import Enqueue
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.preflight import AppSpec, app_spec
-from supervisor.program import Enqueue, Program
+from supervisor.program import Program
 from supervisor.runtime import Paths
 
 
@@ -88,15 +89,16 @@ class Stack:
             driver.user, driver.group = identity(self.config)
         self.uwsgi_driver.owner = self.owner()
 
-    def owner(self) -> tuple[int, int] | None:
+    def owner(self, config: Config | None = None) -> tuple[int, int] | None:
         """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the
         ini's uid/gid; None when not root or neither is set (or the user is unknown)."""
         if os.geteuid() != 0:
             return None
-        user, group = identity(self.config)
+        config = config or self.config
+        user, group = identity(config)
         if not user:
             try:
-                ini = self.read_ini()
+                ini = self.read_ini(config)
             except StackError:
                 return None
             user, group = ini.value("uid") or "", ini.value("gid") or ""
@@ -112,14 +114,15 @@ class Stack:
             return None  # fnud check reports an unknown user
         return entry.pw_uid, gid
 
-    def root_refusal(self) -> str:
+    def root_refusal(self, config: Config | None = None) -> str:
         """Why fnud must not start the app as root ('' when it may)."""
-        fnud = self.config.fnud
-        if os.geteuid() != 0 or fnud.user or fnud.allow_root or self.read_ini().value("uid"):
+        config = config or self.config
+        fnud = config.fnud
+        if os.geteuid() != 0 or fnud.user or fnud.allow_root or self.read_ini(config).value("uid"):
             return ""
         return (
             f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
-            f"{self.config.path} or uid in {self.config.uwsgi.ini}, "
+            f"{config.path} or uid in {config.uwsgi.ini}, "
             "or [fnud] allow_root = true to run it as root anyway"
         )
 
@@ -192,14 +195,15 @@ class Stack:
         with contextlib.suppress(FileNotFoundError):
             self.paths.state.unlink()
 
-    def check_binaries(self) -> None:
-        if not os.access(self.uwsgi_binary(), os.X_OK):
+    def check_binaries(self, config: Config | None = None) -> None:
+        config = config or self.config
+        if not os.access(self.uwsgi_binary(config), os.X_OK):
             raise StackError(
-                f"uwsgi binary not found ({self.config.uwsgi.binary or 'uwsgi'}): "
+                f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'}): "
                 "pip install uwsgi, or set [uwsgi] binary"
             )
-        if not os.access(self.nginx_binary(), os.X_OK):
+        if not os.access(self.nginx_binary(config), os.X_OK):
             raise StackError(
-                f"nginx binary not found ({self.config.nginx.binary}): "
+                f"nginx binary not found ({config.nginx.binary}): "
                 "apt-get install nginx-light, or set [nginx] binary"
             )

@@ -1,0 +1,52 @@
+"""Control commands the daemon answers on its socket (the CLI is a thin client)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+from supervisor.control import CommandError, Emit, Handler
+from supervisor.reload import ReloadRequest
+from supervisor.states import Phase
+
+if TYPE_CHECKING:
+    from supervisor.daemon import Daemon
+
+
+def handlers(daemon: Daemon) -> dict[str, Handler]:
+    async def ping(args: dict[str, Any], emit: Emit) -> Any:
+        return {"pid": os.getpid(), "phase": daemon.phase.value}
+
+    async def stop(args: dict[str, Any], emit: Emit) -> Any:
+        await emit("stopping nginx, then uWSGI")
+        await asyncio.shield(daemon.begin_shutdown(0))
+        return {"stopped": True}
+
+    async def reload(args: dict[str, Any], emit: Emit) -> Any:
+        if daemon.phase is not Phase.RUNNING:
+            raise CommandError(f"cannot reload while {daemon.phase.value}")
+        request = ReloadRequest(
+            nginx=bool(args.get("nginx", True)),
+            app=bool(args.get("app", True)),
+            force_nginx=bool(args.get("force_nginx", False)),
+            reason="fnud reload",
+        )
+        result = await daemon.reloader.reload(request, emit)
+        if result.result != "ok":
+            raise CommandError(f"{result.result}: {result.message}")
+        return result.as_dict()
+
+    async def reopen_logs(args: dict[str, Any], emit: Emit) -> Any:
+        return {"reopened": await daemon.reopen_logs()}
+
+    async def status(args: dict[str, Any], emit: Emit) -> Any:
+        return await daemon.status()
+
+    return {
+        "ping": ping,
+        "status": status,
+        "stop": stop,
+        "reload": reload,
+        "reopen-logs": reopen_logs,
+    }

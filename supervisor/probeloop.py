@@ -1,0 +1,68 @@
+"""The periodic health probe: after N failures in a row, restart the culprit.
+
+It probes only while the daemon runs, every program is RUNNING and no reload or
+restart holds the lock; a reload that began during a probe voids its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from supervisor import logsetup, probe
+from supervisor.config import HealthSection
+from supervisor.program import Program
+from supervisor.runtime import Paths
+
+Restart = Callable[[Program, str], Awaitable[None]]
+
+
+class ProbeLoop:
+    def __init__(
+        self,
+        health: Callable[[], HealthSection],  # the config in force (a reload may change it)
+        allowed: Callable[[], bool],
+        programs: Callable[[], dict[str, Program]],
+        lock: asyncio.Lock,
+        restart: Restart,
+        paths: Paths,
+    ) -> None:
+        self.health = health
+        self.allowed = allowed
+        self.programs = programs
+        self.lock = lock
+        self.restart = restart
+        self.paths = paths
+        self.failures = 0  # in a row
+        self.total_failures = 0
+        self.log = logsetup.get("probe")
+
+    async def run(self) -> None:
+        while True:
+            cfg = self.health()
+            await asyncio.sleep(cfg.interval or 1.0)
+            if cfg.interval:
+                await self.once(cfg)
+
+    async def once(self, cfg: HealthSection) -> None:
+        if not self.allowed():
+            self.failures = 0
+            return
+        result = await probe.probe(cfg.url, cfg.timeout, self.paths.stats)
+        if not self.allowed():
+            self.failures = 0  # a reload began while we probed: its effects don't count
+            return
+        if result.ok:
+            self.failures = 0
+            return
+        self.failures += 1
+        self.total_failures += 1
+        self.log.warning(
+            "health probe failed", reason=result.reason, culprit=result.culprit,
+            failures=self.failures, limit=cfg.failures,
+        )
+        if self.failures >= cfg.failures and result.culprit is not None:
+            self.failures = 0
+            culprit = self.programs()[result.culprit]
+            async with self.lock:
+                await self.restart(culprit, f"health probe: {result.reason}")

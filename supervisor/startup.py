@@ -1,0 +1,69 @@
+"""`fnud start`: the gate, adoption of survivors, then uWSGI and nginx in order, until a
+request through nginx succeeds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from supervisor import adoption, gate, health, nginx, survivors
+from supervisor.program import Program
+from supervisor.stack import Stack, StackError
+from supervisor.states import State
+
+
+class StartupError(Exception):
+    pass
+
+
+async def start_stack(stack: Stack, the_gate: gate.Gate) -> set[str]:
+    """Bring the stack up; return the names of the programs adopted instead of started."""
+    config = stack.config
+    # workers a dead master left (nginx's hold the port): not adoptable, so they go
+    await asyncio.to_thread(survivors.reap_orphans, config)
+    try:
+        conf = stack.nginx_conf()
+    except StackError as exc:
+        raise StartupError(str(exc)) from None
+    nginx.prepare_prefix(stack.paths.nginx_prefix, nginx.worker_uid(conf, config.fnud.user))
+    found = survivors.find(config)  # the checks' port rule knows these are ours
+    try:
+        await the_gate.run(gate.Request(
+            nginx=True, app="uwsgi" not in found, reread=False, check_ports=True,
+        ))
+    except gate.Refused as exc:
+        raise StartupError(str(exc)) from None
+    adopted = await adoption.adopt(stack, found)
+    for prog in (stack.uwsgi, stack.nginx):  # uWSGI first: nginx only once uWSGI accepts
+        if prog.name not in adopted:
+            await prog.spawn()
+            await wait_running(prog, config.fnud.start_timeout + 5)
+    await wait_healthy(stack)
+    return adopted
+
+
+async def wait_running(prog: Program, timeout: float) -> None:
+    settled = {State.RUNNING, State.FATAL, State.STOPPED, State.STOPPING}
+    await prog.wait_state(settled, timeout)
+    if prog.state is State.RUNNING:
+        return
+    reason = prog.last_exit or prog.why or "did not start"
+    raise StartupError(f"{prog.name} failed to start: {reason}")
+
+
+async def wait_healthy(stack: Stack) -> None:
+    config = stack.config
+    url = config.health.url
+    deadline = time.monotonic() + config.fnud.start_timeout
+    last = ""
+    while time.monotonic() < deadline:
+        for prog in stack.programs.values():
+            if prog.state is not State.RUNNING:
+                raise StartupError(f"{prog.name} failed to start: {prog.last_exit}")
+        try:
+            await health.check(url, config.health.timeout)
+            return
+        except health.HealthError as exc:
+            last = str(exc)
+        await asyncio.sleep(0.1)
+    raise StartupError(f"health check never passed: {last}")

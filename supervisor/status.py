@@ -1,0 +1,75 @@
+"""What `fnud status` shows: programs, their workers, and the one-line summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import psutil
+
+from supervisor import nginx, uwsgi
+from supervisor.program import Program
+from supervisor.reload import ReloadResult
+from supervisor.stack import Stack
+from supervisor.states import State
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def program_status(prog: Program) -> dict[str, Any]:
+    alive = prog.state in (State.STARTING, State.RUNNING, State.STOPPING)
+    return {
+        "state": prog.state.value,
+        "pid": prog.pid if prog.state is not State.STOPPED else 0,
+        "rss": rss(prog.pid) if alive else 0,
+        "uptime": round(prog.uptime(), 1),
+        "restarts": prog.restarts,
+        "probe_restarts": prog.probe_restarts,
+        "why": prog.why if prog.state is State.STARTING else "",
+        "last_exit": prog.last_exit,
+    }
+
+
+async def programs(stack: Stack) -> dict[str, Any]:
+    """Each program's state, with its workers (uWSGI's from the stats socket)."""
+    stats: uwsgi.Stats | None = None
+    if stack.uwsgi.state in (State.RUNNING, State.STARTING):
+        with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
+            stats = await uwsgi.read_stats(stack.paths.stats, timeout=1.0)
+    out: dict[str, Any] = {}
+    for name, prog in stack.programs.items():
+        entry = program_status(prog)
+        if name == "uwsgi":
+            workers = [w.as_dict() for w in stats.live_workers] if stats else []
+            if stats:
+                entry["listen_queue"] = stats.listen_queue
+        else:
+            pids = nginx.worker_pids(prog.pid) if prog.state is State.RUNNING else set()
+            workers = [{"pid": pid} for pid in sorted(pids)]
+        for worker in workers:
+            worker["rss"] = rss(worker["pid"])
+        entry["workers"] = workers
+        out[name] = entry
+    return out
+
+
+def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
+    """One line for `fnud start`, systemd's STATUS= and the log: programs, workers,
+    last reload."""
+    parts = []
+    for name, prog in stack.programs.items():
+        text = f"{name} {prog.state.value.lower()}"
+        if name in adopted:
+            text += " (adopted)"
+        if prog.running:
+            text += f" ({len(prog.children())} workers)"
+        parts.append(text)
+    if last is not None:
+        parts.append(f"last reload {last.result}")
+    return ", ".join(parts)

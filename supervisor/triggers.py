@@ -1,0 +1,63 @@
+"""Reload triggers that watch files: uWSGI's touch-reload files and `[watch]` saves.
+
+Their callbacks run outside the loop's handlers and only enqueue a ReloadEvent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from supervisor import logsetup
+from supervisor.events import Enqueue, ReloadEvent
+from supervisor.stack import Stack, StackError
+from supervisor.touch import TouchWatcher
+from supervisor.watch import Change, Rules, Watcher, resolve_all
+
+
+def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
+    """Start the `[watch]` observer when enabled; None when off or not watchable."""
+    config = stack.config
+    watch = config.watch
+    if not watch.enabled:
+        return None
+    try:
+        code_dirs = watch.paths or (Path(stack.app().chdir),)
+        nginx_files = [Path(f) for f in stack.nginx_conf().files]
+    except StackError as exc:
+        logsetup.get("daemon").error("cannot watch files", reason=str(exc))
+        return None
+    rules = Rules(
+        code_dirs=tuple(p.resolve() for p in code_dirs),
+        include=watch.include,
+        exclude=watch.exclude,
+        nginx_files=resolve_all(nginx_files),
+        ini_files=resolve_all([config.uwsgi.ini]),
+        config_files=resolve_all([config.path]),
+    )
+
+    def changed(change: Change) -> None:
+        enqueue(ReloadEvent(reason=change.describe(), nginx=change.nginx, app=change.app))
+
+    watcher = Watcher(rules, watch.debounce_ms / 1000, changed)
+    watcher.start(asyncio.get_running_loop())
+    return watcher
+
+
+def touch_watcher(stack: Stack, enqueue: Enqueue) -> Any | None:
+    """The coroutine following the ini's touch-reload files; None when there are none."""
+    try:
+        files = stack.touch_files()
+    except StackError:
+        return None
+    if not files:
+        return None
+    logsetup.get("daemon").info(
+        "watching touch files (gated reload)", files=[str(f) for f in files]
+    )
+
+    def touched(path: Path) -> None:
+        enqueue(ReloadEvent(reason=f"touched {path}"))
+
+    return TouchWatcher(files, touched).run()
