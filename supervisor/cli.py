@@ -297,20 +297,46 @@ def _duration(seconds: float) -> str:
 @main.command()
 @click.option("--nginx", "only_nginx", is_flag=True, help="Only nginx (reloads even if unchanged).")
 @click.option("--app", "only_app", is_flag=True, help="Only the uWSGI app.")
+@click.option("--no-wait", is_flag=True, help="Return at the switch, not after the settle.")
 @click.pass_context
-def reload(ctx: click.Context, only_nginx: bool, only_app: bool) -> None:
-    """Check everything, then reload with zero downtime; refuse a broken deploy."""
+def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) -> None:
+    """Check everything, then reload with zero downtime; refuse a broken deploy.
+
+    Exit 0 when the new code serves (and settled), 1 when refused, failed or rolled back."""
     config = get_config(ctx)
     args = {
         "nginx": only_nginx or not only_app,
         "app": only_app or not only_nginx,
         "force_nginx": only_nginx,
+        "no_wait": no_wait,
     }
-    timeout = config.uwsgi.reload_timeout + config.nginx.reload_timeout + 120
     result = call_daemon(
-        config, "reload", args, timeout=timeout, progress=True, failure="reload "
+        config, "reload", args, timeout=_reload_timeout(config), progress=True,
+        failure="reload ",
     )
+    if "duration" not in result:
+        click.echo(f"reload: {result['message']}")
+        return
     click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
+
+
+def _reload_timeout(config: Config) -> float:
+    return (
+        config.uwsgi.reload_timeout + config.nginx.reload_timeout + config.reload.settle
+        + config.fnud.start_timeout + 120
+    )
+
+
+@main.command()
+@click.pass_context
+def rollback(ctx: click.Context) -> None:
+    """Back to the previous release (generation mode); its symlink too."""
+    config = get_config(ctx)
+    result = call_daemon(
+        config, "rollback", {}, timeout=_reload_timeout(config), progress=True,
+        failure="rollback ",
+    )
+    click.echo(f"rolled back in {result['duration']:.1f}s: {result['message']}")
 
 
 # -- check ---------------------------------------------------------------------------

@@ -23,19 +23,34 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         await asyncio.shield(daemon.begin_shutdown(0))
         return {"stopped": True}
 
-    async def reload(args: dict[str, Any], emit: Emit) -> Any:
+    async def run(request: ReloadRequest, emit: Emit) -> Any:
         if daemon.phase is not Phase.RUNNING:
             raise CommandError(f"cannot reload while {daemon.phase.value}")
-        request = ReloadRequest(
+        task = daemon.spawn_task(daemon.reloader.reload(request, emit), "reload")
+        if request.no_wait:  # back at the switch (or at the end when there is none)
+            switched = asyncio.ensure_future(daemon.reloader.generations.switched.wait())
+            await asyncio.wait({task, switched}, return_when=asyncio.FIRST_COMPLETED)
+            switched.cancel()
+            if not task.done():
+                return {"result": "ok", "message": "switched; settling in the background"}
+        result = await asyncio.shield(task)
+        if result.result != "ok":
+            raise CommandError(f"{result.result}: {result.message}")
+        return result.as_dict()
+
+    async def reload(args: dict[str, Any], emit: Emit) -> Any:
+        return await run(ReloadRequest(
             nginx=bool(args.get("nginx", True)),
             app=bool(args.get("app", True)),
             force_nginx=bool(args.get("force_nginx", False)),
             reason="fnud reload",
+            no_wait=bool(args.get("no_wait", False)),
+        ), emit)
+
+    async def rollback(args: dict[str, Any], emit: Emit) -> Any:
+        return await run(
+            ReloadRequest(nginx=False, app=True, reason="fnud rollback", rollback=True), emit
         )
-        result = await daemon.reloader.reload(request, emit)
-        if result.result != "ok":
-            raise CommandError(f"{result.result}: {result.message}")
-        return result.as_dict()
 
     async def reopen_logs(args: dict[str, Any], emit: Emit) -> Any:
         return {"reopened": await daemon.reopen_logs()}
@@ -48,5 +63,6 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         "status": status,
         "stop": stop,
         "reload": reload,
+        "rollback": rollback,
         "reopen-logs": reopen_logs,
     }

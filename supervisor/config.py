@@ -44,6 +44,7 @@ class UwsgiSection:
     binary: str = ""  # empty: the uwsgi next to fnud's python, else PATH
     python: str = ""  # interpreter for the app preflight; empty: from the ini's virtualenv
     reload_timeout: float = 90.0
+    reload: str = "generation"  # "generation": a new uWSGI beside the old; "chain": 'c'
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class HealthSection:
     timeout: float = 5.0
     interval: float = 10.0
     failures: int = 3
+    smoke: tuple[str, ...] = ()  # paths the preflight requests too (the url's path always)
+
+
+@dataclass(frozen=True)
+class ReloadSection:
+    settle: float = 10.0  # seconds the previous generation stays warm for a rollback
+    max_error_ratio: float = 0.05  # 5xx share during the settle that rolls back
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class Config:
     uwsgi: UwsgiSection = field(default_factory=UwsgiSection)
     nginx: NginxSection = field(default_factory=NginxSection)
     health: HealthSection = field(default_factory=HealthSection)
+    reload: ReloadSection = field(default_factory=ReloadSection)
     backoff: BackoffSection = field(default_factory=BackoffSection)
     watch: WatchSection = field(default_factory=WatchSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
@@ -118,6 +127,7 @@ SECTIONS: dict[str, type[Any]] = {
     "uwsgi": UwsgiSection,
     "nginx": NginxSection,
     "health": HealthSection,
+    "reload": ReloadSection,
     "backoff": BackoffSection,
     "watch": WatchSection,
     "metrics": MetricsSection,
@@ -260,6 +270,16 @@ def _validate(config: Config, text: str, where: str) -> None:
         raise ConfigError(
             f"{where}:{line}: [metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
         )
+    if config.uwsgi.reload not in ("generation", "chain"):
+        line = _locate(text, "uwsgi", "reload")
+        raise ConfigError(
+            f"{where}:{line}: [uwsgi] reload must be \"generation\" or \"chain\", "
+            f"got '{config.uwsgi.reload}'"
+        )
+    for path in config.health.smoke:
+        if not path.startswith("/"):
+            line = _locate(text, "health", "smoke")
+            raise ConfigError(f"{where}:{line}: [health] smoke paths start with /, got '{path}'")
     if config.backoff.max < config.backoff.initial:
         line = _locate(text, "backoff", "max")
         raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")

@@ -61,7 +61,7 @@ class Daemon:
         )
         self.probe = ProbeLoop(
             lambda: self.config.health, self._probing_allowed, lambda: self.stack.programs,
-            self.op_lock, self.restart_program, self.paths,
+            self.op_lock, self.restart_program, lambda: self.stack.uwsgi_driver.stats,
         )
         self.server = Server(self.paths.socket, commands.handlers(self), self.log)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -201,7 +201,7 @@ class Daemon:
         self.spawn_task(self.reloader.reload(request, _log_progress(self.log), begin), "reload")
 
     async def handle_exited(self, event: Exited) -> None:
-        prog = self.stack.programs[event.program]
+        prog = self.stack.program_for(event.program, event.pid)
         if event.pid != prog.pid or prog.state not in LIVE:
             return  # an old process, already dealt with
         detail = prog.record_exit(event.returncode)
@@ -210,7 +210,8 @@ class Daemon:
             return
         facts = prog.exit_facts(time.monotonic())
         await prog.transition(State.EXITED, code=event.returncode, detail=detail)
-        if self.phase is Phase.STARTING:
+        # a generation that is not serving: the reload that owns it decides
+        if prog in self.stack.others or self.phase is Phase.STARTING:
             await prog.transition(State.FATAL, reason=prog.last_exit)
         elif self.phase is Phase.STOPPING:
             await prog.transition(State.STOPPED)
@@ -218,7 +219,7 @@ class Daemon:
             await prog.follow(policy.after_exit(facts, self.config.backoff))
 
     async def handle_ready(self, event: Ready) -> None:
-        prog = self.stack.programs[event.program]
+        prog = self.stack.program_for(event.program, event.pid)
         if event.pid != prog.pid or prog.state is not State.STARTING:
             return
         prog.mark_ready()
@@ -242,8 +243,11 @@ class Daemon:
         the daemon is running: never after a stop began)."""
         if self.phase is not Phase.RUNNING:
             return False
-        await prog.reap_leftovers()
-        await prog.spawn()
+        leftovers = prog.leftovers_of_last()
+        if not prog.driver.holds_sockets():
+            await prog.reap_leftovers(leftovers)  # they may hold the port it will bind
+        await prog.spawn()  # on held sockets at once: connections wait in the backlog
+        await prog.reap_leftovers(leftovers)
         return True
 
     async def restart_program(self, prog: Program, why: str) -> None:
@@ -325,7 +329,7 @@ class Daemon:
         from supervisor.metrics import MetricsServer
 
         host, _, port = listen.rpartition(":")
-        server = MetricsServer(self, self.paths.stats)
+        server = MetricsServer(self, lambda: self.stack.uwsgi_driver.stats)
         self.reloader.listeners.append(
             lambda result: server.observe_reload(result.result, result.duration)
         )
@@ -381,7 +385,7 @@ class Daemon:
     # -- status ----------------------------------------------------------------------
 
     def reload_counts(self) -> dict[str, int]:
-        return {k: self.reloader.counts[k] for k in ("ok", "refused", "failed")}
+        return {k: self.reloader.counts[k] for k in ("ok", "refused", "failed", "rolled_back")}
 
     async def status(self) -> dict[str, Any]:
         last = self.reloader.last
@@ -393,6 +397,7 @@ class Daemon:
                 "started": self.started_wall,
             },
             "programs": await status.programs(self.stack),
+            "generation": status.generation(self.stack, self.reloader.generations.warm),
             "last_reload": last.as_dict() if last else None,
             "reloads": self.reload_counts(),
             "reloading": self.op_lock.locked(),

@@ -9,6 +9,7 @@ nginx.conf, the app spec) or raises :class:`Refused` carrying one structured
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -85,7 +86,9 @@ def real_checkers(stack: Stack) -> Checkers:
         )
 
     async def import_app(config: Config, spec: AppSpec) -> str:
-        return await preflight(spec, stack.environ, owner=stack.owner(config))
+        return await preflight(
+            spec, stack.environ, owner=stack.owner(config), smoke=smoke_paths(config)
+        )
 
     return Checkers(
         binaries=stack.check_binaries,
@@ -94,6 +97,13 @@ def real_checkers(stack: Stack) -> Checkers:
         nginx_test=nginx_test,
         import_app=import_app,
     )
+
+
+def smoke_paths(config: Config) -> tuple[str, ...]:
+    """The health URL's path, then ``[health] smoke``: requested in the preflight."""
+    url = urllib.parse.urlsplit(config.health.url)
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    return (path, *(p for p in config.health.smoke if p != path))
 
 
 class Gate:

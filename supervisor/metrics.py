@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -104,7 +105,7 @@ class StackCollector(Collector):
 class MetricsServer:
     """A tiny HTTP server in the daemon's loop: any GET returns the exposition."""
 
-    def __init__(self, source: Source, stats_path: Any) -> None:
+    def __init__(self, source: Source, stats_path: Callable[[], Path]) -> None:
         self.registry = CollectorRegistry()
         self.collector = StackCollector(source)
         self.registry.register(self.collector)
@@ -131,7 +132,7 @@ class MetricsServer:
 
     async def render(self) -> bytes:
         try:
-            self.collector.snapshot.stats = await uwsgi.read_stats(self.stats_path, timeout=1.0)
+            self.collector.snapshot.stats = await uwsgi.read_stats(self.stats_path(), timeout=1.0)
         except (OSError, ValueError, asyncio.TimeoutError):
             self.collector.snapshot.stats = None
         return generate_latest(self.registry)

@@ -20,11 +20,13 @@ from typing import Any
 import crossplane
 
 from supervisor.program import Command, child_pids
+from supervisor.sockets import Held, Holder, Spec, nginx_specs
 
 RELOAD = signal.SIGHUP
 GRACEFUL_STOP = signal.SIGQUIT
 FAST_STOP = signal.SIGTERM
 REOPEN_LOGS = signal.SIGUSR1
+INHERITED_SOCKETS = "NGINX"  # "3;4;": listening sockets nginx takes instead of binding
 
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -210,8 +212,15 @@ class NginxDriver:
     orphan_grace = 2.0
 
     def __init__(
-        self, binary: str, conf_path: Path, prefix: Path, env: dict[str, str], log_path: Path
+        self,
+        binary: str,
+        conf_path: Path,
+        prefix: Path,
+        env: dict[str, str],
+        log_path: Path,
+        holder: Holder | None = None,
     ) -> None:
+        self.holder = holder
         self.log_path = log_path
         self.user = ""  # fnud's [fnud] user/group, applied as root when the conf has none
         self.group = ""
@@ -223,14 +232,39 @@ class NginxDriver:
     def command(self) -> Command:
         conf = analyze(self.conf_path)
         prepare_prefix(self.prefix, worker_uid(conf, self.user))
+        held = self.sockets(conf)
+        env = dict(self.env)
+        if held:  # nginx's binary-upgrade variable: it takes these instead of binding
+            env[INHERITED_SOCKETS] = "".join(f"{h.fd};" for h in held)
         return Command(
             argv=argv(
                 self.binary, self.prefix, self.conf_path, conf, str(self.log_path),
                 self.user, self.group,
             ),
             cwd=str(self.conf_path.parent),
-            env=self.env,
+            env=env,
+            pass_fds=tuple(h.fd for h in held),
         )
+
+    def specs(self, conf: NginxConf) -> list[Spec]:
+        return nginx_specs((d.file, d.line, d.args) for d in conf.named("listen"))
+
+    def sockets(self, conf: NginxConf) -> list[Held]:
+        """Hold the conf's inet listens (binding new ones, closing removed ones)."""
+        if self.holder is None:
+            return []
+        specs = self.specs(conf)
+        self.holder.keep_only(spec.key for spec in specs)
+        return self.holder.ensure(specs)
+
+    def holds_sockets(self) -> bool:
+        """Every listen is one fnud holds already (not one nginx bound on a reload)."""
+        if self.holder is None:
+            return False
+        conf = analyze(self.conf_path)
+        listens = conf.named("listen")
+        specs = self.specs(conf)
+        return len(specs) == len(listens) and all(s.key in self.holder.held for s in specs)
 
     async def not_ready_reason(self, pid: int) -> str | None:
         return None if worker_pids(pid) else "waiting for nginx workers"

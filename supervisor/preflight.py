@@ -41,6 +41,15 @@ def where(exc):
         return "%s:%s: %s: %s" % (f.filename, f.lineno, type(exc).__name__, exc)
     return "%s: %s" % (type(exc).__name__, exc)
 try:
+    import uwsgi  # only inside uWSGI: apps that use it get a stand-in here
+except ImportError:
+    import types
+    stub = types.ModuleType("uwsgi")
+    stub.opt = {}
+    stub.numproc = 1
+    stub.__getattr__ = lambda name: (lambda *args, **kwargs: None)
+    sys.modules["uwsgi"] = stub
+try:
     if spec["chdir"]:
         os.chdir(spec["chdir"])
     for p in reversed(spec["pythonpath"]):
@@ -70,6 +79,36 @@ if app is None:
     fail("%s: no callable named '%s'" % (getattr(mod, "__file__", where_name), callable_name))
 if not callable(app):
     fail("%s: '%s' is not callable" % (getattr(mod, "__file__", where_name), callable_name))
+def smoke(path):
+    import io
+    path_info, _, query = path.partition("?")
+    env = {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path_info,
+        "QUERY_STRING": query, "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "localhost", "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    seen = []
+    def start_response(status, headers, exc_info=None):
+        seen.append(status)
+        return lambda data: None
+    try:
+        body = app(env, start_response)
+        try:
+            for _ in body:
+                pass
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+    except BaseException as exc:
+        fail("smoke check GET %s raised %s" % (path, where(exc)))
+    status = seen[-1] if seen else "no status"
+    if not status[:1] in ("2", "3"):
+        fail("smoke check GET %s answered %s" % (path, status))
+for path in spec.get("smoke", []):
+    smoke(path)
 print(json.dumps({"ok": True, "file": getattr(mod, "__file__", None)}))
 """
 
@@ -127,11 +166,13 @@ async def preflight(
     environ: Mapping[str, str],
     timeout: float = 60.0,
     owner: tuple[int, int] | None = None,
+    smoke: tuple[str, ...] = (),
 ) -> str:
     """Import the app in a fresh interpreter; return the loaded file or raise PreflightError.
 
     ``owner`` (uid, gid): import as the user the workers will run as, so that the import
-    sees their permissions and leaves no root-owned files behind.
+    sees their permissions and leaves no root-owned files behind. ``smoke``: paths to
+    GET through the app's WSGI callable there; anything but 2xx/3xx fails.
     """
     if not spec.module and not spec.wsgi_file:
         raise PreflightError("no app configured: set 'module' or 'wsgi-file' in the uWSGI ini")
@@ -142,6 +183,7 @@ async def preflight(
             "module": spec.module,
             "wsgi_file": spec.wsgi_file,
             "callable": spec.callable,
+            "smoke": list(smoke),
         }
     )
     env = child_env(environ)

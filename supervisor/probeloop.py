@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from supervisor import logsetup, probe
 from supervisor.config import HealthSection
 from supervisor.program import Program
-from supervisor.runtime import Paths
 
 Restart = Callable[[Program, str], Awaitable[None]]
 
@@ -25,14 +25,14 @@ class ProbeLoop:
         programs: Callable[[], dict[str, Program]],
         lock: asyncio.Lock,
         restart: Restart,
-        paths: Paths,
+        stats: Callable[[], Path],  # the serving generation's stats socket
     ) -> None:
         self.health = health
         self.allowed = allowed
         self.programs = programs
         self.lock = lock
         self.restart = restart
-        self.paths = paths
+        self.stats = stats
         self.failures = 0  # in a row
         self.total_failures = 0
         self.log = logsetup.get("probe")
@@ -48,7 +48,7 @@ class ProbeLoop:
         if not self.allowed():
             self.failures = 0
             return
-        result = await probe.probe(cfg.url, cfg.timeout, self.paths.stats)
+        result = await probe.probe(cfg.url, cfg.timeout, self.stats())
         if not self.allowed():
             self.failures = 0  # a reload began while we probed: its effects don't count
             return

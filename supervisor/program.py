@@ -32,6 +32,7 @@ class Command:
     argv: list[str]
     cwd: str
     env: dict[str, str]
+    pass_fds: tuple[int, ...] = ()  # held listening sockets, inherited at these numbers
 
 
 class Driver(Protocol):
@@ -44,6 +45,11 @@ class Driver(Protocol):
     orphan_grace: float
 
     def command(self) -> Command: ...
+
+    def holds_sockets(self) -> bool:
+        """Every listening socket of the next spawn is held by fnud (a new process can
+        start before the old one's leftovers are gone)."""
+        ...
 
     async def not_ready_reason(self, pid: int) -> str | None:
         """None once the program serves; else why it is still STARTING."""
@@ -115,6 +121,10 @@ class Program:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _timer: asyncio.TimerHandle | None = None
     log_path: Path = Path("/dev/null")
+    # False: lines are read (for failure reasons and observers) but not logged again;
+    # uWSGI generations share one log file and only the serving one echoes it
+    echo: bool = True
+    observers: list[Callable[[str], None]] = field(default_factory=list)
     _tail: tail.Tail | None = None
     _tail_pid: int = 0
 
@@ -214,6 +224,7 @@ class Program:
                     cwd=cmd.cwd,
                     env=cmd.env,
                     start_new_session=True,  # own process group: the group can be killed
+                    pass_fds=cmd.pass_fds,
                 )
         except (OSError, ValueError) as exc:  # unreadable ini, missing binary, bad bytes
             self.pid = 0
@@ -277,6 +288,12 @@ class Program:
             return
         for line in self._tail.read_lines():
             if not line:
+                continue
+            for observe in self.observers:
+                observe(line)
+            if not self.echo:
+                self.output.append(line)
+                self.lines_seen += 1
                 continue
             level = self.driver.log_level(line)
             if level != "debug":
@@ -379,19 +396,24 @@ class Program:
         while group_members(pgid) and time.monotonic() < end:
             await asyncio.sleep(0.05)
 
-    async def reap_leftovers(self) -> None:
+    def leftovers_of_last(self) -> tuple[int, float]:
+        """(process group, exit time) of the last process, for :meth:`reap_leftovers`."""
+        return self.pid, self.exited_wall
+
+    async def reap_leftovers(self, last: tuple[int, float] | None = None) -> None:
         """What the last process left in its group: orphaned workers first get the
         driver's graceful signal (nginx: finish in-flight requests), then SIGKILL.
 
         Only processes created before the master's exit count: the group's number may
         have been reused since (a FATAL program stopped hours later)."""
-        if self.pid <= 0:
+        pgid, exited_wall = last or self.leftovers_of_last()
+        if pgid <= 0:
             return
 
         def leftovers() -> list[psutil.Process]:
-            limit = self.exited_wall + 1.0 if self.exited_wall else time.time()
+            limit = exited_wall + 1.0 if exited_wall else time.time()
             found = []
-            for proc in group_members(self.pid):
+            for proc in group_members(pgid):
                 with contextlib.suppress(psutil.Error):
                     if proc.create_time() <= limit:
                         found.append(proc)

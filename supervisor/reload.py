@@ -18,6 +18,7 @@ from typing import Any
 
 from supervisor import gate, logsetup, nginx, uwsgi
 from supervisor.control import Emit
+from supervisor.generations import Generations, NothingToRollBack, RolledBack, SwitchError
 from supervisor.program import Program
 from supervisor.stack import Stack
 from supervisor.states import State
@@ -32,6 +33,8 @@ class ReloadRequest:
     app: bool = True
     force_nginx: bool = False
     reason: str = ""
+    no_wait: bool = False  # the CLI returns at the switch; the settle goes on
+    rollback: bool = False  # back to the previous generation instead (fnud rollback)
 
     def merged(self, other: ReloadRequest) -> ReloadRequest:
         """One request doing what both ask for."""
@@ -45,7 +48,9 @@ class ReloadRequest:
 
 @dataclass(frozen=True)
 class ReloadResult:
-    result: str  # "ok", "refused" (nothing touched) or "failed" (touched, went wrong)
+    # "ok", "refused" (nothing touched), "failed" (touched, went wrong; the old serves),
+    # "rolled_back" (a new generation served, failed its settle, the old serves again)
+    result: str
     message: str
     reason: str = ""
     at: float = 0.0
@@ -86,6 +91,7 @@ class Reloader:
         self.lock = lock
         self.notifier = notifier
         self.gate = gate_
+        self.generations = Generations(stack)
         self.restart = restart
         self.last: ReloadResult | None = None
         self.listeners: list[Callable[[ReloadResult], None]] = []
@@ -108,6 +114,14 @@ class Reloader:
     ) -> ReloadResult:
         """Run one gated reload. ``on_begin``, if given, is called once the lock is
         held and returns the request to run (queued requests merge until then)."""
+        if self.lock.locked() and self.generations.warm is not None:
+            if request.rollback:  # the settling generation is what goes back
+                self.generations.rollback_asked.set()
+                await emit("a reload is settling: rolling it back")
+                async with self.lock:
+                    assert self.last is not None
+                    return self.last
+            self.generations.end_settle.set()  # keep what settled so far, then go
         if self.lock.locked():
             await emit("another reload or start is in progress: waiting for it")
         async with self.lock:
@@ -120,14 +134,18 @@ class Reloader:
             begun = time.monotonic()
             at = time.time()
             self.notifier.reloading()
+            self.generations.end_settle.clear()
+            self.generations.rollback_asked.clear()
             self.log.info("reload begins", reason=request.reason)
             try:
                 outcome = "ok"
                 message, replaced, nginx_done = await self._run(request, emit)
             except Refused as exc:
                 outcome, message, replaced, nginx_done = "refused", str(exc), 0, False
-            except Failed as exc:
+            except (Failed, SwitchError) as exc:
                 outcome, message, replaced, nginx_done = "failed", str(exc), 0, False
+            except RolledBack as exc:
+                outcome, message, replaced, nginx_done = "rolled_back", str(exc), 0, False
             except (OSError, ValueError, RuntimeError) as exc:  # e.g. a master gone mid-way
                 self.log.exception("reload crashed")
                 outcome, message, replaced, nginx_done = "failed", repr(exc), 0, False
@@ -153,6 +171,14 @@ class Reloader:
 
     async def _run(self, request: ReloadRequest, emit: Emit) -> tuple[str, int, bool]:
         stack = self.stack
+        if request.rollback:
+            if not stack.generation_mode():
+                raise Refused("fnud rollback needs [uwsgi] reload = \"generation\"")
+            try:
+                message = await self.generations.rollback(emit)
+            except NothingToRollBack as exc:
+                raise Refused(str(exc)) from None
+            return message, len(stack.uwsgi.children()), False
         try:
             passed = await self.gate.run(
                 gate.Request(nginx=request.nginx, app=request.app, reread=True), emit
@@ -175,7 +201,11 @@ class Reloader:
                 parts.append("nginx unchanged")
         replaced = 0
         if spec is not None:
-            replaced, how = await self._reload_uwsgi(emit)
+            if stack.generation_mode() and stack.uwsgi.state is not State.STARTING:
+                replaced, how = await self.generations.reload(emit)
+                stack.ini_digest = stack.current_ini_digest()
+            else:
+                replaced, how = await self._reload_uwsgi(emit)
             parts.append(f"{replaced} uWSGI workers replaced ({how})")
         return ", ".join(parts), replaced, nginx_done
 
@@ -232,6 +262,13 @@ class Reloader:
         if await self._ensure_running(prog, emit):
             stack.ini_digest = stack.current_ini_digest()
             return len(await self._stats_workers()), "started"
+        now = stack.release_dir()
+        if stack.uwsgi_driver.release and now != stack.uwsgi_driver.release:
+            raise Failed(
+                f"the app directory now resolves to {now}, but uWSGI runs from "
+                f"{stack.uwsgi_driver.release}: a chain reload would keep loading the old "
+                "release; use [uwsgi] reload = \"generation\" (or fnud stop && fnud start)"
+            )
         digest = stack.current_ini_digest()
         if digest != stack.ini_digest:
             stack.uwsgi_driver.render()

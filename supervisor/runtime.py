@@ -44,19 +44,21 @@ class Paths:
         after dropping privileges, so with [fnud] user it belongs to that user."""
         return self.root / "uwsgi"
 
-    @property
-    def fifo(self) -> Path:
-        return self.uwsgi_dir / "uwsgi.fifo"
+    def uwsgi_fifo(self, generation: int) -> Path:
+        return self.uwsgi_dir / f"uwsgi-{generation}.fifo"
 
-    @property
-    def stats(self) -> Path:
-        return self.uwsgi_dir / "uwsgi-stats.sock"
+    def uwsgi_stats(self, generation: int) -> Path:
+        return self.uwsgi_dir / f"uwsgi-stats-{generation}.sock"
 
-    @property
-    def uwsgi_ini(self) -> Path:
+    def rendered_ini(self, generation: int) -> Path:
         """The rendered ini: in the root-owned runtime dir, not in uWSGI's own corner (a
         file there could be a link planted by the app's user)."""
-        return self.root / "uwsgi.ini"
+        return self.root / f"uwsgi-{generation}.ini"
+
+    @property
+    def rendered_ini_prefix(self) -> str:
+        """What every generation's uWSGI command line names (survivors are recognised by it)."""
+        return str(self.root / "uwsgi-")
 
     @property
     def state(self) -> Path:

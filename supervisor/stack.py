@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supervisor import nginx as nginx_adapter
+from supervisor import sockets
 from supervisor import uwsgi as uwsgi_adapter
 from supervisor.childenv import child_env
 from supervisor.config import Config
@@ -54,10 +55,14 @@ class Stack:
     environ: Mapping[str, str]
     enqueue: Enqueue
     paths: Paths = field(init=False)
-    uwsgi_driver: uwsgi_adapter.UwsgiDriver = field(init=False)
+    uwsgi_driver: uwsgi_adapter.UwsgiDriver = field(init=False)  # the serving generation's
     nginx_driver: nginx_adapter.NginxDriver = field(init=False)
-    uwsgi: Program = field(init=False)
+    uwsgi: Program = field(init=False)  # the serving generation
     nginx: Program = field(init=False)
+    # uWSGI generations that are not the serving one: starting, warm (paused), retiring
+    others: list[Program] = field(default_factory=list)
+    uwsgi_sockets: sockets.Holder = field(default_factory=sockets.Holder)
+    nginx_sockets: sockets.Holder = field(default_factory=sockets.Holder)
     # what the running processes were started or last reloaded with
     ini_digest: str = ""
     nginx_digest: str = ""
@@ -65,29 +70,110 @@ class Stack:
     def __post_init__(self) -> None:
         self.paths = Paths.from_config(self.config)
         logs = self.config.fnud.log_dir
-        self.uwsgi_driver = uwsgi_adapter.UwsgiDriver(
-            self.uwsgi_binary(), self.config.uwsgi.ini, self.paths, self.environ,
-            logs / "uwsgi.log",
-        )
         self.nginx_driver = nginx_adapter.NginxDriver(
             self.nginx_binary(), self.config.nginx.conf, self.paths.nginx_prefix,
-            child_env(self.environ), logs / "nginx.log",
-        )
-        self._apply_identity()
-        timeout = self.config.fnud.start_timeout
-        self.uwsgi = Program(
-            self.uwsgi_driver, self.enqueue, start_timeout=timeout,
-            log_path=self.uwsgi_driver.log_path,
+            child_env(self.environ), logs / "nginx.log", self.nginx_sockets,
         )
         self.nginx = Program(
-            self.nginx_driver, self.enqueue, start_timeout=timeout,
+            self.nginx_driver, self.enqueue, start_timeout=self.config.fnud.start_timeout,
             log_path=self.nginx_driver.log_path,
         )
+        self.uwsgi = self.make_generation(1)
+        self.uwsgi_driver = self.driver_of(self.uwsgi)
+        self._apply_identity()
+
+    # -- generations -----------------------------------------------------------------
+
+    def make_generation(self, number: int) -> Program:
+        """A uWSGI program for generation ``number``: its own fifo, stats socket and
+        rendered ini, on the held sockets; pinned to its release in generation mode."""
+        driver = uwsgi_adapter.UwsgiDriver(
+            self.uwsgi_binary(), self.config.uwsgi.ini, self.paths, self.environ,
+            self.config.fnud.log_dir / "uwsgi.log", number, self.uwsgi_sockets,
+        )
+        driver.pinned = self.generation_mode()
+        driver.user, driver.group = identity(self.config)
+        driver.owner = self.owner()
+        return Program(
+            driver, self.enqueue, start_timeout=self.config.fnud.start_timeout,
+            log_path=driver.log_path,
+        )
+
+    def generation_mode(self, config: Config | None = None) -> bool:
+        """Reloads start a new generation: configured so, and every socket can be held."""
+        config = config or self.config
+        if config.uwsgi.reload != "generation":
+            return False
+        try:
+            ini = self.read_ini(config)
+        except StackError:
+            return False
+        specs = self.uwsgi_specs(config)
+        return bool(specs) and not sockets.unholdable(ini, str(config.uwsgi.ini))
+
+    @staticmethod
+    def driver_of(prog: Program) -> uwsgi_adapter.UwsgiDriver:
+        driver = prog.driver
+        assert isinstance(driver, uwsgi_adapter.UwsgiDriver)
+        return driver
+
+    @property
+    def generation(self) -> int:
+        return self.uwsgi_driver.generation
+
+    def promote(self, prog: Program) -> Program:
+        """Make ``prog`` the serving generation; return the one it replaces (which joins
+        ``others`` and stops following the shared log)."""
+        old = self.uwsgi
+        if prog in self.others:
+            self.others.remove(prog)
+        self.others.append(old)
+        self.uwsgi, self.uwsgi_driver = prog, self.driver_of(prog)
+        old.echo, prog.echo = False, True
+        return old
+
+    def release_dir(self) -> str:
+        """Where the app's directory resolves now (through any symlink)."""
+        return uwsgi_adapter.release_dir(self.read_ini(), self.config.uwsgi.ini)
+
+    def hold_sockets(self, adopted: set[str]) -> None:
+        """Bind every socket the programs will inherit (raises sockets.SocketError);
+        adopted programs keep what they have (recovered or their own)."""
+        if "uwsgi" not in adopted:
+            self.uwsgi_driver.sockets(self.read_ini())
+        if "nginx" not in adopted:
+            self.nginx_driver.sockets(self.nginx_conf())
+
+    def uwsgi_specs(self, config: Config | None = None) -> list[sockets.Spec]:
+        config = config or self.config
+        return sockets.uwsgi_specs(
+            self.read_ini(config), str(config.uwsgi.ini),
+            lambda v: uwsgi_adapter.expand_magic(v, config.uwsgi.ini),
+        )
+
+    def renumber(self, generation: int) -> None:
+        """The serving generation is number ``generation`` (adopted after a restart)."""
+        self.uwsgi = self.make_generation(generation)
+        self.uwsgi_driver = self.driver_of(self.uwsgi)
+
+    def forget(self, prog: Program) -> None:
+        if prog in self.others:
+            self.others.remove(prog)
+
+    def program_for(self, name: str, pid: int) -> Program:
+        """The program an event's PID belongs to (the serving one when none matches)."""
+        if name == "nginx":
+            return self.nginx
+        for prog in self.others:
+            if prog.pid == pid:
+                return prog
+        return self.uwsgi
 
     def _apply_identity(self) -> None:
         for driver in (self.uwsgi_driver, self.nginx_driver):
             driver.user, driver.group = identity(self.config)
         self.uwsgi_driver.owner = self.owner()
+        self.uwsgi_driver.pinned = self.generation_mode()
 
     def owner(self, config: Config | None = None) -> tuple[int, int] | None:
         """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the
@@ -186,7 +272,11 @@ class Stack:
             for name, prog in self.programs.items()
             if prog.running
         }
-        data = {**state, "ini_digest": self.ini_digest, "nginx_digest": self.nginx_digest}
+        data = {
+            **state, "ini_digest": self.ini_digest, "nginx_digest": self.nginx_digest,
+            "generation": self.generation,
+            "sockets": {"uwsgi": self.uwsgi_sockets.fds(), "nginx": self.nginx_sockets.fds()},
+        }
         tmp = self.paths.state.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, self.paths.state)

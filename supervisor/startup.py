@@ -34,6 +34,10 @@ async def start_stack(stack: Stack, the_gate: gate.Gate) -> set[str]:
     except gate.Refused as exc:
         raise StartupError(str(exc)) from None
     adopted = await adoption.adopt(stack, found)
+    try:
+        stack.hold_sockets(adopted)  # every socket bound before anything starts
+    except (OSError, StackError) as exc:
+        raise StartupError(str(exc)) from None
     for prog in (stack.uwsgi, stack.nginx):  # uWSGI first: nginx only once uWSGI accepts
         if prog.name not in adopted:
             await prog.spawn()

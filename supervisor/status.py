@@ -41,7 +41,7 @@ async def programs(stack: Stack) -> dict[str, Any]:
     stats: uwsgi.Stats | None = None
     if stack.uwsgi.state in (State.RUNNING, State.STARTING):
         with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
-            stats = await uwsgi.read_stats(stack.paths.stats, timeout=1.0)
+            stats = await uwsgi.read_stats(stack.uwsgi_driver.stats, timeout=1.0)
     out: dict[str, Any] = {}
     for name, prog in stack.programs.items():
         entry = program_status(prog)
@@ -73,3 +73,22 @@ def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
     if last is not None:
         parts.append(f"last reload {last.result}")
     return ", ".join(parts)
+
+
+def generation(stack: Stack, warm: Program | None) -> dict[str, Any]:
+    """The serving uWSGI generation and, while a settle keeps it warm, the previous one."""
+    driver = stack.uwsgi_driver
+    out: dict[str, Any] = {
+        "number": driver.generation,
+        "release": driver.release,
+        "state": "settling" if warm is not None else "serving",
+        "mode": "generation" if stack.generation_mode() else "chain",
+        "previous": None,
+    }
+    if warm is not None:
+        old = stack.driver_of(warm)
+        out["previous"] = {
+            "number": old.generation, "release": old.release, "state": "paused",
+            "pid": warm.pid,
+        }
+    return out

@@ -33,7 +33,7 @@ def load_state(paths: Paths) -> dict[str, Any]:
 def mark(name: str, config: Config) -> str:
     """What the command line of our uWSGI or nginx master must contain."""
     if name == "uwsgi":
-        return str(Paths.from_config(config).uwsgi_ini)
+        return Paths.from_config(config).rendered_ini_prefix
     return f"-c {config.nginx.conf}"
 
 
@@ -144,7 +144,9 @@ def stop(config: Config, timeout: float) -> dict[str, int]:
             os.kill(found["nginx"], signal.SIGQUIT)
     if "uwsgi" in found:
         try:
-            asyncio.run(uwsgi.write_fifo(paths.fifo, uwsgi.GRACEFUL_STOP, timeout=2.0))
+            generation = load_state(paths).get("generation", 1)
+            fifo = paths.uwsgi_fifo(generation if isinstance(generation, int) else 1)
+            asyncio.run(uwsgi.write_fifo(fifo, uwsgi.GRACEFUL_STOP, timeout=2.0))
         except OSError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(found["uwsgi"], signal.SIGINT)

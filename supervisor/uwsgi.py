@@ -29,6 +29,7 @@ from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.program import Command
 from supervisor.runtime import Paths
+from supervisor.sockets import DEFAULT_BACKLOG, Held, Holder, unholdable, uwsgi_specs
 
 # master fifo letters (uWSGI docs, "The Master FIFO")
 CHAIN_RELOAD = "c"
@@ -66,18 +67,27 @@ def expand_magic(value: str, ini_path: Path, environ: Mapping[str, str] | None =
     return out
 
 
-def render_ini(text: str, ini_path: Path) -> str:
+def render_ini(
+    text: str,
+    ini_path: Path,
+    replace: Mapping[int, str] | None = None,
+    drop: frozenset[str] = frozenset(),
+) -> str:
     """The user's ini with taken-away options commented out and magic vars expanded.
 
+    ``replace`` {line: new value}: held sockets (``fd://N``) and pinned release paths.
     Line numbers are preserved, so uWSGI's own messages still point at the user's lines.
     """
     parsed = parse_ini(text)
-    dropped = {opt.line for opt in parsed if opt.key in TAKEN_AWAY}
+    dropped = {opt.line for opt in parsed if opt.key in TAKEN_AWAY | drop}
+    keys = {opt.line: opt.key for opt in parsed}
     lines = text.split("\n")
     out = []
     for number, line in enumerate(lines, start=1):
         if number in dropped:
             out.append("; [fnud: handled by fnud] " + line)
+        elif replace and number in replace:
+            out.append(f"{keys[number]} = {replace[number]}")  # uWSGI keeps inline comments
         else:
             out.append(expand_magic(line, ini_path))
     return "\n".join(out)
@@ -167,6 +177,7 @@ class Worker:
     requests: int
     exceptions: int
     rss: int
+    respawns: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -201,6 +212,15 @@ class Stats:
         return bool(live) and all(w.accepting and w.apps > 0 for w in live)
 
 
+_REQUEST_RE = re.compile(r"^\[pid: (\d+)\|.*\(HTTP/[\d.]+ (\d{3})\)")
+
+
+def request_status(line: str) -> tuple[int, int] | None:
+    """(worker pid, HTTP status) of one line of uWSGI's default request log."""
+    match = _REQUEST_RE.match(line)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def parse_stats(data: Mapping[str, Any]) -> Stats:
     workers = tuple(
         Worker(
@@ -212,6 +232,7 @@ def parse_stats(data: Mapping[str, Any]) -> Stats:
             requests=int(w.get("requests", 0)),
             exceptions=int(w.get("exceptions", 0)),
             rss=int(w.get("rss", 0)),
+            respawns=int(w.get("respawn_count", 0)),
         )
         for w in data.get("workers", [])
     )
@@ -299,8 +320,51 @@ def ini_value(ini: UwsgiIni, keys: Sequence[str], ini_path: Path) -> str | None:
     return None
 
 
+#: options naming a path a generation pins (resolved through symlinks once, at its start)
+PINNED_OPTIONS = frozenset({
+    "chdir", "wsgi-file", "file", "pythonpath", "python-path", "pp",
+    "virtualenv", "venv", "home", "pyhome", "H",
+})
+PAUSE = "p"  # toggles: suspend the workers / resume them
+
+
+def pins(ini: UwsgiIni, ini_path: Path) -> dict[int, str]:
+    """{line: resolved path} for every path option: a generation loads only from there,
+    whatever a symlink such as ``current -> releases/<id>`` points at later."""
+    base = ini_path.parent
+    chdir = ini.get("chdir")
+    workdir = Path(os.path.realpath(base / expand_magic(chdir.value, ini_path))) if chdir else base
+    out = {}
+    for opt in ini:
+        if opt.key not in PINNED_OPTIONS or not opt.value.strip():
+            continue
+        value = expand_magic(opt.value.strip(), ini_path)
+        relative_to = base if opt.key == "chdir" else workdir
+        out[opt.line] = os.path.realpath(relative_to / value)
+    return out
+
+
+def release_link(chdir: str) -> tuple[str, str] | None:
+    """The symlink the app directory is reached through (``current`` in
+    ``current -> releases/<id>``) and its target now; None when there is none."""
+    path = Path(chdir)
+    for candidate in (path, *path.parents):
+        if candidate.is_symlink():
+            return str(candidate), os.readlink(candidate)
+    return None
+
+
+def release_dir(ini: UwsgiIni, ini_path: Path) -> str:
+    """The app's directory as it resolves now (chdir through symlinks, else the ini's)."""
+    chdir = ini.get("chdir")
+    if chdir is None:
+        return str(ini_path.parent)
+    return os.path.realpath(ini_path.parent / expand_magic(chdir.value.strip(), ini_path))
+
+
 class UwsgiDriver:
-    """Runs the user's uWSGI ini under fnud's master fifo and stats socket."""
+    """Runs one generation of the user's ini under fnud's master fifo and stats socket,
+    on the sockets fnud holds."""
 
     name = "uwsgi"
     orphan_signal: int | None = None
@@ -313,23 +377,76 @@ class UwsgiDriver:
         paths: Paths,
         environ: Mapping[str, str],
         log_path: Path,
+        generation: int = 1,
+        holder: Holder | None = None,
     ) -> None:
         self.binary = binary
         self.ini_path = ini_path
         self.log_path = log_path
         self.user = ""  # [fnud] user/group: the workers' identity when fnud is root
         self.group = ""
-        self.fifo = paths.fifo
-        self.stats = paths.stats
-        self.rendered = paths.uwsgi_ini
+        self.generation = generation
+        self.fifo = paths.uwsgi_fifo(generation)
+        self.stats = paths.uwsgi_stats(generation)
+        self.rendered = paths.rendered_ini(generation)
         self.owner: tuple[int, int] | None = None  # with [fnud] user as root: its uid, gid
         self.environ = environ
+        self.holder = holder
+        self.pinned = False  # generation mode: path options resolved at render time
+        self.source: tuple[str, dict[int, str]] | None = None  # (ini text, pins) once rendered
+        self.link: tuple[str, str] | None = None  # (symlink, target) the release came through
+        self.release = ""  # the pinned chdir (status shows it)
+        self.paused = False  # 'p' toggles: fnud tracks it
+        self.held_fds: tuple[int, ...] = ()
+        self.require_all = False  # ready when every worker accepts (a new generation)
+
+    def holds_sockets(self) -> bool:
+        if self.holder is None:
+            return False
+        try:
+            ini = parse_ini(self.ini_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return False
+        name = str(self.ini_path)
+        specs = uwsgi_specs(ini, name, lambda v: expand_magic(v, self.ini_path))
+        return bool(specs) and not unholdable(ini, name)
+
+    def sockets(self, ini: UwsgiIni) -> list[Held]:
+        """Hold the ini's sockets (binding those not held yet)."""
+        if self.holder is None:
+            return []
+        specs = uwsgi_specs(ini, str(self.ini_path), lambda v: expand_magic(v, self.ini_path))
+        return self.holder.ensure(specs, int(ini.value("listen") or DEFAULT_BACKLOG))
 
     def render(self) -> None:
-        """Write the user's ini, minus what fnud takes away, into the runtime dir."""
-        text = self.ini_path.read_text(encoding="utf-8")
+        """Write the user's ini, minus what fnud takes away, into the runtime dir.
+
+        A generation keeps the text and pins it rendered first (``source``): a respawn,
+        or a rollback to it, loads what it loaded then."""
+        if self.source is None or not self.pinned:
+            text = self.ini_path.read_text(encoding="utf-8")
+            ini = parse_ini(text)
+            pinned = pins(ini, self.ini_path) if self.pinned else {}
+            self.source = (text, pinned)
+            chdir = ini.get("chdir")
+            if chdir is not None:
+                value = expand_magic(chdir.value.strip(), self.ini_path)
+                self.link = release_link(str(self.ini_path.parent / value))
+        text, pinned = self.source
+        ini = parse_ini(text)
+        chdir = ini.get("chdir")
+        self.release = (
+            pinned.get(chdir.line, "") if chdir else ""
+        ) or release_dir(ini, self.ini_path)
+        held = self.sockets(ini)
+        replace = {h.spec.line: f"fd://{h.fd}" for h in held}
+        replace.update(pinned)
+        # uWSGI's vacuum would unlink a held unix socket's file when a generation exits
+        drop = frozenset({"vacuum"}) if any(h.spec.path for h in held) else frozenset()
+        self.held_fds = tuple(h.fd for h in held)
+        rendered = render_ini(text, self.ini_path, replace, drop)
         # 0644 in the runtime dir: uWSGI re-reads it on 'r' after dropping privileges
-        write_private(self.rendered, render_ini(text, self.ini_path).encode(), 0o644)
+        write_private(self.rendered, rendered.encode(), 0o644)
         if self.owner is not None:  # --logto is reopened by that user too
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(
@@ -342,6 +459,7 @@ class UwsgiDriver:
 
     def command(self) -> Command:
         self.render()
+        self.paused = False
         own_logs = any(opt.key in LOG_OPTIONS for opt in parse_ini(self.rendered.read_text()))
         for stale in (self.fifo, self.stats):
             with contextlib.suppress(FileNotFoundError):
@@ -353,24 +471,38 @@ class UwsgiDriver:
             ),
             cwd=str(self.ini_path.parent),
             env=child_env(self.environ),
+            pass_fds=self.held_fds,
         )
 
+    async def pause(self, paused: bool) -> None:
+        """Suspend (True) or resume (False) the workers; nothing when already so."""
+        if self.paused != paused:
+            await write_fifo(self.fifo, PAUSE, timeout=2.0)
+            self.paused = paused
+
     async def not_ready_reason(self, pid: int) -> str | None:
+        """None once a worker serves (every worker, for a generation about to take over)."""
         try:
             stats = await read_stats(self.stats, timeout=1.0)
         except (OSError, ValueError, asyncio.TimeoutError):
             return "waiting for the uWSGI stats socket"
-        if stats.serving:
+        if stats.all_ready if self.require_all else stats.serving:
             return None
         live = stats.live_workers
-        ready = sum(1 for w in live if w.accepting and w.apps > 0)
-        return f"workers loading the app ({ready}/{len(live)} accepting)"
+        waiting = [w for w in live if not (w.accepting and w.apps > 0)]
+        named = ", ".join(f"worker {w.id} (pid {w.pid}, {w.status})" for w in waiting[:3])
+        return (
+            f"workers loading the app ({len(live) - len(waiting)}/{len(live)} accepting; "
+            f"waiting for {named or 'workers to appear'})"
+        )
 
     async def reopen_logs(self, pid: int) -> None:
         await write_fifo(self.fifo, REOPEN_LOGS, timeout=2.0)
 
     async def request_stop(self, pid: int) -> None:
         try:
+            # a suspended worker never leaves its pause loop to exit: resume first
+            await self.pause(False)
             await write_fifo(self.fifo, GRACEFUL_STOP, timeout=2.0)
         except OSError:
             os.kill(pid, signal.SIGINT)  # uWSGI stops on SIGINT too

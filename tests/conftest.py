@@ -63,6 +63,7 @@ allow_root = {allow_root}
 [uwsgi]
 ini = "uwsgi.ini"
 reload_timeout = {reload_timeout}
+reload = "{reload_mode}"
 
 [nginx]
 conf = "nginx.conf"
@@ -71,6 +72,9 @@ reload_timeout = 15.0
 [health]
 url = "http://127.0.0.1:{http_port}/health"
 {health}
+
+[reload]
+settle = {settle}
 
 [backoff]
 initial = {backoff_initial}
@@ -185,6 +189,8 @@ def make_stack_dir(
     allow_root: bool = True,
     backoff_initial: float = 0.2,
     reload_timeout: float = 60.0,
+    settle: float = 1.0,
+    reload_mode: str = "generation",
 ) -> StackDir:
     root = Path(tempfile.mkdtemp(prefix="fnud-"))
     root.chmod(0o755)  # like /etc/fnud: nginx's workers (nobody, as root) must traverse it
@@ -197,7 +203,8 @@ def make_stack_dir(
         "extra_ini": extra_ini, "extra_toml": extra_toml, "health": health,
         "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
         "backoff_initial": backoff_initial, "backoff_max": max(2.0, backoff_initial),
-        "reload_timeout": reload_timeout,
+        "reload_timeout": reload_timeout, "settle": settle,
+        "reload_mode": reload_mode,
     }
     stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, processes, extra_ini=extra_ini))
     stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
@@ -252,6 +259,15 @@ def stack(stack_factory: Callable[..., StackDir]) -> StackDir:
 
 @pytest.fixture
 def running(stack: StackDir) -> StackDir:
+    stack.start()
+    return stack
+
+
+@pytest.fixture
+def running_chain(stack_factory: Callable[..., StackDir]) -> StackDir:
+    """A running stack whose reloads are chain reloads (uWSGI's 'c'), as before
+    generations."""
+    stack = stack_factory(reload_mode="chain")
     stack.start()
     return stack
 

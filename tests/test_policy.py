@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from supervisor.config import BackoffSection
-from supervisor.policy import ExitFacts, GiveUp, Restart, after_exit
+from supervisor.policy import (
+    ExitFacts,
+    GiveUp,
+    Restart,
+    SettleFacts,
+    SettleLimits,
+    after_exit,
+    settle_verdict,
+)
 
 BACKOFF = BackoffSection(initial=0.5, max=4.0, quick_failures=5, quick_seconds=5.0, cooldown=60)
 
@@ -46,3 +54,28 @@ def test_delay_is_capped_by_max() -> None:
 def test_one_allowed_failure_gives_up_even_after_a_healthy_run() -> None:
     strict = BackoffSection(quick_failures=1, cooldown=0.0)
     assert after_exit(facts(600.0), strict) == GiveUp(0.0, 1)
+
+
+def settle(**changes: object) -> str:
+    base: dict[str, object] = dict(
+        master_alive=True, worker_deaths=0, probe_failures=0, requests=0, errors=0
+    )
+    base.update(changes)
+    return settle_verdict(SettleFacts(**base), SettleLimits(max_error_ratio=0.05))  # type: ignore[arg-type]
+
+
+def test_a_quiet_settle_keeps_the_new_generation() -> None:
+    assert settle() == ""
+    assert settle(requests=1000, errors=50) == ""  # exactly the limit is fine
+
+
+def test_each_failure_kind_rolls_back_with_its_reason() -> None:
+    assert settle(master_alive=False) == "its uWSGI master exited"
+    assert "crash loop" in settle(worker_deaths=3)
+    assert "health probes failed" in settle(probe_failures=2)
+    assert "51 of 1000 answers were 5xx" in settle(requests=1000, errors=51)
+
+
+def test_too_few_requests_say_nothing_about_the_error_ratio() -> None:
+    assert settle(requests=19, errors=19) == ""
+    assert settle(requests=20, errors=2) != ""

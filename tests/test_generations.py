@@ -1,0 +1,246 @@
+"""Generations on the real stack: fnud holds the sockets, a reload starts a new uWSGI
+beside the old one, switches, settles and rolls back by itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import StackDir, wait_for
+from tests.load import Load
+
+CRASH_AFTER_LOAD = """
+import os as _os, threading as _threading
+import uwsgi as _uwsgi
+if isinstance(getattr(_uwsgi, "version", None), bytes):  # the real uWSGI, not the preflight
+    _threading.Timer(1.0, _os._exit, (3,)).start()
+"""
+
+
+def generation(stack: StackDir) -> dict[str, object]:
+    return dict(stack.status()["generation"])  # type: ignore[call-overload]
+
+
+def body(stack: StackDir, path: str = "/") -> bytes:
+    with urllib.request.urlopen(stack.url + path, timeout=10) as response:
+        return bytes(response.read())
+
+
+def master_pid(stack: StackDir) -> int:
+    return int(stack.programs()["uwsgi"]["pid"])
+
+
+def test_reload_switches_to_a_new_generation_under_load_without_a_failed_request(
+    running: StackDir,
+) -> None:
+    first = master_pid(running)
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        for number, text in ((2, "v2"), (3, "v3")):
+            running.set_greeting(text)
+            result = running.fnud("reload")
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert f"generation {number}" in result.stdout
+            load.wait_requests(30)
+            assert body(running) == f"{text}\n".encode()
+        outcome = load.stop()
+    assert outcome.failures == 0, outcome.summary()
+    assert generation(running)["number"] == 3
+    assert master_pid(running) != first
+    assert not psutil.pid_exists(first)  # the old generation was stopped after its settle
+
+
+def test_status_shows_both_generations_during_the_settle(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(settle=30.0)
+    stack.start()
+    result = stack.fnud("reload", "--no-wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    gen = generation(stack)
+    assert gen["number"] == 2 and gen["state"] == "settling"
+    previous = gen["previous"]
+    assert isinstance(previous, dict) and previous["number"] == 1 and previous["state"] == "paused"
+    # a reload during the settle ends it early (keeping generation 2) and then runs
+    again = stack.fnud("reload")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert generation(stack)["number"] == 3
+
+
+def test_ini_change_goes_through_a_new_generation(running: StackDir) -> None:
+    running.ini.write_text(running.ini.read_text().replace("processes = 3", "processes = 4"))
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(30)
+        result = running.fnud("reload")
+        load.wait_requests(30)
+        outcome = load.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(running.worker_pids()) == 4
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_a_failing_smoke_check_refuses_the_release_before_any_user_sees_it(
+    running: StackDir,
+) -> None:
+    source = running.app.read_text()
+    running.app.write_text(source.replace(
+        'return jsonify(status="ok", pid=os.getpid())',
+        'return jsonify(status="broken"), 500',
+    ).replace('GREETING = "Hello from fnud"', 'GREETING = "never served"'))
+    with Load(running.url + "/", concurrency=4) as load:
+        load.wait_requests(20)
+        result = running.fnud("reload")
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert result.returncode == 1
+    assert "refused" in result.stderr and "smoke check GET /health answered 500" in result.stderr
+    assert generation(running)["number"] == 1
+    assert b"never served" not in b"".join(outcome.bodies)
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_a_generation_that_crash_loops_is_rolled_back(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(settle=20.0)
+    stack.start()
+    stack.app.write_text(stack.app.read_text() + CRASH_AFTER_LOAD)
+    result = stack.fnud("reload")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled_back" in result.stderr
+    last = stack.status()["last_reload"]
+    assert last["result"] == "rolled_back"  # type: ignore[index]
+    assert stack.status()["reloads"]["rolled_back"] == 1  # type: ignore[index]
+    assert generation(stack)["number"] == 1  # the previous one serves again
+    assert body(stack) == b"Hello from fnud\n"
+
+
+def make_releases(stack: StackDir) -> tuple[Path, Path]:
+    """root/releases/{r1,r2} with current -> releases/r1; the ini's chdir is current."""
+    releases = stack.root / "releases"
+    r1, r2 = releases / "r1", releases / "r2"
+    for release, text in ((r1, "release one"), (r2, "release two")):
+        release.mkdir(parents=True)
+        source = stack.app.read_text().replace("Hello from fnud", text)
+        (release / "app.py").write_text(source)
+    (stack.root / "current").symlink_to("releases/r1")
+    stack.ini.write_text(stack.ini.read_text().replace("chdir = %dapp", "chdir = %dcurrent"))
+    return r1, r2
+
+
+def switch(link: Path, target: str) -> None:
+    tmp = link.with_name("current.tmp")
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
+def test_symlink_release_switch_and_fnud_rollback(stack: StackDir) -> None:
+    r1, r2 = make_releases(stack)
+    stack.start()
+    assert body(stack) == b"release one\n"
+    with Load(stack.url + "/", concurrency=4) as load:
+        load.wait_requests(20)
+        switch(stack.root / "current", "releases/r2")
+        result = stack.fnud("reload")
+        assert result.returncode == 0, result.stdout + result.stderr
+        load.wait_requests(20)
+        assert body(stack) == b"release two\n"
+        assert generation(stack)["release"] == str(r2)
+        back = stack.fnud("rollback")
+        assert back.returncode == 0, back.stdout + back.stderr
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert body(stack) == b"release one\n"
+    assert generation(stack)["release"] == str(r1)
+    assert os.readlink(stack.root / "current") == "releases/r1"  # disk and service agree
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_rollback_with_nothing_to_go_back_to_is_one_line(running: StackDir) -> None:
+    result = running.fnud("rollback")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "nothing to roll back to" in result.stderr
+
+
+def test_a_respawn_loads_the_generations_own_release_not_the_new_link(stack: StackDir) -> None:
+    make_releases(stack)
+    stack.start()
+    switch(stack.root / "current", "releases/r2")  # no reload: generation 1 stays on r1
+    for pid in stack.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(stack.worker_pids()) == 3, message="workers respawned")
+    answers = {body(stack) for _ in range(12)}
+    assert answers == {b"release one\n"}
+
+
+def kill_under_load(stack: StackDir, pid: int, concurrency: int = 8) -> tuple[int, str]:
+    with Load(stack.url + "/", concurrency=concurrency) as load:
+        load.wait_requests(40)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: stack.serving() and all(
+            p["state"] == "RUNNING" for p in stack.programs().values()
+        ), message="the stack serving again")
+        load.wait_requests(40)
+        outcome = load.stop()
+    return outcome.failures, outcome.summary()
+
+
+def test_uwsgi_master_kill_costs_at_most_the_requests_in_flight(running: StackDir) -> None:
+    failures, summary = kill_under_load(running, master_pid(running))
+    assert failures <= 8, summary  # one per client at most: nothing was refused
+
+
+def test_nginx_master_kill_costs_at_most_the_requests_in_flight(running: StackDir) -> None:
+    failures, summary = kill_under_load(running, int(running.programs()["nginx"]["pid"]))
+    assert failures <= 8, summary
+
+
+def test_a_restarted_daemon_takes_the_sockets_back(running: StackDir) -> None:
+    daemon = int(running.status()["daemon"]["pid"])  # type: ignore[index]
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(daemon), message="daemon gone")
+    running.start()  # adopts the running generation
+    assert "held sockets not recovered" not in running.daemon_log()
+    failures, summary = kill_under_load(running, master_pid(running))
+    assert failures <= 8, summary
+
+
+def test_chain_mode_still_chain_reloads(running_chain: StackDir) -> None:
+    before = running_chain.worker_pids()
+    running_chain.set_greeting("chained")
+    result = running_chain.fnud("reload")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(chain reload)" in result.stdout
+    assert not running_chain.worker_pids() & before
+    assert generation(running_chain)["mode"] == "chain"
+    assert body(running_chain) == b"chained\n"
+
+
+def test_chain_mode_refuses_to_reload_onto_a_switched_release(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(reload_mode="chain")
+    make_releases(stack)
+    stack.start()
+    switch(stack.root / "current", "releases/r2")
+    result = stack.fnud("reload")
+    assert result.returncode == 1
+    assert "a chain reload would keep loading the old release" in result.stderr
+    assert body(stack) == b"release one\n"
+
+
+def test_a_socket_fnud_cannot_bind_is_named_and_nothing_starts(stack: StackDir) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", stack.uwsgi_port))
+        taken.listen()
+        result = stack.fnud("start")
+    assert result.returncode != 0
+    assert f"{stack.ini}:" in result.stderr and "in use" in result.stderr, result.stderr
+    assert stack.fnud("status").returncode == 3  # no daemon left
