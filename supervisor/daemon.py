@@ -17,16 +17,16 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from supervisor import commands, gate, logsetup, policy, startup, status, triggers
+from supervisor import commands, gate, logsetup, policy, startup, status, systemd, triggers
 from supervisor.config import Config
 from supervisor.control import Emit, Server
 from supervisor.events import ALL, Event, Exited, Heartbeat, Ready, ReloadEvent, Retry, SignalEvent
 from supervisor.logfile import DaemonLog
 from supervisor.probeloop import ProbeLoop
 from supervisor.program import Program
-from supervisor.reload import Reloader, ReloadRequest
+from supervisor.reload import Reloader, ReloadRequest, ReloadResult
 from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_holder
-from supervisor.stack import Stack
+from supervisor.stack import Stack, StackError
 from supervisor.states import Phase, State, check_phase
 from supervisor.systemd import Notifier
 from supervisor.watch import Watcher
@@ -50,6 +50,7 @@ class Daemon:
         self.log = logsetup.get("daemon")
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.stack = Stack(config, self.environ, self.enqueue)
+        self.stack.inherit(systemd.inherited_fds(environ))  # a restart under systemd
         self.paths = self.stack.paths
         self.phase = Phase.STARTING
         self.exit_code = 0
@@ -283,7 +284,7 @@ class Daemon:
     async def startup(self) -> None:
         try:
             async with self.op_lock:
-                self.adopted = await startup.start_stack(self.stack, self.gate)
+                self.adopted = await startup.start_stack(self.stack, self.gate, self.notifier)
             await self._become_ready()
         except startup.StartupError as exc:
             self.log.error("start failed", reason=str(exc))
@@ -300,6 +301,7 @@ class Daemon:
         if touch is not None:
             self.spawn_task(touch, "touch")
         self.watcher = triggers.file_watcher(self.stack, self.enqueue)
+        self.reloader.listeners.append(self._rewatch)
         if self.config.health.interval > 0:
             self.spawn_task(self.probe.run(), "probe")
         await self._start_metrics()
@@ -312,6 +314,19 @@ class Daemon:
         self.log.info("stack ready", url=self.config.health.url, summary=summary)
         self.notifier.ready(summary)
         self._report_ready(f"READY {summary}")
+
+    def _rewatch(self, result: ReloadResult) -> None:
+        """[watch] follows the app directory by its configured path: after a release
+        symlink switch it watches the new release."""
+        if self.watcher is None or result.result != "ok":
+            return
+        try:
+            if self.watcher.rules.code_dirs == triggers.code_dirs(self.stack):
+                return
+        except StackError:
+            return
+        self.watcher.stop()
+        self.watcher = triggers.file_watcher(self.stack, self.enqueue)
 
     def _probing_allowed(self) -> bool:
         return (

@@ -177,14 +177,17 @@ class Holder:
 
     def __init__(self) -> None:
         self.held: dict[str, Held] = {}
+        self.inherited: dict[str, socket.socket] = {}  # from systemd's fd store, by key
 
     def ensure(self, specs: Iterable[Spec], backlog: int = DEFAULT_BACKLOG) -> list[Held]:
-        """Hold every spec (binding the ones not held yet); return them in order."""
+        """Hold every spec (taking an inherited one, else binding); return them in order."""
         out = []
         for spec in specs:
             held = self.held.get(spec.key)
             if held is None:
-                held = self.held[spec.key] = bind(spec, backlog)
+                sock = self.inherited.pop(spec.key, None)
+                held = Held(spec, sock) if sock is not None else bind(spec, backlog)
+                self.held[spec.key] = held
             out.append(held)
         return out
 
@@ -206,6 +209,9 @@ class Holder:
         for held in self.held.values():
             held.sock.close()
         self.held.clear()
+        for sock in self.inherited.values():
+            sock.close()
+        self.inherited.clear()
 
 
 _SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (asm-generic)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pwd
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,20 @@ class Stack:
             self.uwsgi_driver.sockets(self.read_ini())
         if "nginx" not in adopted:
             self.nginx_driver.sockets(self.nginx_conf())
+
+    def held_fds(self) -> dict[str, int]:
+        """{program/address: fd} of every held socket (systemd's fd store keeps them)."""
+        out = {f"uwsgi/{k}": fd for k, fd in self.uwsgi_sockets.fds().items()}
+        out.update({f"nginx/{k}": fd for k, fd in self.nginx_sockets.fds().items()})
+        return out
+
+    def inherit(self, named: dict[str, int]) -> None:
+        """Sockets systemd kept for us (``held_fds`` names) wait to be taken by address."""
+        for name, fd in named.items():
+            program, _, key = name.partition("/")
+            holder = {"uwsgi": self.uwsgi_sockets, "nginx": self.nginx_sockets}.get(program)
+            if holder is not None and key:
+                holder.inherited[key] = socket.socket(fileno=fd)
 
     def uwsgi_specs(self, config: Config | None = None) -> list[sockets.Spec]:
         config = config or self.config

@@ -10,13 +10,14 @@ from supervisor import adoption, gate, health, nginx, survivors
 from supervisor.program import Program
 from supervisor.stack import Stack, StackError
 from supervisor.states import State
+from supervisor.systemd import Notifier
 
 
 class StartupError(Exception):
     pass
 
 
-async def start_stack(stack: Stack, the_gate: gate.Gate) -> set[str]:
+async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> set[str]:
     """Bring the stack up; return the names of the programs adopted instead of started."""
     config = stack.config
     # workers a dead master left (nginx's hold the port): not adoptable, so they go
@@ -38,6 +39,7 @@ async def start_stack(stack: Stack, the_gate: gate.Gate) -> set[str]:
         stack.hold_sockets(adopted)  # every socket bound before anything starts
     except (OSError, StackError) as exc:
         raise StartupError(str(exc)) from None
+    notifier.store_fds(stack.held_fds())
     for prog in (stack.uwsgi, stack.nginx):  # uWSGI first: nginx only once uWSGI accepts
         if prog.name not in adopted:
             await prog.spawn()

@@ -67,6 +67,8 @@ def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
         text = f"{name} {prog.state.value.lower()}"
         if name in adopted:
             text += " (adopted)"
+        if prog is stack.uwsgi and stack.generation > 1:
+            text += f" generation {stack.generation}"
         if prog.running:
             text += f" ({len(prog.children())} workers)"
         parts.append(text)

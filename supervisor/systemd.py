@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import socket
 import time
+import urllib.parse
 from collections.abc import Mapping
 
 
@@ -35,6 +37,24 @@ class Notifier:
         ):
             sock.sendto(payload, self.address)
 
+    def store_fds(self, named: Mapping[str, int]) -> None:
+        """Keep these descriptors in systemd's fd store (FDSTORE=1, one name each): a
+        restarted fnud gets them back through LISTEN_FDS/LISTEN_FDNAMES, so the stack
+        starts again on the same listening sockets (connections wait, not refused)."""
+        if not self.address:
+            return
+        for name, fd in named.items():
+            payload = f"FDSTORE=1\nFDNAME={fdname(name)}".encode()
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
+            ):
+                sock.sendmsg(
+                    [payload],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())],
+                    0, self.address,
+                )
+
     def ready(self, status: str = "") -> None:
         self.send("READY=1", *([f"STATUS={status}"] if status else []))
 
@@ -50,3 +70,20 @@ class Notifier:
 
     def watchdog(self) -> None:
         self.send("WATCHDOG=1")
+
+
+def fdname(name: str) -> str:
+    """systemd's FDNAME may not hold ':' (its list separator) nor control characters."""
+    return urllib.parse.quote(name, safe="/.-_")
+
+
+def inherited_fds(environ: Mapping[str, str]) -> dict[str, int]:
+    """{name: fd} systemd passed to this process (LISTEN_FDS from the fd store)."""
+    if environ.get("LISTEN_PID") != str(os.getpid()):
+        return {}
+    count = int(environ.get("LISTEN_FDS", "0") or 0)
+    names = environ.get("LISTEN_FDNAMES", "").split(":")
+    return {
+        urllib.parse.unquote(names[i]) if i < len(names) else f"unknown.{i}": 3 + i
+        for i in range(count)
+    }

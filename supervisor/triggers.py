@@ -23,13 +23,13 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
     if not watch.enabled:
         return None
     try:
-        code_dirs = watch.paths or (Path(stack.app().chdir),)
+        dirs = code_dirs(stack)
         nginx_files = [Path(f) for f in stack.nginx_conf().files]
     except StackError as exc:
         logsetup.get("daemon").error("cannot watch files", reason=str(exc))
         return None
     rules = Rules(
-        code_dirs=tuple(p.resolve() for p in code_dirs),
+        code_dirs=dirs,
         include=watch.include,
         exclude=watch.exclude,
         nginx_files=resolve_all(nginx_files),
@@ -43,6 +43,12 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
     watcher = Watcher(rules, watch.debounce_ms / 1000, changed)
     watcher.start(asyncio.get_running_loop())
     return watcher
+
+
+def code_dirs(stack: Stack) -> tuple[Path, ...]:
+    """The app's directories as they resolve now (a release symlink followed)."""
+    paths = stack.config.watch.paths or (Path(stack.app().chdir),)
+    return tuple(p.resolve() for p in paths)
 
 
 def touch_watcher(stack: Stack, enqueue: Enqueue) -> Any | None:

@@ -91,6 +91,9 @@ KillMode=mixed
 TimeoutStopSec={timeout_stop}
 Restart=on-failure
 RestartSec=2
+# fnud keeps its listening sockets here too: after a restart (KillMode ends the stack
+# with the daemon) it starts the stack on the same sockets, so clients wait, not fail
+FileDescriptorStoreMax=64
 # nginx keeps two descriptors per proxied connection
 LimitNOFILE=65536
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from supervisor.checks import (
     fnud_toml,
+    generations,
     nginx_conf,
     nginx_test,
     ports_free,
@@ -76,6 +77,7 @@ def check_config(
     stages: list[tuple[str, Check]] = [
         ("fnud.toml", fnud_toml.check),
         ("uwsgi ini", uwsgi_ini.check),
+        ("generations", generations.check),
         ("nginx.conf", nginx_conf.check),
         ("nginx to uWSGI", upstream.check),
         ("port clash", ports_free.clashes),

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from supervisor.checks import generations
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs, is_file
@@ -49,7 +50,8 @@ def check(inputs: Inputs) -> list[Finding]:
     out: list[Finding] = []
     out += inline_comments(ini, path)
     out += daemonize(ini, path)
-    out += chain_reload(ini, path, text)
+    if generations.uses_chain(inputs):  # a new generation loads the app anew anyway
+        out += chain_reload(ini, path, text)
     out += touch_values(ini, path)
     out += stats_on_tcp(ini, path, inputs.environ)
     out += missing_paths(ini, path, inputs.environ)
