@@ -21,7 +21,7 @@ from supervisor import commands, gate, logsetup, policy, startup, status, system
 from supervisor.config import Config
 from supervisor.control import Emit, Server
 from supervisor.events import ALL, Event, Exited, Heartbeat, Ready, ReloadEvent, Retry, SignalEvent
-from supervisor.logfile import DaemonLog
+from supervisor.logfile import DaemonLog, reopen_all
 from supervisor.probeloop import ProbeLoop
 from supervisor.program import Program
 from supervisor.reload import Reloader, ReloadRequest, ReloadResult
@@ -264,20 +264,7 @@ class Daemon:
 
     async def reopen_logs(self) -> list[str]:
         """Reopen fnud's own log and make nginx (USR1) and uWSGI ('l') reopen theirs."""
-        done = []
-        if self.daemon_log is not None:
-            self.daemon_log.reopen()
-            done.append(f"fnud -> {self.daemon_log.path}")
-        for prog in self.stack.programs.values():
-            if not prog.running:
-                continue
-            try:
-                await prog.driver.reopen_logs(prog.pid)
-                done.append(f"{prog.name} -> {prog.log_path}")
-            except OSError as exc:
-                self.log.warning("log reopen failed", program=prog.name, error=str(exc))
-        self.log.info("logs reopened", files=done)
-        return done
+        return await reopen_all(self.daemon_log, self.stack.programs.values(), self.log)
 
     # -- start ---------------------------------------------------------------------
 

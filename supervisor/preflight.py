@@ -218,6 +218,11 @@ async def preflight(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await asyncio.shield(proc.wait())
+    return _verdict(spec, out, err, proc.returncode)
+
+
+def _verdict(spec: AppSpec, out: bytes, err: bytes, returncode: int | None) -> str:
+    """The loaded file from the probe's JSON line, or PreflightError with its reason."""
     for line in reversed(out.decode(errors="replace").splitlines()):
         if line.startswith("{"):
             try:
@@ -228,5 +233,5 @@ async def preflight(
                 return str(result.get("file") or spec.label)
             raise PreflightError(str(result.get("error")))
     tail = err.decode(errors="replace").strip().splitlines()
-    reason = tail[-1] if tail else f"exit code {proc.returncode}"
+    reason = tail[-1] if tail else f"exit code {returncode}"
     raise PreflightError(f"{spec.label}: importing the app failed: {reason}")

@@ -151,23 +151,26 @@ class Reloader:
                 outcome, message, replaced, nginx_done = "failed", repr(exc), 0, False
             finally:
                 self.notifier.ready()
-            if outcome != "refused":
-                self.stack.save_state()
-            result = ReloadResult(
+                self.current = None
+            return self._record(ReloadResult(
                 outcome, message, request.reason, at, time.monotonic() - begun,
                 replaced, nginx_done,
-            )
-            self.last = result
-            self.counts[outcome] += 1
-            for listener in self.listeners:
-                listener(result)
-            level = "info" if outcome == "ok" else "error"
-            getattr(self.log, level)(
-                f"reload {outcome}", detail=message, duration=round(result.duration, 2)
-            )
-            self.notifier.status(f"last reload {outcome}: {message}")
-            self.current = None
-            return result
+            ))
+
+    def _record(self, result: ReloadResult) -> ReloadResult:
+        """Remember, count, tell the listeners, log and report one result."""
+        if result.result != "refused":
+            self.stack.save_state()
+        self.last = result
+        self.counts[result.result] += 1
+        for listener in self.listeners:
+            listener(result)
+        level = "info" if result.result == "ok" else "error"
+        getattr(self.log, level)(
+            f"reload {result.result}", detail=result.message, duration=round(result.duration, 2)
+        )
+        self.notifier.status(f"last reload {result.result}: {result.message}")
+        return result
 
     async def _run(self, request: ReloadRequest, emit: Emit) -> tuple[str, int, bool]:
         stack = self.stack

@@ -28,9 +28,11 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
         raise StartupError(str(exc)) from None
     nginx.prepare_prefix(stack.paths.nginx_prefix, nginx.worker_uid(conf, config.fnud.user))
     found = survivors.find(config)  # the checks' port rule knows these are ours
+    # sockets systemd kept for us are bound already (by us): their ports are not "in use"
+    inherited = bool(stack.uwsgi_sockets.inherited or stack.nginx_sockets.inherited)
     try:
         await the_gate.run(gate.Request(
-            nginx=True, app="uwsgi" not in found, reread=False, check_ports=True,
+            nginx=True, app="uwsgi" not in found, reread=False, check_ports=not inherited,
         ))
     except gate.Refused as exc:
         raise StartupError(str(exc)) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import re
 import shutil
@@ -21,15 +20,19 @@ import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.program import Command
 from supervisor.runtime import Paths
 from supervisor.sockets import DEFAULT_BACKLOG, Held, Holder, unholdable, uwsgi_specs
+from supervisor.uwsgi_stats import ChainProgress as ChainProgress
+from supervisor.uwsgi_stats import Stats as Stats
+from supervisor.uwsgi_stats import Worker as Worker
+from supervisor.uwsgi_stats import parse_stats as parse_stats
+from supervisor.uwsgi_stats import read_stats as read_stats
+from supervisor.uwsgi_stats import request_status as request_status
 
 # master fifo letters (uWSGI docs, "The Master FIFO")
 CHAIN_RELOAD = "c"
@@ -167,123 +170,6 @@ async def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
             os.close(fd)
 
 
-@dataclass(frozen=True)
-class Worker:
-    id: int
-    pid: int
-    status: str
-    accepting: bool
-    apps: int
-    requests: int
-    exceptions: int
-    rss: int
-    respawns: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "pid": self.pid,
-            "status": self.status,
-            "accepting": self.accepting,
-            "apps": self.apps,
-            "requests": self.requests,
-            "exceptions": self.exceptions,
-        }
-
-
-@dataclass(frozen=True)
-class Stats:
-    master_pid: int
-    listen_queue: int
-    workers: tuple[Worker, ...]
-
-    @property
-    def live_workers(self) -> tuple[Worker, ...]:
-        return tuple(w for w in self.workers if w.pid > 0)
-
-    @property
-    def serving(self) -> bool:
-        """At least one worker accepts with an app loaded."""
-        return any(w.accepting and w.apps > 0 for w in self.live_workers)
-
-    @property
-    def all_ready(self) -> bool:
-        live = self.live_workers
-        return bool(live) and all(w.accepting and w.apps > 0 for w in live)
-
-
-_REQUEST_RE = re.compile(r"^\[pid: (\d+)\|.*\(HTTP/[\d.]+ (\d{3})\)")
-
-
-def request_status(line: str) -> tuple[int, int] | None:
-    """(worker pid, HTTP status) of one line of uWSGI's default request log."""
-    match = _REQUEST_RE.match(line)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def parse_stats(data: Mapping[str, Any]) -> Stats:
-    workers = tuple(
-        Worker(
-            id=int(w.get("id", 0)),
-            pid=int(w.get("pid", 0)),
-            status=str(w.get("status", "")),
-            accepting=bool(w.get("accepting", 0)),
-            apps=len(w.get("apps", []) or []),
-            requests=int(w.get("requests", 0)),
-            exceptions=int(w.get("exceptions", 0)),
-            rss=int(w.get("rss", 0)),
-            respawns=int(w.get("respawn_count", 0)),
-        )
-        for w in data.get("workers", [])
-    )
-    return Stats(int(data.get("pid", 0)), int(data.get("listen_queue", 0)), workers)
-
-
-async def read_stats(path: Path, timeout: float = 2.0) -> Stats:
-    """Connect to the stats unix socket; uWSGI writes its JSON and closes."""
-
-    async def _read() -> bytes:
-        reader, writer = await asyncio.open_unix_connection(str(path))
-        try:
-            return await reader.read()
-        finally:
-            writer.close()
-
-    raw = await asyncio.wait_for(_read(), timeout)
-    return parse_stats(json.loads(raw.decode("utf-8", errors="replace")))
-
-
-@dataclass
-class ChainProgress:
-    """Tracks a chain reload: done when every worker PID is new, accepting, app loaded."""
-
-    old_pids: frozenset[int]
-    reported: set[int]
-
-    @classmethod
-    def begin(cls, stats: Stats) -> ChainProgress:
-        return cls(frozenset(w.pid for w in stats.live_workers), set())
-
-    def newly_replaced(self, stats: Stats) -> list[Worker]:
-        fresh = [
-            w
-            for w in stats.live_workers
-            if w.pid not in self.old_pids and w.accepting and w.apps > 0
-            and w.id not in self.reported
-        ]
-        self.reported.update(w.id for w in fresh)
-        return fresh
-
-    def done(self, stats: Stats) -> bool:
-        live = stats.live_workers
-        return bool(live) and all(
-            w.pid not in self.old_pids and w.accepting and w.apps > 0 for w in live
-        )
-
-    def stuck(self, stats: Stats) -> list[Worker]:
-        return [w for w in stats.live_workers if w.pid in self.old_pids or not w.accepting]
-
-
 def touch_files(ini: UwsgiIni, ini_path: Path, workdir: Path) -> list[Path]:
     """Files named by touch-chain-reload/touch-reload, resolved like uWSGI would."""
     out = []
@@ -349,8 +235,11 @@ def release_link(chdir: str) -> tuple[str, str] | None:
     ``current -> releases/<id>``) and its target now; None when there is none."""
     path = Path(chdir)
     for candidate in (path, *path.parents):
-        if candidate.is_symlink():
-            return str(candidate), os.readlink(candidate)
+        try:
+            if candidate.is_symlink():
+                return str(candidate), os.readlink(candidate)
+        except OSError:  # a name too long, a directory we may not read: no link we can use
+            return None
     return None
 
 

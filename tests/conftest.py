@@ -206,7 +206,9 @@ def make_stack_dir(
         "reload_timeout": reload_timeout, "settle": settle,
         "reload_mode": reload_mode,
     }
-    stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, processes, extra_ini=extra_ini))
+    stack.ini.write_text(stackfiles.uwsgi_ini(
+        stack.uwsgi_port, processes, extra_ini=extra_ini, lazy=reload_mode == "chain"
+    ))
     stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
     stack.toml.write_text(FNUD_TOML.format(**values))
     return stack

@@ -52,7 +52,7 @@ callable = app
 processes = {processes}
 threads = {threads}
 master = true
-lazy-apps = true
+lazy-apps = {lazy}
 need-app = true
 die-on-term = true
 vacuum = true
@@ -85,9 +85,14 @@ http {{
 """
 
 
-def uwsgi_ini(uwsgi_port: int, processes: int, threads: int = 2, extra_ini: str = "") -> str:
+def uwsgi_ini(
+    uwsgi_port: int, processes: int, threads: int = 2, extra_ini: str = "", lazy: bool = True
+) -> str:
+    """``lazy``: lazy-apps, which chain reloads need; generations preload (workers fork
+    the vetted code)."""
     return UWSGI_INI.format(
-        uwsgi_port=uwsgi_port, processes=processes, threads=threads, extra_ini=extra_ini
+        uwsgi_port=uwsgi_port, processes=processes, threads=threads, extra_ini=extra_ini,
+        lazy=str(lazy).lower(),
     )
 
 

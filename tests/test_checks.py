@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -153,14 +153,20 @@ def test_daemonize(stack: StackDir, key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["master", "lazy-apps"])
-def test_chain_reload_needs_master_and_lazy_apps(stack: StackDir, key: str) -> None:
+def test_chain_reload_needs_master_and_lazy_apps(
+    stack_factory: Callable[..., StackDir], key: str
+) -> None:
+    stack = stack_factory(reload_mode="chain")
     edit(stack.ini, f"{key} = true\n", "")
     line = line_of(stack.ini, "[uwsgi]")
     assert_finding(single(stack), stack.ini, line, "error", f"no '{key}'")
 
 
 @pytest.mark.parametrize("value", ["false", "0", "no", "Off"])
-def test_chain_reload_with_lazy_apps_off(stack: StackDir, value: str) -> None:
+def test_chain_reload_with_lazy_apps_off(
+    stack_factory: Callable[..., StackDir], value: str
+) -> None:
+    stack = stack_factory(reload_mode="chain")
     edit(stack.ini, "lazy-apps = true", f"lazy-apps = {value}")
     line = line_of(stack.ini, "lazy-apps")
     assert_finding(single(stack), stack.ini, line, "error", f"'lazy-apps = {value}'", "old code")
@@ -303,6 +309,7 @@ def test_the_seed_tutorials_ini(stack: StackDir) -> None:
             (2, "error", "no 'master'"),
             (12, "warning", "stats on TCP"),
             (14, "error", "'daemonize' detaches uWSGI"),
+            (15, "warning", "lazy-apps: a respawned worker imports the files on disk"),
             (17, "warning", "'touch-chain-reload = true' watches a file named 'true'"),
         ]
     )

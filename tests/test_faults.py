@@ -244,10 +244,11 @@ def test_control_protocol_rejects_garbage_and_keeps_serving(running: StackDir) -
 
 
 def test_stop_during_a_chain_reload_waits_for_it_instead_of_killing(
-    running: StackDir,
+    running_chain: StackDir,
 ) -> None:
     """uWSGI never exits on 'q' while a chain reload loads a worker; fnud must not
     send it then (it used to, and the stop ended in SIGKILL after the deadline)."""
+    running = running_chain
     before = {w["pid"] for w in running.programs()["uwsgi"]["workers"]}
     results: list[int] = []
     reload = threading.Thread(target=lambda: results.append(running.fnud("reload").returncode))

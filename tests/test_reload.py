@@ -12,7 +12,10 @@ from tests.conftest import StackDir, wait_for
 from tests.load import Load
 
 
-def test_reloads_under_load_lose_nothing_and_replace_every_worker(running: StackDir) -> None:
+def test_reloads_under_load_lose_nothing_and_replace_every_worker(
+    running_chain: StackDir,
+) -> None:
+    running = running_chain
     with Load(running.url + "/", concurrency=4) as load:
         load.wait_requests(50)
         for _ in range(3):
@@ -119,7 +122,8 @@ def test_code_change_is_visible_on_every_worker_after_reload(running: StackDir) 
     assert set(outcome.bodies) == {b"Version two\n"}, outcome.bodies
 
 
-def test_changed_ini_does_a_graceful_reload_and_says_so(running: StackDir) -> None:
+def test_changed_ini_does_a_graceful_reload_and_says_so(running_chain: StackDir) -> None:
+    running = running_chain  # in generation mode an ini change is a new generation
     before = running.worker_pids()
     master = running.status()["programs"]["uwsgi"]["pid"]  # type: ignore[index]
     running.ini.write_text(running.ini.read_text().replace("processes = 3", "processes = 2"))
@@ -172,7 +176,7 @@ def test_touch_chain_reload_goes_through_the_gate(
     _touch(touch)
     stack.start()
     # uWSGI itself must not watch it: the rendered ini has it commented out
-    rendered = (stack.run / "uwsgi.ini").read_text()
+    rendered = (stack.run / "uwsgi-1.ini").read_text()
     assert "; [fnud: handled by fnud] touch-chain-reload" in rendered
     before = stack.worker_pids()
     _touch(touch)
@@ -204,7 +208,7 @@ def test_touch_chain_reload_goes_through_the_gate(
 def test_a_stuck_chain_reload_fails_naming_the_worker(
     stack_factory: Callable[..., StackDir],
 ) -> None:
-    stack = stack_factory(processes=1, reload_timeout=2.0)
+    stack = stack_factory(processes=1, reload_timeout=2.0, reload_mode="chain")
     stack.start()
     before = stack.worker_pids()
     flight = stack.request_in_flight(5)

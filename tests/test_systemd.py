@@ -8,6 +8,7 @@ from any process but fnud's main one is caught too.
 
 from __future__ import annotations
 
+import array
 import io
 import os
 import pwd
@@ -33,7 +34,8 @@ from supervisor import logsetup, unit
 from supervisor.cli import fnud_executable
 from supervisor.config import load_config, parse_config
 from supervisor.systemd import Notifier
-from tests.conftest import ROOT, StackDir
+from tests import stackfiles
+from tests.conftest import ROOT, StackDir, wait_for
 
 SHIPPED_UNIT = ROOT / "systemd" / "fnud.service"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -472,3 +474,72 @@ def test_watchdog_pings_come_from_the_loop_at_half_the_interval(
 def test_watchdog_for_another_pid_is_not_ours() -> None:
     assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval == 0
     assert Notifier({"WATCHDOG_USEC": "1000000"}).watchdog_interval == 0.5
+
+
+# -- systemd's file descriptor store ------------------------------------------------------
+
+
+def receive_fds(sock: socket.socket, timeout: float) -> dict[str, int]:
+    """FDSTORE=1 datagrams until ``timeout`` passes quietly: {FDNAME: fd received}."""
+    stored: dict[str, int] = {}
+    sock.settimeout(timeout)
+    while True:
+        try:
+            data, ancdata, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
+        except (TimeoutError, BlockingIOError):
+            return stored
+        fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i", payload[: len(payload) - len(payload) % 4])
+                if fields.get("FDSTORE") == "1":
+                    stored[fields["FDNAME"]] = fds[0]
+
+
+def test_held_sockets_go_to_the_fd_store_and_a_restart_serves_on_them(
+    stack: StackDir, foreground: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+) -> None:
+    address = str(stack.root / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as store:
+        store.bind(address)
+        proc = foreground({"NOTIFY_SOCKET": address})
+        wait_for(lambda: answers(stack.url + "/"), message="the first stack serving")
+        stored = receive_fds(store, timeout=1.0)
+    names = sorted(stored)
+    assert names == sorted([
+        f"uwsgi/127.0.0.1%3A{stack.uwsgi_port}", f"nginx/0.0.0.0%3A{stack.http_port}"
+    ]) or names == sorted([
+        f"uwsgi/127.0.0.1%3A{stack.uwsgi_port}", f"nginx/127.0.0.1%3A{stack.http_port}"
+    ]), names
+    # systemd after a crash: the service's processes are gone, the store keeps the fds
+    proc.kill()
+    proc.wait()
+    for found in stackfiles.processes_under([stack.root]):
+        found.kill()
+    wait_for(lambda: not stackfiles.processes_under([stack.root]), message="stack gone")
+    # the restarted service gets them as fd 3, 4 with their names (as systemd passes them)
+    moves = " ".join(f"{3 + i}<&{stored[n]}" for i, n in enumerate(names))
+    script = f'exec {moves}; LISTEN_PID=$$ exec "$@"'
+    env = {**os.environ, **stack.env, "LISTEN_FDS": str(len(names)),
+           "LISTEN_FDNAMES": ":".join(names)}
+    env.pop("NOTIFY_SOCKET", None)
+    with open(stack.root / "foreground.log", "ab") as log:
+        second = subprocess.Popen(
+            ["bash", "-c", script, "bash", sys.executable, "-m", "supervisor", "-c",
+             str(stack.toml), "start", "--foreground"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            pass_fds=tuple(stored.values()),
+        )
+    try:
+        # we still hold the same listening sockets: a fresh bind by fnud would have failed
+        wait_for(
+            lambda: answers(stack.url + "/") or second.poll() is not None, timeout=60,
+            message="the restart serving",
+        )
+        assert second.poll() is None, foreground_log(stack)
+        assert "using inherited sockets" in (stack.root / "log" / "nginx.log").read_text()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+        for fd in stored.values():
+            os.close(fd)

@@ -14,6 +14,8 @@ def uses_chain(inputs: Inputs) -> bool:
     if inputs.config.uwsgi.reload == "chain" or ini is None:
         return True
     name = str(inputs.ini_path)
+    if not any(opt.key in sockets.UWSGI_SOCKET_OPTIONS for opt in ini):
+        return False  # no socket at all: reported as such, no reload to speak of
     specs = sockets.uwsgi_specs(ini, name, lambda v: uwsgi.expand_magic(v, inputs.ini_path))
     return not specs or bool(sockets.unholdable(ini, name))
 

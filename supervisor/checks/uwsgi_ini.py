@@ -50,8 +50,7 @@ def check(inputs: Inputs) -> list[Finding]:
     out: list[Finding] = []
     out += inline_comments(ini, path)
     out += daemonize(ini, path)
-    if generations.uses_chain(inputs):  # a new generation loads the app anew anyway
-        out += chain_reload(ini, path, text)
+    out += chain_reload(ini, path, text, generations.uses_chain(inputs))
     out += touch_values(ini, path)
     out += stats_on_tcp(ini, path, inputs.environ)
     out += missing_paths(ini, path, inputs.environ)
@@ -87,15 +86,17 @@ def daemonize(ini: UwsgiIni, path: Path) -> list[Finding]:
     ]
 
 
-def chain_reload(ini: UwsgiIni, path: Path, text: str) -> list[Finding]:
+def chain_reload(ini: UwsgiIni, path: Path, text: str, chain: bool) -> list[Finding]:
+    """Zero-downtime reloads need the master; chain reloads also lazy-apps (a new
+    generation loads the app anew, so generation mode does not)."""
     if values.includes_others(ini):
         return []  # master/lazy-apps may come from the included file
     out = []
-    for key, why in (
-        ("master", "chain reload (zero-downtime reload) needs the master process"),
-        ("lazy-apps", "a chain reload would restart the workers with the old code "
-                      "(they fork from the master, which loaded the app once)"),
-    ):
+    needed = [("master", "zero-downtime reloads need the master process (its fifo)")]
+    if chain:
+        needed.append(("lazy-apps", "a chain reload would restart the workers with the old "
+                       "code (they fork from the master, which loaded the app once)"))
+    for key, why in needed:
         if ini.flag(key):
             continue
         option = ini.get(key)
