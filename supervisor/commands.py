@@ -34,7 +34,9 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             if not task.done():
                 return {"result": "ok", "message": "switched; settling in the background"}
         result = await asyncio.shield(task)
-        if result.result != "ok":
+        # fnud rollback during a settle: the settling generation was rolled back, as asked
+        wanted = ("ok", "rolled_back") if request.rollback else ("ok",)
+        if result.result not in wanted:
             raise CommandError(f"{result.result}: {result.message}")
         return result.as_dict()
 

@@ -351,6 +351,9 @@ class Daemon:
     def metric_probe_failures(self) -> int:
         return self.probe.total_failures
 
+    def metric_generation(self) -> tuple[int, bool]:
+        return self.stack.generation, self.reloader.generations.warm is not None
+
     # -- stop ----------------------------------------------------------------------
 
     def begin_shutdown(self, code: int) -> asyncio.Task[Any]:
@@ -372,13 +375,15 @@ class Daemon:
         # a chain reload is loading a new worker (measured), so cutting the reload short
         # would cost the whole stop deadline and end in SIGKILL.
         self.reloader.closed = True  # reloads still queued are refused from now on
+        self.reloader.generations.end_settle.set()  # a settle keeps what it has, now
         budget = max(0.0, (deadline - time.monotonic()) / 2)
         try:
             await asyncio.wait_for(self.op_lock.acquire(), budget)
         except asyncio.TimeoutError:
             self.log.warning("a reload is still running after half the stop budget; stopping")
             self.reloader.cancel()
-        for prog in (self.stack.nginx, self.stack.uwsgi):  # reverse of start order
+        # reverse of start order; then any generation a cut-short reload left behind
+        for prog in (self.stack.nginx, self.stack.uwsgi, *self.stack.others):
             await prog.stop(deadline)
         self.stack.clear_state()
         self.log.info("stack stopped")

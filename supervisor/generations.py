@@ -208,6 +208,13 @@ class Generations:
         """The warm generation serves again; the new one stops gracefully."""
         old = self.warm
         assert old is not None
+        if not old.running:  # it died while paused: keep the new one, say so
+            self.warm = None
+            self.stack.forget(old)
+            raise SwitchError(
+                f"generation {self._number(new)} should roll back, but generation "
+                f"{self._number(old)} died during the settle: keeping the new one"
+            )
         self.warm = None
         self.stack.promote(old)
         await self.stack.driver_of(old).pause(False)

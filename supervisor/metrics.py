@@ -35,6 +35,10 @@ class Source(Protocol):
 
     def metric_probe_failures(self) -> int: ...
 
+    def metric_generation(self) -> tuple[int, bool]:
+        """(serving uWSGI generation, a previous one kept warm for a rollback)"""
+        ...
+
 
 @dataclass
 class Snapshot:
@@ -76,6 +80,11 @@ class StackCollector(Collector):
         yield reloads
         yield CounterMetricFamily(
             "fnud_probe_failures", "failed health probes", value=self.source.metric_probe_failures()
+        )
+        number, settling = self.source.metric_generation()
+        yield GaugeMetricFamily("fnud_generation", "the serving uWSGI generation", value=number)
+        yield GaugeMetricFamily(
+            "fnud_settling", "1 while the previous generation is kept warm", value=settling
         )
 
         stats = self.snapshot.stats

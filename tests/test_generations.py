@@ -244,3 +244,51 @@ def test_a_socket_fnud_cannot_bind_is_named_and_nothing_starts(stack: StackDir) 
     assert result.returncode != 0
     assert f"{stack.ini}:" in result.stderr and "in use" in result.stderr, result.stderr
     assert stack.fnud("status").returncode == 3  # no daemon left
+
+
+STUCK_WHEN_MARKED = """
+import os as _os, time as _time
+import uwsgi as _uwsgi
+if isinstance(getattr(_uwsgi, "version", None), bytes) and _os.path.exists(
+    _os.path.join(_os.path.dirname(__file__), "stuck.mark")
+):
+    _time.sleep(120)  # the real uWSGI only: the preflight passes, the generation hangs
+"""
+
+
+def test_a_generation_that_never_gets_ready_fails_and_the_old_one_keeps_serving(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(start_timeout=6.0)
+    stack.app.write_text(stack.app.read_text() + STUCK_WHEN_MARKED)
+    stack.start()
+    (stack.app.parent / "stuck.mark").write_text("")
+    with Load(stack.url + "/", concurrency=4) as load:
+        load.wait_requests(20)
+        result = stack.fnud("reload")
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert result.returncode == 1
+    assert "failed: generation 2 not ready after 6s" in result.stderr, result.stderr
+    assert generation(stack)["number"] == 1
+    assert outcome.failures == 0, outcome.summary()
+
+
+def test_fnud_rollback_during_a_settle_resumes_the_warm_generation(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(settle=60.0)
+    stack.start()
+    first = master_pid(stack)
+    stack.set_greeting("not kept")
+    assert stack.fnud("reload", "--no-wait").returncode == 0
+    # each idle thread of the paused generation takes one more request before it rests
+    wait_for(lambda: body(stack) == b"not kept\n", message="the new generation serving")
+    result = stack.fnud("rollback")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert master_pid(stack) == first  # resumed, not started again
+    wait_for(lambda: {body(stack) for _ in range(6)} == {b"Hello from fnud\n"},
+             message="only the resumed generation answering")
+    gen = generation(stack)
+    assert gen["number"] == 1 and gen["previous"] is None
+    assert stack.status()["last_reload"]["result"] == "rolled_back"  # type: ignore[index]

@@ -136,6 +136,8 @@ def test_metrics_endpoint_parses_and_counters_move(stack_factory: Callable[..., 
     assert stack.fnud("reload").returncode == 0
     after = scrape()
     assert after[("fnud_reloads_total", (("result", "ok"),))] == 1.0
+    assert before[("fnud_generation", ())] == 1.0 and after[("fnud_generation", ())] == 2.0
+    assert after[("fnud_settling", ())] == 0.0  # fnud reload returns after the settle
     assert after[("fnud_reload_duration_seconds_count", (("result", "ok"),))] == 1.0
 
 
