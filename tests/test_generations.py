@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import StackDir, wait_for
-from tests.load import Load
+from tests.load import Load, LoadResult
 
 CRASH_AFTER_LOAD = """
 import os as _os, threading as _threading
@@ -34,6 +35,15 @@ def body(stack: StackDir, path: str = "/") -> bytes:
 
 def master_pid(stack: StackDir) -> int:
     return int(stack.programs()["uwsgi"]["pid"])
+
+
+def reload_under_load(stack: StackDir) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
+    """`fnud reload` while 4 clients keep asking for /; (the CLI's result, the load's)."""
+    with Load(stack.url + "/", concurrency=4) as load:
+        load.wait_requests(20)
+        result = stack.fnud("reload")
+        load.wait_requests(20)
+        return result, load.stop()
 
 
 def test_reload_switches_to_a_new_generation_under_load_without_a_failed_request(
@@ -75,11 +85,7 @@ def test_status_shows_both_generations_during_the_settle(
 
 def test_ini_change_goes_through_a_new_generation(running: StackDir) -> None:
     running.ini.write_text(running.ini.read_text().replace("processes = 3", "processes = 4"))
-    with Load(running.url + "/", concurrency=4) as load:
-        load.wait_requests(30)
-        result = running.fnud("reload")
-        load.wait_requests(30)
-        outcome = load.stop()
+    result, outcome = reload_under_load(running)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(running.worker_pids()) == 4
     assert outcome.failures == 0, outcome.summary()
@@ -93,11 +99,7 @@ def test_a_failing_smoke_check_refuses_the_release_before_any_user_sees_it(
         'return jsonify(status="ok", pid=os.getpid())',
         'return jsonify(status="broken"), 500',
     ).replace('GREETING = "Hello from fnud"', 'GREETING = "never served"'))
-    with Load(running.url + "/", concurrency=4) as load:
-        load.wait_requests(20)
-        result = running.fnud("reload")
-        load.wait_requests(20)
-        outcome = load.stop()
+    result, outcome = reload_under_load(running)
     assert result.returncode == 1
     assert "refused" in result.stderr and "smoke check GET /health answered 500" in result.stderr
     assert generation(running)["number"] == 1
@@ -263,11 +265,7 @@ def test_a_generation_that_never_gets_ready_fails_and_the_old_one_keeps_serving(
     stack.app.write_text(stack.app.read_text() + STUCK_WHEN_MARKED)
     stack.start()
     (stack.app.parent / "stuck.mark").write_text("")
-    with Load(stack.url + "/", concurrency=4) as load:
-        load.wait_requests(20)
-        result = stack.fnud("reload")
-        load.wait_requests(20)
-        outcome = load.stop()
+    result, outcome = reload_under_load(stack)
     assert result.returncode == 1
     assert "failed: generation 2 not ready after 6s" in result.stderr, result.stderr
     assert generation(stack)["number"] == 1
