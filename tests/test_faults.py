@@ -188,7 +188,7 @@ def test_tcp_stats_in_user_ini_is_not_exposed(stack_factory: Callable[..., Stack
     stack.start()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
-    assert (stack.run / "uwsgi" / "uwsgi-stats.sock").exists()
+    assert (stack.run / "uwsgi" / "uwsgi-stats-1.sock").exists()
 
 
 def test_children_get_a_scrubbed_environment(stack: StackDir) -> None:

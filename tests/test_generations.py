@@ -290,3 +290,16 @@ def test_fnud_rollback_during_a_settle_resumes_the_warm_generation(
     gen = generation(stack)
     assert gen["number"] == 1 and gen["previous"] is None
     assert stack.status()["last_reload"]["result"] == "rolled_back"  # type: ignore[index]
+
+
+def test_stop_during_a_settle_stops_both_generations(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(settle=60.0)
+    stack.start()
+    assert stack.fnud("reload", "--no-wait").returncode == 0
+    assert generation(stack)["state"] == "settling"
+    result = stack.fnud("stop")
+    assert result.returncode == 0, result.stderr
+    assert "stack stopped" in stack.daemon_log()
+    # the fixture fails the test if any process of either generation is left

@@ -51,7 +51,7 @@ def test_burst_of_writes_makes_exactly_one_reload(watched: StackDir) -> None:
     for i in range(50):
         watched.app.write_text(source.replace("Hello from fnud", f"Hello {i}"))
     state = wait_for(lambda: settled(watched), timeout=60, message="reloads to settle")
-    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0}  # type: ignore[index]
+    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0, "rolled_back": 0}  # type: ignore[index]
 
 
 def test_broken_save_is_refused_then_fixed_save_goes_live(watched: StackDir) -> None:
@@ -86,7 +86,7 @@ def test_editor_temp_files_and_pycache_do_not_reload(watched: StackDir) -> None:
         lambda: (lambda s: s if s and s["reloads"]["ok"] else None)(settled(watched)),
         timeout=60, message="the reload",
     )
-    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0}  # type: ignore[index]
+    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0, "rolled_back": 0}  # type: ignore[index]
     assert state["last_reload"]["reason"] == f"changed: {watched.app}"  # type: ignore[index]
 
 
@@ -186,7 +186,7 @@ def test_changes_during_a_reload_make_exactly_one_follow_up(watched: StackDir) -
         lambda: (lambda s: s if s and s["reloads"]["ok"] >= 2 else None)(settled(watched)),
         timeout=90, message="the follow-up reload",
     )
-    assert state["reloads"] == {"ok": 2, "refused": 0, "failed": 0}  # type: ignore[index]
+    assert state["reloads"] == {"ok": 2, "refused": 0, "failed": 0, "rolled_back": 0}  # type: ignore[index]
     with Load(watched.url + "/", concurrency=2) as load:
         load.wait_requests(20)
         outcome = load.stop()
