@@ -197,6 +197,8 @@ class Reloader:
             digest = nginx.fingerprint(conf)
             if digest != stack.nginx_digest or request.force_nginx:
                 await self._reload_nginx(emit)
+                stack.resync_nginx_sockets()
+                self.notifier.store_fds(stack.held_fds())
                 stack.nginx_digest = digest
                 nginx_done = True
                 parts.append("nginx reloaded")

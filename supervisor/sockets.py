@@ -261,3 +261,31 @@ def _key_of(sock: socket.socket) -> str:
     if sock.family == socket.AF_UNIX:
         return str(name)
     return str(Address(str(name[0]), int(name[1])))
+
+
+def listening_fds(pid: int) -> dict[str, int]:
+    """{address: fd} of the inet sockets process ``pid`` listens on."""
+    import psutil
+
+    out: dict[str, int] = {}
+    try:
+        conns = psutil.Process(pid).net_connections(kind="inet")
+    except psutil.Error:
+        return out
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.fd >= 0 and conn.laddr:
+            out[str(Address(str(conn.laddr.ip), int(conn.laddr.port)))] = conn.fd
+    return out
+
+
+def resync(holder: Holder, pid: int, specs: list[Spec]) -> list[str]:
+    """After an nginx reload: take the listens it bound itself from its master, close
+    the ones it dropped. Returns what could not be taken."""
+    holder.keep_only(spec.key for spec in specs)
+    missing = [spec for spec in specs if spec.key not in holder.held]
+    if not missing:
+        return []
+    found = listening_fds(pid)
+    fds = {spec.key: found[spec.key] for spec in missing if spec.key in found}
+    missed = recover(holder, pid, fds, missing)
+    return missed + [spec.key for spec in missing if spec.key not in fds]

@@ -159,6 +159,16 @@ class Stack:
             if holder is not None and key:
                 holder.inherited[key] = socket.socket(fileno=fd)
 
+    def resync_nginx_sockets(self) -> None:
+        """Listens an nginx reload added are taken from its master (held from now on);
+        removed ones are let go."""
+        if not self.nginx.running:
+            return
+        specs = self.nginx_driver.specs(self.nginx_conf())
+        missed = sockets.resync(self.nginx_sockets, self.nginx.pid, specs)
+        if missed:
+            self.nginx.log.warning("listens not held (nginx binds them itself)", missed=missed)
+
     def uwsgi_specs(self, config: Config | None = None) -> list[sockets.Spec]:
         config = config or self.config
         return sockets.uwsgi_specs(

@@ -303,3 +303,18 @@ def test_stop_during_a_settle_stops_both_generations(
     assert result.returncode == 0, result.stderr
     assert "stack stopped" in stack.daemon_log()
     # the fixture fails the test if any process of either generation is left
+
+
+def test_a_listen_added_by_an_nginx_reload_is_held_from_then_on(running: StackDir) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    conf = running.nginx_conf.read_text()
+    first = f"listen 127.0.0.1:{running.http_port};"
+    running.nginx_conf.write_text(conf.replace(first, f"{first}\n        listen 127.0.0.1:{port};"))
+    result = running.fnud("reload", "--nginx")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "listens not held" not in running.daemon_log()
+    second = StackDir(running.root, port, running.uwsgi_port)
+    failures, summary = kill_under_load(second, int(running.programs()["nginx"]["pid"]))
+    assert failures <= 8, summary  # the new port was held too: nothing refused
