@@ -318,3 +318,27 @@ def test_a_listen_added_by_an_nginx_reload_is_held_from_then_on(running: StackDi
     second = StackDir(running.root, port, running.uwsgi_port)
     failures, summary = kill_under_load(second, int(running.programs()["nginx"]["pid"]))
     assert failures <= 8, summary  # the new port was held too: nothing refused
+
+
+FAIL_UNDER_UWSGI = """
+import uwsgi as _uwsgi
+if isinstance(getattr(_uwsgi, "version", None), bytes):  # passes the preflight, fails users
+    @app.before_request
+    def _broken() -> object:
+        from flask import request as _request
+        return ("broken release\\n", 500) if _request.path == "/" else None
+"""
+
+
+def test_a_generation_answering_5xx_under_traffic_is_rolled_back(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(settle=30.0, extra_ini="disable-logging = false")
+    stack.start()
+    stack.app.write_text(stack.app.read_text() + FAIL_UNDER_UWSGI)
+    result, outcome = reload_under_load(stack)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled_back" in result.stderr and "were 5xx" in result.stderr, result.stderr
+    assert generation(stack)["number"] == 1
+    assert body(stack) == b"Hello from fnud\n"
+    assert outcome.statuses[500] < outcome.requests  # the old generation served the rest
