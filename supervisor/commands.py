@@ -27,8 +27,8 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         if daemon.phase is not Phase.RUNNING:
             raise CommandError(f"cannot reload while {daemon.phase.value}")
         task = daemon.spawn_task(daemon.reloader.reload(request, emit), "reload")
-        if request.no_wait:  # back at the switch (or at the end when there is none)
-            switched = asyncio.ensure_future(daemon.reloader.generations.switched.wait())
+        if request.no_wait and request.switched is not None:  # back at the switch
+            switched = asyncio.ensure_future(request.switched.wait())
             await asyncio.wait({task, switched}, return_when=asyncio.FIRST_COMPLETED)
             switched.cancel()
             if not task.done():
@@ -47,6 +47,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             force_nginx=bool(args.get("force_nginx", False)),
             reason="fnud reload",
             no_wait=bool(args.get("no_wait", False)),
+            switched=asyncio.Event(),
         ), emit)
 
     async def rollback(args: dict[str, Any], emit: Emit) -> Any:

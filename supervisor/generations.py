@@ -81,18 +81,21 @@ class Generations:
         self.warm: Program | None = None  # paused during a settle
         self.end_settle = asyncio.Event()  # another reload waits: end it early
         self.rollback_asked = asyncio.Event()
-        self.switched = asyncio.Event()
         self.log = logsetup.get("generations")
 
     # -- the steps -----------------------------------------------------------------
 
-    async def reload(self, emit: Emit, settle: bool = True) -> tuple[int, str]:
-        """Start, switch, settle, retire. Raises SwitchError or RolledBack."""
-        self.switched.clear()
+    async def reload(
+        self, emit: Emit, switched: asyncio.Event | None = None
+    ) -> tuple[int, str]:
+        """Start, switch (then ``switched`` is set), settle, retire. Raises SwitchError
+        or RolledBack."""
         old = self.stack.uwsgi
         new = await self.start_next(emit)
         await self.switch(new, old, emit)
-        verdict = await self.settle(new, emit) if settle else ""
+        if switched is not None:
+            switched.set()
+        verdict = await self.settle(new, emit)
         if verdict:
             await self.roll_back(new, emit)
             raise RolledBack(f"generation {self._number(new)} rolled back: {verdict}")
@@ -136,8 +139,8 @@ class Generations:
                 self.warm = old
             except OSError as exc:  # it cannot be kept warm: retire it now
                 self.log.warning("cannot pause the previous generation", error=str(exc))
+        new.start_timeout = stack.config.fnud.start_timeout  # for its respawns
         stack.save_state()
-        self.switched.set()
         await emit(
             f"generation {self._number(new)} serving; generation {self._number(old)} "
             + ("paused (warm)" if self.warm else "stopping")

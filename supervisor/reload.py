@@ -13,7 +13,7 @@ import collections
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor import gate, logsetup, nginx, uwsgi
@@ -35,6 +35,8 @@ class ReloadRequest:
     reason: str = ""
     no_wait: bool = False  # the CLI returns at the switch; the settle goes on
     rollback: bool = False  # back to the previous generation instead (fnud rollback)
+    # set once the new generation serves (fnud reload --no-wait returns then)
+    switched: asyncio.Event | None = field(default=None, compare=False)
 
     def merged(self, other: ReloadRequest) -> ReloadRequest:
         """One request doing what both ask for."""
@@ -43,6 +45,7 @@ class ReloadRequest:
             app=self.app or other.app,
             force_nginx=self.force_nginx or other.force_nginx,
             reason=f"{self.reason}; {other.reason}",
+            switched=self.switched or other.switched,
         )
 
 
@@ -207,7 +210,7 @@ class Reloader:
         replaced = 0
         if spec is not None:
             if stack.generation_mode() and stack.uwsgi.state is not State.STARTING:
-                replaced, how = await self.generations.reload(emit)
+                replaced, how = await self.generations.reload(emit, request.switched)
                 stack.ini_digest = stack.current_ini_digest()
             else:
                 replaced, how = await self._reload_uwsgi(emit)
