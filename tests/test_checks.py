@@ -172,6 +172,31 @@ def test_chain_reload_with_lazy_apps_off(
     assert_finding(single(stack), stack.ini, line, "error", f"'lazy-apps = {value}'", "old code")
 
 
+def test_what_cannot_be_held_is_named_and_falls_back_to_chain_mode(stack: StackDir) -> None:
+    edit(stack.ini, "lazy-apps = false", "lazy-apps = true")  # chain mode needs it
+    add_ini(stack, "shutdown-sockets = true")
+    line = line_of(stack.ini, "shutdown-sockets")
+    assert_finding(single(stack), stack.ini, line, "warning", "shutdown-sockets",
+                   "cannot share a held socket", "fall back to chain mode")
+
+
+def test_lazy_apps_with_in_place_edits_is_a_warning_in_generation_mode(
+    stack: StackDir,
+) -> None:
+    edit(stack.ini, "lazy-apps = false", "lazy-apps = true")
+    line = line_of(stack.ini, "lazy-apps")
+    finding = single(stack)
+    assert_finding(finding, stack.ini, line, "warning", "respawned worker", "in-place edit")
+    assert "symlink" in finding.hint
+
+
+def test_lazy_apps_through_a_release_symlink_is_fine(stack: StackDir) -> None:
+    edit(stack.ini, "lazy-apps = false", "lazy-apps = true")
+    (stack.root / "current").symlink_to("app")
+    edit(stack.ini, "chdir = %dapp", "chdir = %dcurrent")
+    assert run(stack) == []
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("touch-chain-reload", "true"), ("touch-reload", "yes")]
 )
