@@ -11,6 +11,9 @@ import urllib.parse
 from collections.abc import Mapping
 
 
+SEND_WAIT = 0.5  # seconds a notification may wait for room in systemd's queue
+
+
 class Notifier:
     """Sends datagrams to $NOTIFY_SOCKET; a no-op when it is not set."""
 
@@ -27,7 +30,10 @@ class Notifier:
     def enabled(self) -> bool:
         return bool(self.address)
 
-    def send(self, *fields: str) -> None:
+    def send(self, *fields: str, wait: float = SEND_WAIT) -> None:
+        """One datagram. The loop must never hang on it: a receiver that does not read
+        fills its queue (net.unix.max_dgram_qlen, often 10), so a send waits at most
+        ``wait`` seconds and is then dropped."""
         if not self.address:
             return
         payload = "\n".join(fields).encode()
@@ -35,6 +41,7 @@ class Notifier:
             contextlib.suppress(OSError),
             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
         ):
+            sock.settimeout(wait)
             sock.sendto(payload, self.address)
 
     def store_fds(self, named: Mapping[str, int]) -> None:
@@ -49,6 +56,7 @@ class Notifier:
                 contextlib.suppress(OSError),
                 socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
             ):
+                sock.settimeout(SEND_WAIT)
                 sock.sendmsg(
                     [payload],
                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())],
@@ -69,7 +77,7 @@ class Notifier:
         self.send(f"STATUS={text}")
 
     def watchdog(self) -> None:
-        self.send("WATCHDOG=1")
+        self.send("WATCHDOG=1", wait=0.0)  # the next ping is never far: drop, never wait
 
 
 def fdname(name: str) -> str:

@@ -211,7 +211,7 @@ def test_a_stuck_chain_reload_fails_naming_the_worker(
     stack = stack_factory(processes=1, reload_timeout=2.0, reload_mode="chain")
     stack.start()
     before = stack.worker_pids()
-    flight = stack.request_in_flight(5)
+    flight = stack.request_in_flight(20)  # far longer than the reload timeout, under load too
     result = stack.fnud("reload", "--app")
     assert result.returncode == 1
     assert "reload failed" in result.stderr and "worker 1 (pid" in result.stderr
