@@ -10,7 +10,6 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 
-
 SEND_WAIT = 0.5  # seconds a notification may wait for room in systemd's queue
 
 
