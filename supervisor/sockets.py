@@ -55,6 +55,12 @@ class Held:
     spec: Spec
     sock: socket.socket
 
+    def __post_init__(self) -> None:
+        # O_NONBLOCK belongs to the open file, shared with every child: nginx does not
+        # set it on sockets it inherits, and one blocking accept() stalls a whole worker
+        # (every connection it serves) until the next client arrives
+        self.sock.setblocking(False)
+
     @property
     def fd(self) -> int:
         return self.sock.fileno()

@@ -342,3 +342,18 @@ def test_a_generation_answering_5xx_under_traffic_is_rolled_back(
     assert generation(stack)["number"] == 1
     assert body(stack) == b"Hello from fnud\n"
     assert outcome.statuses[500] < outcome.requests  # the old generation served the rest
+
+
+def test_held_sockets_are_non_blocking_in_the_programs(running: StackDir) -> None:
+    """nginx does not set O_NONBLOCK on sockets it inherits: a blocking listen socket
+    lets one worker's accept() stall every connection that worker serves."""
+    for name, program in running.programs().items():
+        listening = [
+            c for c in psutil.Process(program["pid"]).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening, name
+        for conn in listening:
+            info = Path(f"/proc/{program['pid']}/fdinfo/{conn.fd}").read_text()
+            flags = int(info.splitlines()[1].split()[1], 8)
+            assert flags & os.O_NONBLOCK, (name, conn.laddr, oct(flags))
