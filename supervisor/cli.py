@@ -309,6 +309,7 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) 
         "app": only_app or not only_nginx,
         "force_nginx": only_nginx,
         "no_wait": no_wait,
+        "trigger": _trigger(),
     }
     result = call_daemon(
         config, "reload", args, timeout=_reload_timeout(config), progress=True,
@@ -318,6 +319,11 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) 
         click.echo(f"reload: {result['message']}")
         return
     click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
+
+
+def _trigger() -> str:
+    """systemd sets $MAINPID for ExecReload= (`systemctl reload`): the history says so."""
+    return "systemd" if os.environ.get("MAINPID") else "cli"
 
 
 def _reload_timeout(config: Config) -> float:
@@ -333,7 +339,8 @@ def rollback(ctx: click.Context) -> None:
     """Back to the previous release (generation mode); its symlink too."""
     config = get_config(ctx)
     result = call_daemon(
-        config, "rollback", {}, timeout=_reload_timeout(config), progress=True,
+        config, "rollback", {"trigger": _trigger()}, timeout=_reload_timeout(config),
+        progress=True,
         failure="rollback ",
     )
     click.echo(f"rolled back in {result['duration']:.1f}s: {result['message']}")

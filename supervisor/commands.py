@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from supervisor.daemon import Daemon
 
 
+def _trigger(args: dict[str, Any]) -> str:
+    """Who ran the CLI, as the status page's history shows it."""
+    return "systemd" if args.get("trigger") == "systemd" else "cli"
+
+
 def handlers(daemon: Daemon) -> dict[str, Handler]:
     async def ping(args: dict[str, Any], emit: Emit) -> Any:
         return {"pid": os.getpid(), "phase": daemon.phase.value}
@@ -48,11 +53,13 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             reason="fnud reload",
             no_wait=bool(args.get("no_wait", False)),
             switched=asyncio.Event(),
+            trigger=_trigger(args),
         ), emit)
 
     async def rollback(args: dict[str, Any], emit: Emit) -> Any:
         return await run(
-            ReloadRequest(nginx=False, app=True, reason="fnud rollback", rollback=True), emit
+            ReloadRequest(nginx=False, app=True, reason="fnud rollback", rollback=True,
+                          trigger=_trigger(args)), emit
         )
 
     async def reopen_logs(args: dict[str, Any], emit: Emit) -> Any:

@@ -96,6 +96,12 @@ class MetricsSection:
 
 
 @dataclass(frozen=True)
+class WebSection:
+    listen: str = ""  # "127.0.0.1:9301" serves the status page there; empty: off
+    token: str = ""  # the Reload and Rollback buttons; needed to listen beyond loopback
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     fnud: FnudSection = field(default_factory=FnudSection)
@@ -106,6 +112,7 @@ class Config:
     backoff: BackoffSection = field(default_factory=BackoffSection)
     watch: WatchSection = field(default_factory=WatchSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    web: WebSection = field(default_factory=WebSection)
 
     @property
     def base_dir(self) -> Path:
@@ -131,6 +138,7 @@ SECTIONS: dict[str, type[Any]] = {
     "backoff": BackoffSection,
     "watch": WatchSection,
     "metrics": MetricsSection,
+    "web": WebSection,
 }
 
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
@@ -260,16 +268,19 @@ def _validate(config: Config, text: str, where: str) -> None:
             f"{where}:{line}: [health] url must be an http:// URL with a port in 1-65535, "
             f"got '{url}'"
         )
-    listen = config.metrics.listen
-    port = listen.rpartition(":")[2]
-    if listen and (
-        not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen)
-        or not 0 < int(port) < 65536
-    ):
-        line = _locate(text, "metrics", "listen")
-        raise ConfigError(
-            f"{where}:{line}: [metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
-        )
+    for section in ("metrics", "web"):
+        listen = getattr(config, section).listen
+        port = listen.rpartition(":")[2]
+        if listen and (
+            not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen)
+            or not 0 < int(port) < 65536
+        ):
+            line = _locate(text, section, "listen")
+            raise ConfigError(
+                f"{where}:{line}: [{section}] listen must be HOST:PORT (port 1-65535), "
+                f"got '{listen}'"
+            )
+    _validate_web(config.web, text, where)
     if config.uwsgi.reload not in ("generation", "chain"):
         line = _locate(text, "uwsgi", "reload")
         raise ConfigError(
@@ -283,6 +294,31 @@ def _validate(config: Config, text: str, where: str) -> None:
     if config.backoff.max < config.backoff.initial:
         line = _locate(text, "backoff", "max")
         raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")
+
+
+LOOPBACK_HOSTS = ("localhost", "[::1]")
+MIN_TOKEN = 16
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, [::1] or localhost (a name, not resolved: no OS calls here)."""
+    return host in LOOPBACK_HOSTS or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None
+
+
+def _validate_web(web: WebSection, text: str, where: str) -> None:
+    if web.token and (len(web.token) < MIN_TOKEN or not web.token.isprintable()
+                      or " " in web.token):
+        line = _locate(text, "web", "token")
+        raise ConfigError(
+            f"{where}:{line}: [web] token must be {MIN_TOKEN}+ printable characters "
+            "without spaces (make one: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+    host = web.listen.rpartition(":")[0]
+    if web.listen and not web.token and not is_loopback(host):
+        line = _locate(text, "web", "listen")
+        raise ConfigError(
+            f"{where}:{line}: [web] listen on {host} (beyond loopback) needs a [web] token"
+        )
 
 
 def restart_required(old: Config, new: Config) -> list[str]:

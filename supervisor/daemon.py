@@ -17,10 +17,11 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from supervisor import commands, gate, logsetup, policy, startup, status, systemd, triggers
+from supervisor import commands, gate, logsetup, policy, startup, status, systemd, triggers, web
 from supervisor.config import Config
 from supervisor.control import Emit, Server
 from supervisor.events import ALL, Event, Exited, Heartbeat, Ready, ReloadEvent, Retry, SignalEvent
+from supervisor.history import History
 from supervisor.logfile import DaemonLog, reopen_all
 from supervisor.probeloop import ProbeLoop
 from supervisor.program import Program
@@ -71,6 +72,9 @@ class Daemon:
         self.queued: ReloadRequest | None = None  # automatic reload waiting for its turn
         self.adopted: set[str] = set()
         self.metrics: Any = None  # metrics.MetricsServer, imported only when configured
+        self.web: web.WebServer | None = None  # the status page, when [web] listen is set
+        self.history = History.in_dir(self.paths.root)  # its reload timeline, kept on disk
+        self.reloader.listeners.append(lambda result: self.history.record(result.as_dict()))
         self.started_wall = time.time()
 
     @property
@@ -142,8 +146,9 @@ class Daemon:
                     getter.cancel()
         finally:
             await self.server.close()
-            if self.metrics is not None:
-                await self.metrics.close()
+            for server in (self.metrics, self.web):
+                if server is not None:
+                    await server.close()
             for task in list(self._tasks):
                 task.cancel()
             lock.release()
@@ -173,7 +178,7 @@ class Daemon:
             self.begin_shutdown(0)
         elif event.signum == signal.SIGHUP:
             self.log.info("signal: reloading", signal=name)
-            self.enqueue(ReloadEvent(reason="SIGHUP"))
+            self.enqueue(ReloadEvent(reason="SIGHUP", trigger="sighup"))
         elif event.signum == signal.SIGUSR1:
             self.log.info("signal: reopening logs", signal=name)
             await self.reopen_logs()
@@ -187,7 +192,9 @@ class Daemon:
         reload make exactly one follow-up."""
         if self.phase is not Phase.RUNNING:
             return
-        request = ReloadRequest(nginx=event.nginx, app=event.app, reason=event.reason)
+        request = ReloadRequest(
+            nginx=event.nginx, app=event.app, reason=event.reason, trigger=event.trigger
+        )
         if self.queued is not None:
             self.queued = self.queued.merged(request)
             self.log.info("reload already queued; merged", reason=event.reason)
@@ -292,6 +299,7 @@ class Daemon:
         if self.config.health.interval > 0:
             self.spawn_task(self.probe.run(), "probe")
         await self._start_metrics()
+        self.web = await web.start(self)
         if not self.stack.ini_digest:
             self.stack.ini_digest = self.stack.current_ini_digest()
         if not self.stack.nginx_digest:
@@ -335,12 +343,13 @@ class Daemon:
         self.reloader.listeners.append(
             lambda result: server.observe_reload(result.result, result.duration)
         )
+        self.metrics = server
+        if listen == self.config.web.listen:
+            return  # the status page's server answers /metrics too
         try:
             await server.start(host.strip("[]"), int(port))
         except OSError as exc:
             self.log.error("cannot serve metrics", listen=listen, error=exc.strerror)
-            return
-        self.metrics = server
 
     def metric_programs(self) -> dict[str, Program]:
         return self.stack.programs

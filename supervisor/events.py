@@ -28,6 +28,7 @@ class ReloadEvent:
     reason: str
     nginx: bool = True
     app: bool = True
+    trigger: str = ""  # sighup, save, touch, web (the status page's history shows it)
 
 
 @dataclass(frozen=True)

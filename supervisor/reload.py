@@ -37,15 +37,18 @@ class ReloadRequest:
     rollback: bool = False  # back to the previous generation instead (fnud rollback)
     # set once the new generation serves (fnud reload --no-wait returns then)
     switched: asyncio.Event | None = field(default=None, compare=False)
+    trigger: str = ""  # cli, systemd, sighup, save, touch, web (merged: "save+touch")
 
     def merged(self, other: ReloadRequest) -> ReloadRequest:
         """One request doing what both ask for."""
+        triggers = self.trigger.split("+")
         return ReloadRequest(
             nginx=self.nginx or other.nginx,
             app=self.app or other.app,
             force_nginx=self.force_nginx or other.force_nginx,
             reason=f"{self.reason}; {other.reason}",
             switched=self.switched or other.switched,
+            trigger="+".join(triggers + [other.trigger] * (other.trigger not in triggers)),
         )
 
 
@@ -60,6 +63,7 @@ class ReloadResult:
     duration: float = 0.0
     workers_replaced: int = 0
     nginx_reloaded: bool = False
+    trigger: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +74,7 @@ class ReloadResult:
             "duration": round(self.duration, 3),
             "workers_replaced": self.workers_replaced,
             "nginx_reloaded": self.nginx_reloaded,
+            "trigger": self.trigger,
         }
 
 
@@ -133,7 +138,10 @@ class Reloader:
                 request = on_begin()
             if self.closed:
                 self.current = None
-                return ReloadResult("refused", "fnud is stopping", request.reason, time.time())
+                return ReloadResult(
+                    "refused", "fnud is stopping", request.reason, time.time(),
+                    trigger=request.trigger,
+                )
             begun = time.monotonic()
             at = time.time()
             self.notifier.reloading()
@@ -157,7 +165,7 @@ class Reloader:
                 self.current = None
             return self._record(ReloadResult(
                 outcome, message, request.reason, at, time.monotonic() - begun,
-                replaced, nginx_done,
+                replaced, nginx_done, request.trigger,
             ))
 
     def _record(self, result: ReloadResult) -> ReloadResult:

@@ -9,7 +9,7 @@ import json
 import os
 import pwd
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +62,8 @@ class Stack:
     nginx: Program = field(init=False)
     # uWSGI generations that are not the serving one: starting, warm (paused), retiring
     others: list[Program] = field(default_factory=list)
+    # see each line of uWSGI's log once (generations share it; the serving one passes it on)
+    uwsgi_lines: list[Callable[[str], None]] = field(default_factory=list)
     uwsgi_sockets: sockets.Holder = field(default_factory=sockets.Holder)
     nginx_sockets: sockets.Holder = field(default_factory=sockets.Holder)
     # what the running processes were started or last reloaded with
@@ -95,10 +97,18 @@ class Stack:
         driver.pinned = self.generation_mode()
         driver.user, driver.group = identity(self.config)
         driver.owner = self.owner()
-        return Program(
+        prog = Program(
             driver, self.enqueue, start_timeout=self.config.fnud.start_timeout,
             log_path=driver.log_path,
         )
+
+        def serving_line(line: str) -> None:
+            if prog.echo:
+                for observe in self.uwsgi_lines:
+                    observe(line)
+
+        prog.observers.append(serving_line)
+        return prog
 
     def generation_mode(self, config: Config | None = None) -> bool:
         """Reloads start a new generation: configured so, and every socket can be held."""

@@ -38,7 +38,9 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
     )
 
     def changed(change: Change) -> None:
-        enqueue(ReloadEvent(reason=change.describe(), nginx=change.nginx, app=change.app))
+        enqueue(ReloadEvent(
+            reason=change.describe(), nginx=change.nginx, app=change.app, trigger="save"
+        ))
 
     watcher = Watcher(rules, watch.debounce_ms / 1000, changed)
     watcher.start(asyncio.get_running_loop())
@@ -64,6 +66,6 @@ def touch_watcher(stack: Stack, enqueue: Enqueue) -> Any | None:
     )
 
     def touched(path: Path) -> None:
-        enqueue(ReloadEvent(reason=f"touched {path}"))
+        enqueue(ReloadEvent(reason=f"touched {path}", trigger="touch"))
 
     return TouchWatcher(files, touched).run()
