@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 CONFIG ?= config/fnud.toml
 
-.PHONY: run test lint unit bench deps nginx clean
+.PHONY: run test lint unit bench deps nginx browser clean
 
 run: deps
 	$(BIN)/fnud -c $(CONFIG) start --foreground
 
-test: deps
+test: deps browser
 	$(BIN)/ruff check supervisor tests bench
 	$(BIN)/mypy --strict supervisor
 	$(BIN)/pytest
@@ -28,6 +28,11 @@ deps: nginx $(STAMP)
 nginx:
 	@./scripts/apt-install nginx nginx-light
 
+# tests/test_browser.py drives Debian's chromium through chromedriver (selenium from PyPI)
+browser:
+	@./scripts/apt-install chromium chromium
+	@./scripts/apt-install chromedriver chromium-driver
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -35,4 +40,4 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 clean:
-	rm -rf $(VENV) run log *.egg-info
+	rm -rf $(VENV) run log test-artifacts *.egg-info
