@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import re
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,14 @@ from supervisor.config import ConfigError, parse_config
 from supervisor.history import History, RequestRates
 from supervisor.uwsgi import request_status
 from supervisor.web import Hooks, Page, Request, WebApp, host_name
-from tests.conftest import StackDir, assert_no_leftovers, free_port, make_stack_dir, wait_for
+from tests.conftest import (
+    WATCH_TOML,
+    StackDir,
+    assert_no_leftovers,
+    free_port,
+    make_stack_dir,
+    wait_for,
+)
 
 TOKEN = "test-token-0123456789abcdef"
 BOOM_ROUTE = '''
@@ -203,7 +212,7 @@ def web_stack() -> Iterator[tuple[StackDir, Client]]:
     stack = make_stack_dir(
         extra_ini="disable-logging = false",
         extra_toml=f'\n[web]\nlisten = "127.0.0.1:{port}"\ntoken = "{TOKEN}"\n'
-                   f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n',
+                   f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n' + WATCH_TOML,
     )
     stack.app.write_text(stack.app.read_text() + BOOM_ROUTE)
     try:
@@ -320,6 +329,24 @@ def test_request_rate_counts_requests_and_5xx(web_stack: tuple[StackDir, Client]
         conn.close()
     wait_for(lambda: totals()[1] >= errors + 3 and totals()[0] >= requests + 5,
              message="5 requests, 3 of them 5xx, counted from uWSGI's log")
+
+
+def test_history_names_what_triggered_each_reload(web_stack: tuple[StackDir, Client]) -> None:
+    stack, client = web_stack
+
+    def newest_after(count: int) -> dict[str, Any] | None:
+        reloads = client.json("/history.json")["reloads"]
+        return reloads[0] if len(reloads) > count else None
+
+    count = len(client.json("/history.json")["reloads"])
+    assert stack.fnud("reload", env={"MAINPID": "1"}).returncode == 0  # as ExecReload= runs it
+    assert newest_after(count)["trigger"] == "systemd"  # type: ignore[index]
+    os.kill(int(stack.status()["daemon"]["pid"]), signal.SIGHUP)  # type: ignore[index]
+    entry = wait_for(lambda: newest_after(count + 1), timeout=90, message="the SIGHUP reload")
+    assert entry["trigger"] == "sighup"  # type: ignore[index]
+    stack.set_greeting("saved for the status page")
+    entry = wait_for(lambda: newest_after(count + 2), timeout=90, message="the reload on save")
+    assert (entry["trigger"], entry["result"]) == ("save", "ok")  # type: ignore[index]
 
 
 def test_history_survives_a_daemon_restart(web_stack: tuple[StackDir, Client]) -> None:
