@@ -120,3 +120,70 @@ def test_the_page_follows_the_stack_live(
              message="the page to recover once fnud runs again")
     assert "cli" in _text(browser, "#timeline li:first-child"), "history lost on restart"
     assert browser.execute_script("return window.fnudSamePage === true;")
+
+
+GENERATION_STATUS: dict[str, Any] = {
+    "daemon": {"pid": 4242, "phase": "running", "config": "/etc/fnud/fnud.toml", "started": 1.0},
+    "programs": {
+        "uwsgi": {"state": "RUNNING", "pid": 11, "rss": 1 << 24, "uptime": 75.0, "restarts": 1,
+                  "workers": [{"id": 1, "pid": 12, "status": "idle", "requests": 5}]},
+        "nginx": {"state": "BACKOFF", "pid": 13, "last_exit": "exited with code 1: bind()"},
+    },
+    "generation": {
+        "number": 7, "release": "/srv/app/releases/7", "state": "settling",
+        "previous": {"number": 6, "release": "/srv/app/releases/6", "state": "paused"},
+    },
+    "last_reload": {"result": "rolled_back", "at": 2.0},
+    "reloads": {"ok": 3, "refused": 1, "failed": 0, "rolled_back": 1},
+}
+
+
+@pytest.fixture
+def fake_daemon(tmp_path: Path) -> Iterator[str]:
+    """The page's server on a loop in a thread, fed a status with what generations add."""
+    import asyncio
+    import threading
+
+    from supervisor.history import History, RequestRates
+    from supervisor.web import Hooks, WebApp, WebServer
+
+    async def status() -> dict[str, Any]:
+        return GENERATION_STATUS
+
+    history = History.in_dir(tmp_path)
+    history.record({"result": "ok", "trigger": "touch", "at": 1.0, "duration": 2.5,
+                    "message": "4 uWSGI workers replaced", "reason": "touched app/reload"})
+    history.record({"result": "rolled_back", "trigger": "cli", "at": 2.0, "duration": 9.0,
+                    "message": "5xx rate 40% after the switch: back to generation 6"})
+    app = WebApp(Hooks(status, lambda: (True, ""), lambda: (True, ""), lambda: ""),
+                 history, RequestRates())
+    server = WebServer(app)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    port = free_port()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", port), loop).result(10)
+        yield f"http://127.0.0.1:{port}/"
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_the_page_shows_generations_and_rollbacks(fake_daemon: str, browser: Any) -> None:
+    browser.get(fake_daemon)
+    wait_for(lambda: "live" in _text(browser, "#conn"), message="the page to render")
+    generations = _text(browser, "#generations")
+    assert "generation 7" in generations and "/srv/app/releases/7" in generations
+    assert "settling" in generations and "generation 6" in generations
+    assert "/srv/app/releases/6" in generations
+    assert "rolled back 1" in _text(browser, "#counts")
+    first = _text(browser, "#timeline li:first-child")
+    assert "rolled back" in first and "back to generation 6" in first and "cli" in first
+    assert "touch" in _text(browser, "#timeline li:last-child")
+    assert "bind()" in _text(browser, "#programs tbody")  # why nginx is not RUNNING
+    assert not browser.find_element(By.ID, "actions").is_displayed()  # no token: read-only
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "status-page-generations.png"))
