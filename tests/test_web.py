@@ -305,13 +305,37 @@ def test_reload_button_with_the_token(web_stack: tuple[StackDir, Client]) -> Non
     assert history["actions"] is True  # type: ignore[index]
 
 
-def test_rollback_button_says_what_it_can_do(web_stack: tuple[StackDir, Client]) -> None:
+def test_rollback_button_with_the_token(web_stack: tuple[StackDir, Client]) -> None:
     _, client = web_stack
+    before = client.json("/history.json")["reloads"]
+    generation = client.json("/status.json")["generation"]
     status, body = client.post("/rollback", TOKEN)
-    if status == 409:  # until generations: nothing to roll back to
-        assert "not available" in body["message"] or body["accepted"] is False
-    else:
-        assert status == 202
+    assert status == 202 and body["accepted"] is True, body
+    reloads = wait_for(
+        lambda: (r := client.json("/history.json")["reloads"]) and len(r) > len(before) and r,
+        timeout=90, message="the rollback in the history",
+    )
+    newest = reloads[0]  # type: ignore[index]
+    assert (newest["trigger"], newest["result"]) == ("web", "ok"), newest
+    assert newest["reason"] == "rollback button on the status page"
+    now = client.json("/status.json")["generation"]
+    assert now["number"] != generation["number"]  # the previous release serves again
+
+
+def test_rollback_button_needs_generations() -> None:
+    from types import SimpleNamespace
+
+    from supervisor import web
+    from supervisor.states import Phase
+
+    chain = SimpleNamespace(
+        phase=Phase.RUNNING, stack=SimpleNamespace(generation_mode=lambda: False)
+    )
+    accepted, message = web._rollback(chain)  # type: ignore[arg-type]
+    assert not accepted and 'reload = "generation"' in message
+    stopping = SimpleNamespace(phase=Phase.STOPPING)
+    assert web._rollback(stopping) == (False, "cannot roll back while stopping")  # type: ignore[arg-type]
+    assert web._reload(stopping) == (False, "cannot reload while stopping")  # type: ignore[arg-type]
 
 
 def test_request_rate_counts_requests_and_5xx(web_stack: tuple[StackDir, Client]) -> None:
@@ -339,6 +363,7 @@ def test_history_names_what_triggered_each_reload(web_stack: tuple[StackDir, Cli
         return reloads[0] if len(reloads) > count else None
 
     count = len(client.json("/history.json")["reloads"])
+    assert not client.json("/status.json")["reloading"]
     assert stack.fnud("reload", env={"MAINPID": "1"}).returncode == 0  # as ExecReload= runs it
     assert newest_after(count)["trigger"] == "systemd"  # type: ignore[index]
     os.kill(int(stack.status()["daemon"]["pid"]), signal.SIGHUP)  # type: ignore[index]
