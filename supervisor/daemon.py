@@ -73,8 +73,7 @@ class Daemon:
         self.adopted: set[str] = set()
         self.metrics: Any = None  # metrics.MetricsServer, imported only when configured
         self.web: web.WebServer | None = None  # the status page, when [web] listen is set
-        self.history = History.in_dir(self.paths.root)  # its reload timeline, kept on disk
-        self.reloader.listeners.append(lambda result: self.history.record(result.as_dict()))
+        self.history = History.of(self.reloader, self.paths.root)  # its timeline, on disk
         self.started_wall = time.time()
 
     @property
@@ -146,9 +145,7 @@ class Daemon:
                     getter.cancel()
         finally:
             await self.server.close()
-            for server in (self.metrics, self.web):
-                if server is not None:
-                    await server.close()
+            await asyncio.gather(*(s.close() for s in (self.metrics, self.web) if s is not None))
             for task in list(self._tasks):
                 task.cancel()
             lock.release()
@@ -192,9 +189,7 @@ class Daemon:
         reload make exactly one follow-up."""
         if self.phase is not Phase.RUNNING:
             return
-        request = ReloadRequest(
-            nginx=event.nginx, app=event.app, reason=event.reason, trigger=event.trigger
-        )
+        request = ReloadRequest(event.nginx, event.app, reason=event.reason, trigger=event.trigger)
         if self.queued is not None:
             self.queued = self.queued.merged(request)
             self.log.info("reload already queued; merged", reason=event.reason)

@@ -15,9 +15,12 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor import logsetup, uwsgi
+
+if TYPE_CHECKING:
+    from supervisor.reload import Reloader
 
 HISTORY_FILE = "history.json"
 KEEP = 50
@@ -38,6 +41,13 @@ class History:
     @classmethod
     def in_dir(cls, runtime_dir: Path) -> History:
         return cls(runtime_dir / HISTORY_FILE)
+
+    @classmethod
+    def of(cls, reloader: Reloader, runtime_dir: Path) -> History:
+        """The history of ``reloader``'s results, kept in ``runtime_dir``."""
+        history = cls.in_dir(runtime_dir)
+        reloader.listeners.append(lambda result: history.record(result.as_dict()))
+        return history
 
     def _load(self) -> list[dict[str, Any]]:
         try:
