@@ -21,7 +21,6 @@ from supervisor import commands, gate, logsetup, policy, startup, status, system
 from supervisor.config import Config
 from supervisor.control import Emit, Server
 from supervisor.events import ALL, Event, Exited, Heartbeat, Ready, ReloadEvent, Retry, SignalEvent
-from supervisor.history import History
 from supervisor.logfile import DaemonLog, reopen_all
 from supervisor.probeloop import ProbeLoop
 from supervisor.program import Program
@@ -72,8 +71,7 @@ class Daemon:
         self.queued: ReloadRequest | None = None  # automatic reload waiting for its turn
         self.adopted: set[str] = set()
         self.metrics: Any = None  # metrics.MetricsServer, imported only when configured
-        self.web: web.WebServer | None = None  # the status page, when [web] listen is set
-        self.history = History.of(self.reloader, self.paths.root)  # its timeline, on disk
+        self.web = web.Site(self)  # the status page ([web] listen) and its reload history
         self.started_wall = time.time()
 
     @property
@@ -294,7 +292,7 @@ class Daemon:
         if self.config.health.interval > 0:
             self.spawn_task(self.probe.run(), "probe")
         await self._start_metrics()
-        self.web = await web.start(self)
+        await self.web.start()
         if not self.stack.ini_digest:
             self.stack.ini_digest = self.stack.current_ini_digest()
         if not self.stack.nginx_digest:
@@ -334,17 +332,15 @@ class Daemon:
         from supervisor.metrics import MetricsServer
 
         host, _, port = listen.rpartition(":")
-        server = MetricsServer(self, lambda: self.stack.uwsgi_driver.stats)
+        self.metrics = server = MetricsServer(self, lambda: self.stack.uwsgi_driver.stats)
         self.reloader.listeners.append(
             lambda result: server.observe_reload(result.result, result.duration)
         )
-        self.metrics = server
-        if listen == self.config.web.listen:
-            return  # the status page's server answers /metrics too
-        try:
-            await server.start(host.strip("[]"), int(port))
-        except OSError as exc:
-            self.log.error("cannot serve metrics", listen=listen, error=exc.strerror)
+        if listen != self.config.web.listen:  # else the status page's server answers it
+            try:
+                await server.start(host.strip("[]"), int(port))
+            except OSError as exc:
+                self.log.error("cannot serve metrics", listen=listen, error=exc.strerror)
 
     def metric_programs(self) -> dict[str, Program]:
         return self.stack.programs

@@ -39,16 +39,18 @@ class ReloadRequest:
     switched: asyncio.Event | None = field(default=None, compare=False)
     trigger: str = ""  # cli, systemd, sighup, save, touch, web (merged: "save+touch")
 
+    def triggers(self) -> list[str]:
+        return self.trigger.split("+")
+
     def merged(self, other: ReloadRequest) -> ReloadRequest:
         """One request doing what both ask for."""
-        triggers = self.trigger.split("+")
         return ReloadRequest(
             nginx=self.nginx or other.nginx,
             app=self.app or other.app,
             force_nginx=self.force_nginx or other.force_nginx,
             reason=f"{self.reason}; {other.reason}",
             switched=self.switched or other.switched,
-            trigger="+".join(triggers + [other.trigger] * (other.trigger not in triggers)),
+            trigger="+".join(dict.fromkeys(t for t in (*self.triggers(), other.trigger) if t)),
         )
 
 

@@ -293,31 +293,42 @@ class WebServer:
 # -- wiring into the daemon ---------------------------------------------------------------
 
 
-async def start(daemon: Daemon) -> WebServer | None:
-    """Serve the page when ``[web] listen`` is set (None when off or the bind fails): the
-    request rate starts counting only then, so an unused page costs nothing."""
-    listen = daemon.config.web.listen
-    if not listen:
-        return None
-    host, _, port = listen.rpartition(":")
-    metrics = daemon.metrics if listen == daemon.config.metrics.listen else None
-    hooks = Hooks(
-        status=daemon.status,
-        reload=lambda: _reload(daemon),
-        rollback=lambda: _rollback(daemon),
-        token=lambda: daemon.config.web.token,  # a reload may change it
-        metrics=metrics.render if metrics is not None else None,
-    )
-    rates = RequestRates()
-    daemon.stack.uwsgi_lines.append(rates.line)
-    server = WebServer(WebApp(hooks, daemon.history, rates, loopback_only=is_loopback(host)))
-    try:
-        await server.start(host.strip("[]"), int(port))
-    except OSError as exc:
-        server.log.error("cannot serve the status page", listen=listen, error=exc.strerror)
-        daemon.stack.uwsgi_lines.remove(rates.line)
-        return None
-    return server
+class Site:
+    """The status page as the daemon holds it: the reload history always (a page turned
+    on later shows it), the server and the request rate only with ``[web] listen``."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.history = History.of(daemon.reloader, daemon.paths.root)
+        self.server: WebServer | None = None
+
+    async def start(self) -> None:
+        daemon = self.daemon
+        listen = daemon.config.web.listen
+        if not listen:
+            return
+        host, _, port = listen.rpartition(":")
+        metrics = daemon.metrics if listen == daemon.config.metrics.listen else None
+        hooks = Hooks(
+            status=daemon.status,
+            reload=lambda: _reload(daemon),
+            rollback=lambda: _rollback(daemon),
+            token=lambda: daemon.config.web.token,  # a reload may change it
+            metrics=metrics.render if metrics is not None else None,
+        )
+        rates = RequestRates()
+        server = WebServer(WebApp(hooks, self.history, rates, loopback_only=is_loopback(host)))
+        try:
+            await server.start(host.strip("[]"), int(port))
+        except OSError as exc:
+            server.log.error("cannot serve the status page", listen=listen, error=exc.strerror)
+            return
+        daemon.stack.uwsgi_lines.append(rates.line)
+        self.server = server
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
 
 
 def _reload(daemon: Daemon) -> tuple[bool, str]:
