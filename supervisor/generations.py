@@ -135,7 +135,7 @@ class Generations:
         self.warm = None
         if old.running:
             try:
-                await stack.driver_of(old).pause(True)
+                await stack.driver_of(old).pause(True, old.pid)
                 self.warm = old
             except OSError as exc:  # it cannot be kept warm: retire it now
                 self.log.warning("cannot pause the previous generation", error=str(exc))
@@ -220,7 +220,7 @@ class Generations:
             )
         self.warm = None
         self.stack.promote(old)
-        await self.stack.driver_of(old).pause(False)
+        await self.stack.driver_of(old).pause(False, old.pid)
         await emit(f"generation {self._number(old)} resumed; stopping generation "
                    f"{self._number(new)}")
         self.stack.save_state()

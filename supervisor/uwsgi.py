@@ -24,7 +24,7 @@ from pathlib import Path
 
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
-from supervisor.program import Command
+from supervisor.program import Command, child_pids
 from supervisor.runtime import Paths
 from supervisor.sockets import DEFAULT_BACKLOG, Held, Holder, unholdable, uwsgi_specs
 from supervisor.uwsgi_stats import ChainProgress as ChainProgress
@@ -212,6 +212,10 @@ PINNED_OPTIONS = frozenset({
     "virtualenv", "venv", "home", "pyhome", "H",
 })
 PAUSE = "p"  # toggles: suspend the workers / resume them
+# a worker's no-op handler: it ends one suspended thread's poll (uWSGI's own resume sends
+# one per worker, so the other threads of a worker would sleep up to 10 s more)
+WAKE = signal.SIGTSTP
+WAKE_ROUNDS, WAKE_EVERY = 20, 0.05
 
 
 def pins(ini: UwsgiIni, ini_path: Path) -> dict[int, str]:
@@ -249,6 +253,15 @@ def release_dir(ini: UwsgiIni, ini_path: Path) -> str:
     if chdir is None:
         return str(ini_path.parent)
     return os.path.realpath(ini_path.parent / expand_magic(chdir.value.strip(), ini_path))
+
+
+async def wake_threads(pid: int) -> None:
+    """End the suspend poll of every thread of master ``pid``'s workers."""
+    for _ in range(WAKE_ROUNDS):
+        await asyncio.sleep(WAKE_EVERY)
+        for worker in child_pids(pid):
+            with contextlib.suppress(OSError):
+                os.kill(worker, WAKE)
 
 
 class UwsgiDriver:
@@ -363,11 +376,15 @@ class UwsgiDriver:
             pass_fds=self.held_fds,
         )
 
-    async def pause(self, paused: bool) -> None:
-        """Suspend (True) or resume (False) the workers; nothing when already so."""
-        if self.paused != paused:
-            await write_fifo(self.fifo, PAUSE, timeout=2.0)
-            self.paused = paused
+    async def pause(self, paused: bool, pid: int) -> None:
+        """Suspend (True) or resume (False) the workers of master ``pid``; nothing when
+        already so. A resume wakes every thread, not one per worker."""
+        if self.paused == paused:
+            return
+        await write_fifo(self.fifo, PAUSE, timeout=2.0)
+        self.paused = paused
+        if not paused:
+            await wake_threads(pid)
 
     async def not_ready_reason(self, pid: int) -> str | None:
         """None once a worker serves (every worker, for a generation about to take over)."""
@@ -391,7 +408,12 @@ class UwsgiDriver:
     async def request_stop(self, pid: int) -> None:
         try:
             # a suspended worker never leaves its pause loop to exit: resume first
-            await self.pause(False)
+            if self.paused:  # resume and stop at once, then wake every thread to exit
+                await write_fifo(self.fifo, PAUSE, timeout=2.0)
+                self.paused = False
+                await write_fifo(self.fifo, GRACEFUL_STOP, timeout=2.0)
+                await wake_threads(pid)
+                return
             await write_fifo(self.fifo, GRACEFUL_STOP, timeout=2.0)
         except OSError:
             os.kill(pid, signal.SIGINT)  # uWSGI stops on SIGINT too
