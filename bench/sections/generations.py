@@ -62,6 +62,11 @@ class Timing:
         return run.at("starting uWSGI on the held sockets", "uwsgi: chain reload",
                       "uwsgi: graceful reload")
 
+    def retire(self, run: Timed) -> float | None:
+        """The settle passed -> the CLI returned: stopping the paused generation."""
+        began = run.at("stopping (settle passed)")
+        return None if began is None else run.seconds - began
+
     def late_old(self) -> int | None:
         """Answers from a previous generation's workers to requests started after the
         switch (the previous generation is paused then); None for chain reloads."""
@@ -180,7 +185,7 @@ def _time_table(timings: list[Timing]) -> Table:
     table = Table(
         "reload time under light load (settle not counted)",
         ["kind", "workers", "reloads ok", "gate med", "to serving med", "to serving max",
-         "full med", "late old", "requests", "failed"],
+         "full med", "retire med", "late old", "requests", "failed"],
     )
     serving: dict[tuple[str, int], float | None] = {}
     for t in timings:
@@ -192,7 +197,8 @@ def _time_table(timings: list[Timing]) -> Table:
             f"{sum(r.code == 0 for r in t.runs)}/{len(t.runs)}",
             ms(_med([t.gate(r) for r in t.runs])), ms(_med(switches)),
             ms(max((x for x in switches if x is not None), default=None)),
-            ms(_med([r.seconds for r in t.runs])), "-" if late is None else late,
+            ms(_med([r.seconds for r in t.runs])), ms(_med([t.retire(r) for r in t.runs])),
+            "-" if late is None else late,
             len(t.answers), describe_failures(t.answers),
         ])
     gen16, chain16 = serving.get(("generation", 16)), serving.get(("chain", 16))
@@ -202,7 +208,8 @@ def _time_table(timings: list[Timing]) -> Table:
         f"chain, 16 / 4 workers: {ratio(chain16, serving.get(('chain', 4)))}",
         f"16 workers, generation preloaded / chain: "
         f"{ratio(serving.get(('generation, preloaded', 16)), chain16)}",
-        "full = the CLI's wall time: + the settle (2 s) + stopping the paused generation",
+        "full = the CLI's wall time: + the settle (2 s) + retire (the settle passed -> the "
+        "paused generation stopped and the CLI back)",
     ]
     return table
 
