@@ -46,7 +46,7 @@ class Settings:
     saves: int = 5  # BENCH_SAVES: edits of the app in save_to_live
     idle: float = 20.0  # BENCH_IDLE: idle window of daemon_footprint
     light_clients: int = 4  # BENCH_LIGHT_CLIENTS: paced client threads (save, fault sections)
-    gen_timed: int = 3  # BENCH_GEN_TIMED: timed reloads per stack in generations
+    gen_timed: int = 2  # BENCH_GEN_TIMED: timed reloads per stack in generations
     gen_reloads: int = 10  # BENCH_GEN_RELOADS: generation reloads under wrk in generations
     sections: tuple[str, ...] = ()  # BENCH_SECTIONS=throughput,reload (empty: all)
 

@@ -235,11 +235,11 @@ def _memory_table(timings: list[Timing]) -> Table:
 def _kill_table(killed: list[KillOutcome], connections: int) -> Table:
     table = Table(
         f"kill -9 under wrk -c{connections} (held sockets), 4-worker generation stack",
-        ["kill -9", "recovered", "requests", "failed", "fnud"],
+        ["kill -9", "recovered", "requests", "failed", "fnud", "nginx error log"],
     )
     for k in killed:
         table.rows.append([k.label, ms(k.recovered), k.load.requests if k.load else "-",
-                           k.failed_text(), k.detail])
+                           k.failed_text(), k.detail, k.nginx_errors])
     table.notes.append(
         f"goal: no more failures than the requests in flight (at most {connections} here)"
     )

@@ -4,10 +4,13 @@ of each master with the sockets held by fnud."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.context import Bench
 from bench.observe import Timed, timed_cli
@@ -19,6 +22,28 @@ from bench.wrk import WrkResult
 LEAD = 1.0  # seconds of wrk before the first reload / the kill
 TAIL = 1.0  # seconds of wrk after the last reload / recovery
 RECOVERY_TIMEOUT = 60.0
+
+
+class NginxErrors:
+    """nginx's [error] lines written to the stack's nginx.log since this was made."""
+
+    def __init__(self, stack: FnudStack) -> None:
+        self.path: Path = stack.files.log / "nginx.log"
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self) -> str:
+        """'upstream prematurely closed connection ... x3; ...' or 'none'."""
+        if not self.path.exists():
+            return "none"
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            text = log.read().decode(errors="replace")
+        kinds: Counter[str] = Counter()
+        for line in text.splitlines():
+            found = re.search(r"\[error\] \d+#\d+: (?:\*\d+ )?([^,]+)", line)
+            if found:
+                kinds[found.group(1).strip()] += 1
+        return "; ".join(f"{k} x{n}" for k, n in kinds.most_common(3)) or "none"
 
 
 def _failed(load: WrkResult) -> str:
@@ -33,6 +58,7 @@ class WrkReloads:
     load: WrkResult
     runs: list[Timed]
     reloads: int
+    nginx_errors: str = ""
 
     def table(self) -> Table:
         ok = sum(r.code == 0 for r in self.runs)
@@ -59,6 +85,7 @@ class WrkReloads:
             f"{self.load.requests:,} (issue 16's goal: 0)",
             "reload = command -> generation N serving (settle not counted); the CLI's wall "
             f"time incl. settle and retirement: median {ms(statistics.median(fulls))}",
+            f"nginx error log during the reloads: {self.nginx_errors}",
         ]
         return table
 
@@ -66,6 +93,7 @@ class WrkReloads:
 def reloads_under_wrk(bench: Bench, stack: FnudStack) -> WrkReloads:
     s = bench.settings
     steady = bench.wrk(stack.url)
+    errors = NginxErrors(stack)
     run = bench.wrk_background(stack.url, LEAD + s.gen_reloads * 300 + TAIL + 10)
     runs: list[Timed] = []
     try:
@@ -79,7 +107,8 @@ def reloads_under_wrk(bench: Bench, stack: FnudStack) -> WrkReloads:
     except BaseException:
         bench.procs.stop(run.child, timeout=2)
         raise
-    return WrkReloads(steady, run.finish(), runs, s.gen_reloads)
+    load = run.finish()
+    return WrkReloads(steady, load, runs, s.gen_reloads, errors.since())
 
 
 @dataclass
@@ -88,6 +117,7 @@ class KillOutcome:
     recovered: float | None  # seconds from the kill
     load: WrkResult | None
     detail: str
+    nginx_errors: str = field(default="")
 
     def failed_text(self) -> str:
         return "-" if self.load is None else _failed(self.load)
@@ -115,6 +145,7 @@ def _kill(bench: Bench, stack: FnudStack, program: str) -> KillOutcome:
     if unhealthy(before, processes):
         return KillOutcome(label, None, None, f"not whole before: {unhealthy(before, processes)}")
     victim = int(before["programs"][program]["pid"])
+    errors = NginxErrors(stack)
     run = bench.wrk_background(stack.url, LEAD + RECOVERY_TIMEOUT + TAIL + 10)
     recovered = None
     missing = ""
@@ -140,7 +171,7 @@ def _kill(bench: Bench, stack: FnudStack, program: str) -> KillOutcome:
         detail += f"; not recovered after {RECOVERY_TIMEOUT:g}s: {missing}"
         bench.problems.append(f"generations: kill -9 {label}: {detail}\n"
                               + tail(stack.daemon_log, 8))
-    return KillOutcome(label, recovered, load, detail)
+    return KillOutcome(label, recovered, load, detail, errors.since())
 
 
 def kills(bench: Bench, stack: FnudStack) -> list[KillOutcome]:
