@@ -46,6 +46,8 @@ class Settings:
     saves: int = 5  # BENCH_SAVES: edits of the app in save_to_live
     idle: float = 20.0  # BENCH_IDLE: idle window of daemon_footprint
     light_clients: int = 4  # BENCH_LIGHT_CLIENTS: paced client threads (save, fault sections)
+    gen_timed: int = 2  # BENCH_GEN_TIMED: timed reloads per stack in generations
+    gen_reloads: int = 10  # BENCH_GEN_RELOADS: generation reloads under wrk in generations
     sections: tuple[str, ...] = ()  # BENCH_SECTIONS=throughput,reload (empty: all)
 
     @classmethod
@@ -61,6 +63,8 @@ class Settings:
             saves=max(1, _env_int("BENCH_SAVES", cls.saves)),
             idle=max(1.0, _env_float("BENCH_IDLE", cls.idle)),
             light_clients=max(1, _env_int("BENCH_LIGHT_CLIENTS", cls.light_clients)),
+            gen_timed=max(1, _env_int("BENCH_GEN_TIMED", cls.gen_timed)),
+            gen_reloads=max(1, _env_int("BENCH_GEN_RELOADS", cls.gen_reloads)),
             sections=tuple(n.strip() for n in names.split(",") if n.strip()),
         )
 
@@ -71,7 +75,9 @@ class Settings:
             f"{self.rounds} interleaved rounds after {self.warmup:g}s warm-up; reload: "
             f"{self.seconds:g}s steady windows, {self.reloads} reloads every "
             f"{self.interval:g}s per kind; save_to_live: {self.saves} saves; light load: "
-            f"{self.light_clients} paced clients; daemon_footprint: {self.idle:g}s idle"
+            f"{self.light_clients} paced clients; daemon_footprint: {self.idle:g}s idle; "
+            f"generations: {self.gen_timed} timed reloads per stack, {self.gen_reloads} "
+            "reloads under wrk"
         )
 
 
@@ -94,9 +100,17 @@ class Bench:
         self.roots.append(root)
         return root
 
-    def new_files(self, prefix: str) -> StackFiles:
+    def new_files(
+        self, prefix: str, processes: int | None = None, *, reload_mode: str | None = None,
+        settle: float | None = None, extra_ini: str = "",
+    ) -> StackFiles:
+        """A stack's files (``settings.processes`` workers unless ``processes``); the
+        rest goes to ``StackFiles.create``."""
         s = self.settings
-        return StackFiles.create(self.new_dir(prefix), s.processes, s.threads)
+        return StackFiles.create(
+            self.new_dir(prefix), processes or s.processes, s.threads,
+            reload_mode=reload_mode, settle=settle, extra_ini=extra_ini,
+        )
 
     def _start(self, name: str, start: Callable[[], None]) -> None:
         try:
@@ -129,10 +143,16 @@ class Bench:
             raise self._failed["flask"]
         return self._flask
 
-    def private_fnud(self, prefix: str, extra_toml: str = "") -> FnudStack:
+    def private_fnud(
+        self, prefix: str, extra_toml: str = "", processes: int | None = None, *,
+        reload_mode: str | None = None, settle: float | None = None, extra_ini: str = "",
+    ) -> FnudStack:
         """A started fnud stack of the section's own; ``extra_toml`` is appended to its
-        fnud.toml. ``stop_private`` (or ``close``) stops it."""
-        files = self.new_files(prefix)
+        fnud.toml, the rest goes to ``new_files``. ``stop_private`` (or ``close``) stops
+        it."""
+        files = self.new_files(
+            prefix, processes, reload_mode=reload_mode, settle=settle, extra_ini=extra_ini
+        )
         if extra_toml:
             with open(files.toml, "a") as toml:
                 toml.write(extra_toml)

@@ -49,14 +49,14 @@ allow_root = true
 [uwsgi]
 ini = "uwsgi.ini"
 reload_timeout = 60.0
-
+{uwsgi_reload}
 [nginx]
 conf = "nginx.conf"
 reload_timeout = 15.0
 
 [health]
 url = "http://127.0.0.1:{http_port}/health"
-"""
+{reload_table}"""
 
 
 class BenchError(Exception):
@@ -98,15 +98,24 @@ class StackFiles(stackfiles.StackLayout):
         return f"http://127.0.0.1:{self.http_port}/"
 
     @classmethod
-    def create(cls, root: Path, processes: int, threads: int) -> StackFiles:
+    def create(
+        cls, root: Path, processes: int, threads: int, *, reload_mode: str | None = None,
+        settle: float | None = None, extra_ini: str = "",
+    ) -> StackFiles:
+        """``reload_mode`` ([uwsgi] reload) and ``settle`` ([reload] settle) are left to
+        fnud's defaults when None; ``extra_ini`` is appended to the uWSGI ini."""
         files = cls(root, free_port(), free_port(), processes, threads)
         (root / "app").mkdir()
         shutil.copy(EXAMPLE_APP, root / "app" / "app.py")
         values = {
             "uwsgi_port": files.uwsgi_port, "http_port": files.http_port,
             "processes": processes, "threads": threads,
+            "uwsgi_reload": f'reload = "{reload_mode}"\n' if reload_mode else "",
+            "reload_table": "" if settle is None else f"\n[reload]\nsettle = {float(settle)!r}\n",
         }
-        files.ini.write_text(stackfiles.uwsgi_ini(files.uwsgi_port, processes, threads))
+        files.ini.write_text(
+            stackfiles.uwsgi_ini(files.uwsgi_port, processes, threads, extra_ini)
+        )
         files.nginx_conf.write_text(stackfiles.nginx_conf(files.http_port, files.uwsgi_port))
         files.toml.write_text(FNUD_TOML.format(**values))
         return files
