@@ -146,16 +146,19 @@ class Bench:
     def private_fnud(
         self, prefix: str, extra_toml: str = "", processes: int | None = None, *,
         reload_mode: str | None = None, settle: float | None = None, extra_ini: str = "",
+        prepare: Callable[[StackFiles], None] | None = None,
     ) -> FnudStack:
         """A started fnud stack of the section's own; ``extra_toml`` is appended to its
-        fnud.toml, the rest goes to ``new_files``. ``stop_private`` (or ``close``) stops
-        it."""
+        fnud.toml, ``prepare`` may edit its files before the start, the rest goes to
+        ``new_files``. ``stop_private`` (or ``close``) stops it."""
         files = self.new_files(
             prefix, processes, reload_mode=reload_mode, settle=settle, extra_ini=extra_ini
         )
         if extra_toml:
             with open(files.toml, "a") as toml:
                 toml.write(extra_toml)
+        if prepare is not None:
+            prepare(files)
         stack = FnudStack(files)
         self._private.append(stack)
         stack.start()

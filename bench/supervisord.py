@@ -2,7 +2,8 @@
 
 The venv lives in a bench temp dir, so it is deleted with the rest at the end. The
 programs get the flags fnud adds: uWSGI ``--master-fifo``, ``--stats`` on a unix socket,
-``--logto ... --log-master``; nginx ``-p PREFIX -e LOG -g 'daemon off;'``. supervisord
+and its log written straight to a file (``--logto``, no ``--log-master``: fnud's default
+``[uwsgi] log_master = false``); nginx ``-p PREFIX -e LOG -g 'daemon off;'``. supervisord
 puts each program in its own process group; ``stop`` stops supervisord (which stops
 them) and kills and reports whatever is still under the stack's dir afterwards.
 """
@@ -48,7 +49,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl = unix://{root}/run/supervisor.sock
 
 [program:uwsgi]
-command = {uwsgi} --master-fifo {root}/run/uwsgi.fifo --ini {root}/uwsgi.ini --stats {root}/run/uwsgi-stats.sock --logto {root}/log/uwsgi.log --log-master
+command = {uwsgi} --master-fifo {root}/run/uwsgi.fifo --ini {root}/uwsgi.ini --stats {root}/run/uwsgi-stats.sock --logto {root}/log/uwsgi.log
 directory = {root}
 priority = 10
 autorestart = true
@@ -152,9 +153,12 @@ class SupervisordStack:
     def pid(self) -> int | None:
         return self.child.pid if self.child is not None else None
 
+    def ctl_argv(self, *args: str) -> list[str]:
+        return [str(self.venv / "bin" / "supervisorctl"), "-c", str(self.conf), *args]
+
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.venv / "bin" / "supervisorctl"), "-c", str(self.conf), *args],
+            self.ctl_argv(*args),
             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, env=_env(),
         )
 

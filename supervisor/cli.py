@@ -1,23 +1,29 @@
-"""The ``fnud`` command: a thin client of the daemon's control socket."""
+"""The ``fnud`` command: a thin client of the daemon's control socket.
+
+The commands that only talk to the daemon or read its files (status, reload, stop,
+reopen-logs, logs) import click, the protocol's client (wire.py) and the few settings
+they need (clientconf.py): nothing of the daemon's (asyncio, structlog, psutil, the
+config parser). start, check and systemd-unit import what they need when they run.
+tests/test_footprint.py holds this to account.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import select
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import psutil
 
-from supervisor import control, logsetup
-from supervisor.config import Config, ConfigError, config_path, load_config
+from supervisor import clientconf, wire
+from supervisor.clientconf import ClientConfig
 from supervisor.runtime import Paths, lock_holder
+from supervisor.statusview import render_status
+
+if TYPE_CHECKING:
+    from supervisor.config import Config
 
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
@@ -29,11 +35,31 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def get_config(ctx: click.Context) -> Config:
-    path = config_path(ctx.obj.get("config"), os.environ)
+    """The full config (start, check, systemd-unit, and thin commands finding no daemon)."""
+    from supervisor.config import ConfigError, load_config
+
+    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
     try:
         return load_config(path)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+
+
+def get_client(ctx: click.Context) -> ClientConfig:
+    """What a thin command needs; a file clientconf cannot read gets config.py's error."""
+    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
+    return clientconf.read(path) or clientconf.from_config(get_config(ctx))
+
+
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """click.version_option's output, without its import-time gettext look-ups (each a
+    search of the locale dirs: measured as a good part of this module's import)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(f"{ctx.find_root().info_name}, version {version('fnud')}")
+    ctx.exit()
 
 
 @click.group()
@@ -41,7 +67,10 @@ def get_config(ctx: click.Context) -> Config:
     "-c", "--config", "config", metavar="FILE",
     help="fnud.toml (default: $FNUD_CONFIG, else ./config/fnud.toml)",
 )
-@click.version_option(package_name="fnud")
+@click.option(
+    "--version", is_flag=True, is_eager=True, expose_value=False, callback=_version,
+    help="Show the version and exit.",
+)
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
     """fnud: run nginx and uWSGI as one stack; reload without dropping a request."""
@@ -55,7 +84,7 @@ def main(ctx: click.Context, config: str | None) -> None:
 @main.command()
 @click.option("--foreground", is_flag=True, help="Stay attached (systemd, make run).")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
-@click.option("--log-file", type=click.Path(), default=None, hidden=True)
+@click.option("--log-file", default=None, hidden=True)
 @click.pass_context
 def start(
     ctx: click.Context, foreground: bool, ready_fd: int | None, log_file: str | None
@@ -75,7 +104,23 @@ def start(
     sys.exit(start_background(config, paths))
 
 
+def without_openssl() -> None:
+    """Keep OpenSSL out of the daemon: it speaks plain HTTP ([health] url is http://) and
+    hashes config files only, yet asyncio imports ssl and hashlib loads libcrypto, 5.9 MiB
+    of its idle RSS (measured). With both marked absent, asyncio runs without TLS support
+    and hashlib uses Python's builtin sha256 (the same digests). Not with [metrics]:
+    prometheus_client imports ssl."""
+    for name in ("ssl", "_ssl", "_hashlib"):
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
 def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -> int:
+    if not config.metrics.listen:
+        without_openssl()
+    import asyncio
+
+    from supervisor import logsetup
     from supervisor.daemon import Daemon
     from supervisor.logfile import DaemonLog
 
@@ -90,6 +135,9 @@ def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -
 
 
 def start_background(config: Config, paths: Paths) -> int:
+    import select
+    import subprocess
+
     try:
         paths.log_dir.mkdir(parents=True, exist_ok=True)
         with open(paths.daemon_log, "ab"):
@@ -143,12 +191,13 @@ def start_background(config: Config, paths: Paths) -> int:
 @click.pass_context
 def stop(ctx: click.Context) -> None:
     """Stop nginx then uWSGI gracefully (SIGKILL after [fnud] stop_timeout)."""
-    config = get_config(ctx)
-    paths = Paths.from_config(config)
+    client = get_client(ctx)
+    paths = client.paths
     holder = lock_holder(paths.lock)
     if holder is None:
         from supervisor import survivors
 
+        config = get_config(ctx)
         found = survivors.stop(config, config.fnud.stop_timeout)
         if found:  # a killed daemon left them: stop them all the same
             listed = ", ".join(f"{name} (pid {pid})" for name, pid in sorted(found.items()))
@@ -157,11 +206,11 @@ def stop(ctx: click.Context) -> None:
             click.echo("fnud is not running")
         sys.exit(0)
     try:
-        control.call(
-            paths.socket, "stop", timeout=config.fnud.stop_timeout + 30,
+        wire.call(
+            paths.socket, "stop", timeout=client.stop_timeout + 30,
             on_progress=lambda text: click.echo(text),
         )
-    except (OSError, control.ClientError) as exc:
+    except (OSError, wire.ClientError) as exc:
         if lock_holder(paths.lock) is not None:
             fail(f"cannot stop the daemon (pid {holder}): {exc}")
     deadline = time.monotonic() + 15
@@ -173,30 +222,40 @@ def stop(ctx: click.Context) -> None:
 
 
 def process_alive(pid: int) -> bool:
+    """Alive and not a zombie, from /proc (no psutil: this is the thin client)."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
         return False
+    return state not in (b"Z", b"X")
 
 
 # -- status --------------------------------------------------------------------------
 
 
+def not_running(ctx: click.Context) -> NoReturn:
+    """No daemon: a broken fnud.toml is what to say first (exit 2), as before the thin
+    client; else "not running" (exit 3)."""
+    get_config(ctx)
+    fail("fnud is not running", EXIT_NOT_RUNNING)
+
+
 def call_daemon(
-    config: Config, cmd: str, args: dict[str, Any] | None = None, timeout: float = 30.0,
-    progress: bool = False, failure: str = "",
+    ctx: click.Context, client: ClientConfig, cmd: str, args: dict[str, Any] | None = None,
+    timeout: float = 30.0, progress: bool = False, failure: str = "",
 ) -> Any:
     """One command to the daemon; exits with a one-line error (``failure`` + the daemon's
     reason) if it is not running, unreachable or says no."""
-    paths = Paths.from_config(config)
+    paths = client.paths
     if lock_holder(paths.lock) is None:
-        fail("fnud is not running", EXIT_NOT_RUNNING)
+        not_running(ctx)
     try:
-        return control.call(
+        return wire.call(
             paths.socket, cmd, args, timeout=timeout,
             on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
         )
-    except control.ClientError as exc:
+    except wire.ClientError as exc:
         fail(f"{failure}{exc}")
     except OSError as exc:
         fail(f"cannot reach the daemon at {paths.socket}: {exc}")
@@ -208,13 +267,15 @@ def call_daemon(
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
     """Show programs, workers and the last reload. Exit 0 if all RUNNING, 3 if no daemon."""
-    config = get_config(ctx)
-    lock = Paths.from_config(config).lock
+    import json
+
+    client = get_client(ctx)
+    lock = client.paths.lock
     if watch and not as_json:
         try:
             while True:
                 text = (
-                    render_status(call_daemon(config, "status"))
+                    render_status(call_daemon(ctx, client, "status"))
                     if lock_holder(lock) is not None else "fnud is not running"
                 )
                 click.clear()
@@ -224,71 +285,16 @@ def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
         except KeyboardInterrupt:
             return
     if lock_holder(lock) is None:
+        get_config(ctx)  # a broken fnud.toml first (exit 2)
         if as_json:
             click.echo(json.dumps({"daemon": None, "programs": {}}))
         else:
             click.echo("fnud is not running")
         sys.exit(EXIT_NOT_RUNNING)
-    result = call_daemon(config, "status")
+    result = call_daemon(ctx, client, "status")
     click.echo(json.dumps(result) if as_json else render_status(result))
     running = all(p["state"] == "RUNNING" for p in result["programs"].values())
     sys.exit(0 if running else 1)
-
-
-def render_status(result: dict[str, Any]) -> str:
-    daemon = result["daemon"]
-    lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}", ""]
-    lines.append(
-        f"{'PROGRAM':<8} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RSS':>8} {'RESTARTS':>8}  INFO"
-    )
-    for name, prog in result["programs"].items():
-        info = prog.get("why") or (prog.get("last_exit") if prog["state"] != "RUNNING" else "")
-        lines.append(
-            f"{name:<8} {prog['state']:<9} {prog['pid'] or '-':>7} "
-            f"{_duration(prog.get('uptime', 0)):>8} {_size(prog.get('rss', 0)):>8} "
-            f"{prog.get('restarts', 0):>8}  {info or ''}"
-        )
-    workers = result["programs"].get("uwsgi", {}).get("workers", [])
-    if workers:
-        lines += ["", f"  {'WORKER':<6} {'PID':>7} {'STATUS':<8} {'REQUESTS':>9} {'RSS':>8}"]
-        for w in workers:
-            lines.append(
-                f"  {w['id']:<6} {w['pid']:>7} {w['status']:<8} {w['requests']:>9} "
-                f"{_size(w.get('rss', 0)):>8}"
-            )
-    nginx_workers = result["programs"].get("nginx", {}).get("workers", [])
-    if nginx_workers:
-        shown = ", ".join(f"{w['pid']} ({_size(w.get('rss', 0))})" for w in nginx_workers)
-        lines += ["", f"  nginx workers: {shown}"]
-    last = result.get("last_reload")
-    lines.append("")
-    if last:
-        lines.append(
-            f"last reload: {last['result']} ({last['duration']}s, {last['reason']}): "
-            f"{last['message']}"
-        )
-    else:
-        lines.append("last reload: none yet")
-    return "\n".join(lines)
-
-
-def _size(count: int) -> str:
-    if not count:
-        return "-"
-    value = float(count)
-    for unit in ("B", "K", "M"):
-        if value < 1024:
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}G"
-
-
-def _duration(seconds: float) -> str:
-    if not seconds:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 # -- reload --------------------------------------------------------------------------
@@ -303,7 +309,7 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) 
     """Check everything, then reload with zero downtime; refuse a broken deploy.
 
     Exit 0 when the new code serves (and settled), 1 when refused, failed or rolled back."""
-    config = get_config(ctx)
+    client = get_client(ctx)
     args = {
         "nginx": only_nginx or not only_app,
         "app": only_app or not only_nginx,
@@ -312,7 +318,7 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) 
         "trigger": _trigger(),
     }
     result = call_daemon(
-        config, "reload", args, timeout=_reload_timeout(config), progress=True,
+        ctx, client, "reload", args, timeout=client.reload_budget, progress=True,
         failure="reload ",
     )
     if "duration" not in result:
@@ -326,20 +332,13 @@ def _trigger() -> str:
     return "systemd" if os.environ.get("MAINPID") else "cli"
 
 
-def _reload_timeout(config: Config) -> float:
-    return (
-        config.uwsgi.reload_timeout + config.nginx.reload_timeout + config.reload.settle
-        + config.fnud.start_timeout + 120
-    )
-
-
 @main.command()
 @click.pass_context
 def rollback(ctx: click.Context) -> None:
     """Back to the previous release (generation mode); its symlink too."""
-    config = get_config(ctx)
+    client = get_client(ctx)
     result = call_daemon(
-        config, "rollback", {"trigger": _trigger()}, timeout=_reload_timeout(config),
+        ctx, client, "rollback", {"trigger": _trigger()}, timeout=client.reload_budget,
         progress=True,
         failure="rollback ",
     )
@@ -355,7 +354,7 @@ def check(ctx: click.Context) -> None:
     """Lint fnud.toml, the uWSGI ini and nginx.conf; exit 1 on any error."""
     from supervisor import checks
 
-    path = config_path(ctx.obj.get("config"), os.environ)
+    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
     findings = checks.check_all(path)
     for finding in findings:
         click.echo(finding.format())
@@ -379,7 +378,6 @@ def systemd_unit(ctx: click.Context) -> None:
 def fnud_executable() -> str:
     """The installed `fnud` script next to this Python, else `python -m supervisor`."""
     import shutil
-    from pathlib import Path
 
     beside = Path(sys.executable).parent / "fnud"
     if beside.exists():
@@ -394,10 +392,12 @@ def fnud_executable() -> str:
 @click.pass_context
 def reopen_logs(ctx: click.Context) -> None:
     """Reopen every log file (after logrotate moved them); nothing restarts."""
-    config = get_config(ctx)
-    result = call_daemon(config, "reopen-logs")
+    client = get_client(ctx)
+    result = call_daemon(ctx, client, "reopen-logs")
     for line in result["reopened"]:
         click.echo(f"reopened {line}")
+    for line in result.get("not_reopened", []):
+        click.echo(f"not reopened: {line}")
 
 
 @main.command()
@@ -409,8 +409,7 @@ def logs(ctx: click.Context, program: str | None, lines: int, follow: bool) -> N
     """Show a program's log (default: fnud's own, which includes both programs)."""
     from supervisor.tail import Tail, end_of
 
-    config = get_config(ctx)
-    path = config.fnud.log_dir / f"{program or 'fnud'}.log"
+    path = get_client(ctx).log_dir / f"{program or 'fnud'}.log"
     if not path.exists():
         fail(f"{path}: no such log yet", 1)
     for line in last_lines(path, lines):
@@ -423,9 +422,12 @@ def logs(ctx: click.Context, program: str | None, lines: int, follow: bool) -> N
             for line in follower.read_lines():
                 click.echo(line)
             if follower.rotated():
+                for line in follower.read_lines():
+                    click.echo(line)
                 follower.close()
                 follower = Tail(path, 0)
-            time.sleep(0.2)
+                continue
+            follower.wait(5.0)  # inotify: returns as soon as the file changes
     except KeyboardInterrupt:
         pass
 

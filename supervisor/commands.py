@@ -63,7 +63,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         )
 
     async def reopen_logs(args: dict[str, Any], emit: Emit) -> Any:
-        return {"reopened": await daemon.reopen_logs()}
+        return await daemon.reopen_logs()
 
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         return await daemon.status()

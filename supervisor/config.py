@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.clientconf import config_path  # noqa: F401 - its home since the thin CLI
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -45,6 +47,7 @@ class UwsgiSection:
     python: str = ""  # interpreter for the app preflight; empty: from the ini's virtualenv
     reload_timeout: float = 90.0
     reload: str = "generation"  # "generation": a new uWSGI beside the old; "chain": 'c'
+    log_master: bool = False  # uWSGI's log through its master: `l` reopens it (README: cost)
 
 
 @dataclass(frozen=True)
@@ -332,15 +335,6 @@ def restart_required(old: Config, new: Config) -> list[str]:
         "[nginx] prefix": (old.nginx_prefix, new.nginx_prefix),
     }
     return [name for name, (before, after) in fields.items() if before != after]
-
-
-def config_path(explicit: str | None, environ: typing.Mapping[str, str]) -> Path:
-    """``-c`` first, then ``$FNUD_CONFIG``, then ``./config/fnud.toml``."""
-    if explicit:
-        return Path(explicit)
-    if environ.get("FNUD_CONFIG"):
-        return Path(environ["FNUD_CONFIG"])
-    return Path("config/fnud.toml")
 
 
 def load_config(path: Path) -> Config:

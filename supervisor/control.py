@@ -5,14 +5,14 @@ A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON
 with any number of ``{"progress": TEXT}`` frames and then exactly one
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": TEXT}``.
 Frames over ``MAX_FRAME`` bytes, bad JSON and unknown commands get an error reply;
-the connection (for bad framing) or the server (always) keeps going.
+the connection (for bad framing) or the server (always) keeps going. The frames and
+the blocking client live in wire.py (no asyncio: the CLI imports that alone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import struct
@@ -20,47 +20,33 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-MAX_FRAME = 1 << 20
-_HEADER = struct.Struct(">I")
+from supervisor.wire import (  # noqa: F401 - the client half, re-exported
+    HEADER,
+    MAX_FRAME,
+    ClientError,
+    ProtocolError,
+    call,
+    decode_body,
+    encode,
+)
 
 Emit = Callable[[str], Awaitable[None]]
 Handler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
-
-
-class ProtocolError(Exception):
-    pass
 
 
 class CommandError(Exception):
     """A command failed in a way the user should read (one line)."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":")).encode()
-    if len(body) > MAX_FRAME:
-        raise ProtocolError(f"frame of {len(body)} bytes exceeds {MAX_FRAME}")
-    return _HEADER.pack(len(body)) + body
-
-
-def decode_body(body: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"bad JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("a message must be a JSON object")
-    return message
-
-
 async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
     """One message, or None at a clean end of stream."""
     try:
-        header = await reader.readexactly(_HEADER.size)
+        header = await reader.readexactly(HEADER.size)
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise ProtocolError("truncated frame header") from None
         return None
-    (length,) = _HEADER.unpack(header)
+    (length,) = HEADER.unpack(header)
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
     try:
@@ -162,51 +148,3 @@ class Server:
     async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
         writer.write(encode(message))
         await writer.drain()
-
-
-class ClientError(Exception):
-    pass
-
-
-def call(
-    path: Path,
-    cmd: str,
-    args: dict[str, Any] | None = None,
-    timeout: float | None = 30.0,
-    on_progress: Callable[[str], None] | None = None,
-) -> Any:
-    """Send one command and wait for its final reply (blocking; for the CLI)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(path))
-        sock.sendall(encode({"cmd": cmd, "args": args or {}}))
-        while True:
-            message = _recv_frame(sock)
-            if "progress" in message:
-                if on_progress is not None:
-                    on_progress(str(message["progress"]))
-                continue
-            if message.get("ok"):
-                return message.get("result")
-            raise ClientError(str(message.get("error", "unknown error")))
-    finally:
-        sock.close()
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = sock.recv(size)
-        if not chunk:
-            raise ConnectionResetError("the daemon closed the connection")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_frame(sock: socket.socket) -> dict[str, Any]:
-    (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    if length > MAX_FRAME:
-        raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
-    return decode_body(_recv_exact(sock, length))

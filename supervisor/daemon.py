@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor import commands, gate, logsetup, policy, startup, status, systemd, triggers, web
 from supervisor.config import Config
@@ -29,7 +29,9 @@ from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_h
 from supervisor.stack import Stack, StackError
 from supervisor.states import Phase, State, check_phase
 from supervisor.systemd import Notifier
-from supervisor.watch import Watcher
+
+if TYPE_CHECKING:  # optional: imported (by triggers.py) only when [watch] is on
+    from supervisor.watch import Watcher
 
 LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
 
@@ -262,7 +264,7 @@ class Daemon:
             [State.RUNNING, State.FATAL, State.BACKOFF], self.config.fnud.start_timeout
         )
 
-    async def reopen_logs(self) -> list[str]:
+    async def reopen_logs(self) -> dict[str, list[str]]:
         """Reopen fnud's own log and make nginx (USR1) and uWSGI ('l') reopen theirs."""
         return await reopen_all(self.daemon_log, self.stack.programs.values(), self.log)
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor.logpath import NotReopenable
+
 if TYPE_CHECKING:  # the CLI imports this module: keep it light
     from supervisor.program import Program
 
@@ -34,9 +36,10 @@ class DaemonLog:
 
 async def reopen_all(
     daemon_log: DaemonLog | None, programs: Iterable[Program], log: Any
-) -> list[str]:
-    """fnud's own log, then every running program's (nginx USR1, uWSGI 'l')."""
-    done = []
+) -> dict[str, list[str]]:
+    """fnud's own log, then every running program's (nginx USR1, uWSGI 'l'); what could
+    not be reopened in its mode (uWSGI without log master) is listed with the reason."""
+    done, skipped = [], []
     if daemon_log is not None:
         daemon_log.reopen()
         done.append(f"fnud -> {daemon_log.path}")
@@ -46,7 +49,9 @@ async def reopen_all(
         try:
             await prog.driver.reopen_logs(prog.pid)
             done.append(f"{prog.name} -> {prog.log_path}")
+        except NotReopenable as exc:
+            skipped.append(f"{prog.name}: {exc}")
         except OSError as exc:
             log.warning("log reopen failed", program=prog.name, error=str(exc))
-    log.info("logs reopened", files=done)
-    return done
+    log.info("logs reopened", files=done, not_reopened=skipped)
+    return {"reopened": done, "not_reopened": skipped}

@@ -269,18 +269,15 @@ class Program:
         self._track(self._tail_loop(self._tail))
 
     async def _tail_loop(self, follower: tail.Tail) -> None:
-        """Poll the log: every 0.1 s while lines come, slowing to 1 s when idle (an idle
-        daemon should not wake ten times a second per program)."""
-        interval = 0.1
+        """Take the log's lines in as they come (inotify: an idle log wakes nobody)."""
         while follower is self._tail:
-            seen = self.lines_seen
             self.drain()
             if follower.rotated():  # the program reopened its log after a rotation
                 self.drain()
                 follower.close()
                 self._tail = follower = tail.Tail(self.log_path, 0)
-            interval = 0.1 if self.lines_seen != seen else min(interval * 2, 1.0)
-            await asyncio.sleep(interval)
+                continue
+            await follower.changed()
 
     def drain(self) -> None:
         """Take in every line the program has written so far."""

@@ -12,8 +12,10 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from supervisor.config import Config
+if TYPE_CHECKING:  # the thin CLI imports this module: no config parser at run time
+    from supervisor.config import Config
 
 
 class RuntimeDirError(Exception):

@@ -97,6 +97,7 @@ class Stack:
         driver.pinned = self.generation_mode()
         driver.user, driver.group = identity(self.config)
         driver.owner = self.owner()
+        driver.log_master = self.config.uwsgi.log_master
         prog = Program(
             driver, self.enqueue, start_timeout=self.config.fnud.start_timeout,
             log_path=driver.log_path,
@@ -209,6 +210,7 @@ class Stack:
             driver.user, driver.group = identity(self.config)
         self.uwsgi_driver.owner = self.owner()
         self.uwsgi_driver.pinned = self.generation_mode()
+        self.uwsgi_driver.log_master = self.config.uwsgi.log_master
 
     def owner(self, config: Config | None = None) -> tuple[int, int] | None:
         """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor import logsetup
 from supervisor.events import Enqueue, ReloadEvent
 from supervisor.stack import Stack, StackError
 from supervisor.touch import TouchWatcher
-from supervisor.watch import Change, Rules, Watcher, resolve_all
+
+if TYPE_CHECKING:  # watchdog and its threads only when [watch] is on (an idle daemon's RSS)
+    from supervisor.watch import Change, Watcher
 
 
 def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
@@ -22,6 +24,8 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
     watch = config.watch
     if not watch.enabled:
         return None
+    from supervisor.watch import Rules, Watcher, resolve_all
+
     try:
         dirs = code_dirs(stack)
         nginx_files = [Path(f) for f in stack.nginx_conf().files]

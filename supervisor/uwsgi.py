@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from supervisor import logpath
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.program import Command, child_pids
@@ -319,6 +320,8 @@ class UwsgiDriver:
             return []
         specs = uwsgi_specs(ini, str(self.ini_path), lambda v: expand_magic(v, self.ini_path))
         return self.holder.ensure(specs, int(ini.value("listen") or DEFAULT_BACKLOG))
+        self.log_master: bool = False  # [uwsgi] log_master (see logpath.py)
+        self.own_logs: bool = False  # the user's ini sends the log elsewhere itself
 
     def render(self) -> None:
         """Write the user's ini, minus what fnud takes away, into the runtime dir.
@@ -363,13 +366,15 @@ class UwsgiDriver:
         self.render()
         self.paused = False
         own_logs = any(opt.key in LOG_OPTIONS for opt in parse_ini(self.rendered.read_text()))
+        self.own_logs = own_logs
         for stale in (self.fifo, self.stats):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         return Command(
             argv=argv(
                 self.binary, self.fifo, self.rendered, self.stats,
-                None if own_logs else self.log_path, self.user, self.group,
+                None if own_logs or not self.log_master else self.log_path,
+                self.user, self.group,
             ),
             cwd=str(self.ini_path.parent),
             env=child_env(self.environ),
@@ -403,6 +408,8 @@ class UwsgiDriver:
         )
 
     async def reopen_logs(self, pid: int) -> None:
+        if not (self.log_master or self.own_logs):
+            raise logpath.NotReopenable(logpath.DIRECT_NOTE)
         await write_fifo(self.fifo, REOPEN_LOGS, timeout=2.0)
 
     async def request_stop(self, pid: int) -> None:

@@ -76,9 +76,16 @@ def test_probe_blames_the_right_program() -> None:
 
 
 def test_reopen_logs_after_rotation_creates_new_files_without_restarts(
-    running_chain: StackDir,
+    stack_factory: Callable[..., StackDir],
 ) -> None:
-    running = running_chain  # a chain reload makes the running master log again
+    """Rotation by rename: uWSGI reopens through its log master ([uwsgi] log_master;
+    the default direct log is rotated with copytruncate, see test_footprint). A chain
+    stack: a chain reload makes the running master log again."""
+    stack = stack_factory(reload_mode="chain")
+    toml = stack.toml.read_text()
+    stack.toml.write_text(toml.replace("[uwsgi]\n", "[uwsgi]\nlog_master = true\n", 1))
+    running = stack
+    running.start()
     logs = running.root / "log"
     before = {name: prog["pid"] for name, prog in running.programs().items()}
     workers = {w["pid"] for w in running.programs()["uwsgi"]["workers"]}

@@ -1,27 +1,32 @@
-"""Issue 8: what the fnud daemon itself costs while nothing happens, next to supervisord."""
+"""Issues 8 and 13: what fnud costs next to supervisord: CLI, idle daemon, throughput."""
 
 from __future__ import annotations
 
 import contextlib
-import os
+import statistics
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from bench.context import Bench
-from bench.report import Table, ratio
-from bench.stacks import BenchError
+from bench.report import Table, ms, ratio
+from bench.stacks import VENV_BIN, BenchError, FnudStack, HandStack, StackFiles, clean_env
 from bench.supervisord import SupervisordStack, describe_conf, install
+from bench.wrk import WrkResult
 from supervisor.config import load_config
 
-SETTLE = 3.0  # seconds after the last start before the idle window opens
+SETTLE = 3.0  # seconds after the last status call before the idle window opens
+STATUS_CALLS = 8  # per CLI, alternating
 WATCH_TOML = """
 [watch]
 enabled = true
 debounce_ms = 300
 """
+GOALS = {"status": 0.6, "rss": 1.1, "cpu": 2.0, "throughput": 0.98}
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,16 @@ class Subject:
     label: str
     pid: int
     config: str
+    status: list[str]  # the CLI's status command (argv)
+
+
+@dataclass
+class Measured:
+    status: float = 0.0  # median wall time of the status command, seconds
+    status_codes: str = ""
+    cpu: float = 0.0
+    rss: float = 0.0
+    throughput: float | None = None  # req/s median over the rounds
 
 
 def per_thread(pid: int) -> tuple[float, int]:
@@ -72,101 +87,258 @@ def mib(size: float | None) -> str:
     return "-" if size is None else f"{size / 2**20:.1f} MiB"
 
 
-def daemon_footprint(bench: Bench) -> list[Table]:
-    """Each daemon's own process only (not nginx, not uWSGI), all idle at the same time
-    for one window of BENCH_IDLE seconds (no request from the bench; 3 s after the last
-    start): CPU = time on a CPU over the window, summed over the daemon's threads
-    (/proc/PID/task/*/schedstat, nanoseconds), next to psutil's cpu_times (user + system)
-    delta; wakeups = voluntary context switches per second, summed over the threads; RSS
-    and USS (memory only this process holds) at the end of the window. Daemons: (1) fnud
-    on a fresh private stack with the bench's fnud.toml (no [watch], fnud's defaults
-    otherwise); (2) fnud with `[watch] enabled = true` (the example config's setting: a
-    watchdog inotify observer thread on the app dir, 300 ms debounce); (3) the shared fnud
-    daemon if an earlier section started it (after the throughput and reload load);
-    (4) supervisord from PyPI (`pip install supervisor` into a venv made with fnud's own
-    Python in a bench temp dir, deleted at the end) running the same two programs: uwsgi
-    with the same ini and fnud's flags (--master-fifo, --stats on a unix socket, --logto
-    ... --log-master), nginx with `-p PREFIX -e LOG -g 'daemon off;'`; autorestart,
-    stopasgroup/killasgroup, its unix
-    socket and RPC interface (for supervisorctl). Idle, fnud still works: a health probe
-    (a GET through nginx) every [health] interval, it follows uwsgi.log and nginx.log
-    (a read every 0.1 s each) and, with [watch], the observer thread; supervisord only waits
-    on its children's pipes and its socket (1 s poll timeout): no health probe, no reload
-    gate, no file watcher.
-    """
+def log_requests(files: StackFiles) -> None:
+    """uWSGI logs every request (a line per request into uwsgi.log), instead of the
+    bench's usual `disable-logging = true`: the logging path is what is compared."""
+    text = files.ini.read_text()
+    files.ini.write_text(text.replace("disable-logging = true", "disable-logging = false"))
+
+
+def log_master(files: StackFiles) -> None:
+    log_requests(files)
+    text = files.toml.read_text()
+    files.toml.write_text(text.replace("[uwsgi]\n", "[uwsgi]\nlog_master = true\n", 1))
+
+
+def fnud_status(stack: FnudStack) -> list[str]:
+    """The installed `fnud` script, as a user types it."""
+    return [str(VENV_BIN / "fnud"), "-c", str(stack.files.toml), "status"]
+
+
+#: what a Python CLI cannot go below, timed in the same alternation as the status commands
+BASELINES = {
+    "python -c pass": [str(VENV_BIN / "python"), "-c", "pass"],
+    "python -c 'import click'": [str(VENV_BIN / "python"), "-c", "import click"],
+}
+
+
+def time_status(commands: dict[str, list[str]], calls: int) -> dict[str, tuple[float, str]]:
+    """Median wall time of each command (spawn to exit), alternating between them; and
+    the exit codes seen."""
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    codes: dict[str, set[int]] = {label: set() for label in commands}
+    # as installed: with bytecode caches (pip compiles site-packages; an editable fnud
+    # writes its __pycache__ on first run unless PYTHONDONTWRITEBYTECODE says no, which
+    # would make every fnud call compile its modules while supervisorctl's are cached)
+    env = clean_env("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+    for argv in commands.values():  # unmeasured: writes the caches, warms the page cache
+        subprocess.run(argv, capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    for _ in range(calls):
+        for label, argv in commands.items():
+            began = time.perf_counter()
+            result = subprocess.run(argv, capture_output=True, timeout=60, env=env,
+                                    stdin=subprocess.DEVNULL)
+            times[label].append(time.perf_counter() - began)
+            codes[label].add(result.returncode)
+    return {label: (statistics.median(values), ",".join(map(str, sorted(codes[label]))))
+            for label, values in times.items()}
+
+
+def idle_window(
+    subjects: list[Subject], seconds: float
+) -> tuple[float, dict[int, tuple[Sample, Sample]]]:
+    """Every daemon idle at the same time: (window seconds, first and last sample)."""
+    time.sleep(SETTLE)
+    first = {x.pid: sample(x.pid) for x in subjects}
+    opened = time.monotonic()
+    time.sleep(seconds)
+    window = time.monotonic() - opened
+    out: dict[int, tuple[Sample, Sample]] = {}
+    for x in subjects:
+        a, b = first[x.pid], sample(x.pid)
+        if a is None or b is None:
+            raise BenchError(f"{x.label} (pid {x.pid}) died during the idle window")
+        out[x.pid] = (a, b)
+    return window, out
+
+
+def throughput(bench: Bench, targets: dict[str, str], pids: dict[str, int]
+               ) -> tuple[dict[str, list[WrkResult]], dict[str, float]]:
+    """wrk rounds, interleaved over the targets; req/s per round and the daemons' CPU
+    (seconds) during their own windows."""
     s = bench.settings
+    if s.warmup > 0:
+        for url in targets.values():
+            bench.wrk(url, s.warmup)
+    round_seconds = max(1.0, round(s.seconds / s.rounds))
+    results: dict[str, list[WrkResult]] = {label: [] for label in targets}
+    cpu: dict[str, float] = dict.fromkeys(targets, 0.0)
+    for _ in range(s.rounds):
+        for label, url in targets.items():
+            pid = pids.get(label)
+            before = per_thread(pid)[0] if pid else 0.0
+            results[label].append(bench.wrk(url, round_seconds))
+            cpu[label] += (per_thread(pid)[0] - before) if pid else 0.0
+    return results, cpu
+
+
+def daemon_footprint(bench: Bench) -> list[Table]:
+    """fnud next to supervisord (issue 13's four rows), measured in this one run. Stacks,
+    all started side by side, uWSGI logging every request into its log file
+    (`disable-logging = false`, the bench's other sections turn it off): (1) fnud with
+    the bench's fnud.toml (fnud's defaults: [health] interval 10 s, no [watch], [uwsgi]
+    log_master = false); (2) the same + `[watch] enabled = true`; (3) the same as (1) with
+    `[uwsgi] log_master = true`; (4) supervisord from PyPI (`pip install supervisor` into a
+    venv made with fnud's own Python in a bench temp dir, deleted at the end) running the
+    same two programs with fnud's flags (uwsgi `--master-fifo`, `--stats` on a unix socket,
+    `--logto` straight to a file; nginx `-p PREFIX -e LOG -g 'daemon off;'`), autorestart,
+    stopasgroup/killasgroup, its unix socket + RPC interface; (5) the same ini and conf
+    started by hand (stdout into a log file). Rows: `status` = wall time of the CLI from
+    spawn to exit (the installed `fnud` script against `supervisorctl status`), median of
+    8 calls alternating between the CLIs after one unmeasured call each (bytecode caches
+    allowed, as installed); then every daemon idles for BENCH_IDLE seconds
+    (3 s after the last status call): CPU = time on a CPU over the window, summed over the
+    daemon's threads (/proc/PID/task/*/schedstat), wakeups = voluntary context switches per
+    second of all its threads, RSS and USS at the end of the window (so after >= 20 s idle,
+    after the status calls); throughput = wrk -t2 -c32 GET / req/s (median of the
+    interleaved rounds) through each fnud stack / through the hand-started stack. Idle,
+    fnud still probes the health URL every 10 s (a GET through nginx); supervisord has no
+    health probe, reload gate or file watcher.
+    """
     venv = bench.new_dir("venv") / "venv"
     began = time.monotonic()
     version = install(venv, bench.procs)
     installed = time.monotonic() - began
-    supervisord = SupervisordStack(bench.new_files("supd"), venv, bench.procs)
+    supd = SupervisordStack(bench.new_files("supd"), venv, bench.procs)
+    hand = HandStack(bench.new_files("hlog"), bench.procs)
+    stacks: dict[str, FnudStack] = {}
     try:
-        plain = bench.private_fnud("idle")
-        watched = bench.private_fnud("idlew", WATCH_TOML)
-        supervisord.start()
-        subjects = [
-            Subject("fnud", int(plain.status()["daemon"]["pid"]),
-                    "bench fnud.toml: health probe, no [watch]"),
-            Subject("fnud + watch", int(watched.status()["daemon"]["pid"]),
-                    "same + [watch] enabled"),
-        ]
-        shared = bench.shared_fnud
-        if shared is not None:
-            subjects.append(Subject("fnud (shared)", int(shared.status()["daemon"]["pid"]),
-                                    "bench fnud.toml, after the earlier sections' load"))
-        assert supervisord.pid is not None
-        subjects.append(Subject(f"supervisord {version}", supervisord.pid,
-                                "autorestart, unix socket + RPC, 2 programs"))
-        time.sleep(SETTLE)
-        first = {x.pid: sample(x.pid) for x in subjects}
-        opened = time.monotonic()
-        time.sleep(s.idle)
-        window = time.monotonic() - opened
-        last = {x.pid: sample(x.pid) for x in subjects}
+        for label, prefix, extra, prepare in (
+            ("fnud", "idle", "", log_requests),
+            ("fnud + watch", "idlew", WATCH_TOML, log_requests),
+            ("fnud log_master", "idlem", "", log_master),
+        ):
+            stacks[label] = bench.private_fnud(prefix, extra, prepare=prepare)
+        log_requests(supd.files)
+        supd.start()
+        log_requests(hand.files)
+        hand.start()
+        tables = _measure(bench, stacks, supd, hand, version)
     finally:
-        bench.problems += supervisord.stop()
-    for stack in (plain, watched):
-        bench.problems += bench.stop_private(stack)
-
-    table = Table(
-        f"daemon_footprint: {window:.1f}s idle, the daemon process alone",
-        ["daemon", "config", "CPU", "% of a core", "cpu_times", "wakeups/s", "RSS", "USS",
-         "threads"],
-    )
-    cpu: dict[str, float] = {}
-    rss: dict[str, float] = {}
-    for x in subjects:
-        a, b = first[x.pid], last[x.pid]
-        if a is None or b is None:
-            raise BenchError(f"{x.label} (pid {x.pid}) died during the idle window")
-        cpu[x.label] = b.run - a.run
-        rss[x.label] = b.rss
-        table.rows.append([
-            x.label, x.config, f"{1000 * (b.run - a.run):.1f}ms",
-            f"{100 * (b.run - a.run) / window:.3f}%", f"{b.cpu - a.cpu:.2f}s",
-            f"{(b.wakeups - a.wakeups) / window:.1f}", mib(b.rss), mib(b.uss), b.threads,
-        ])
-    sup = subjects[-1].label
-    for x in subjects[:-1]:
-        table.notes.append(
-            f"{x.label:<14} / supervisord: CPU {ratio(cpu[x.label], cpu[sup])}, "
-            f"RSS {ratio(rss[x.label], rss[sup])}"
-        )
-    for label, stack in (("fnud", plain), ("fnud + watch", watched)):
-        config = load_config(stack.files.toml)
-        health, watch = config.health, config.watch
-        table.notes.append(
-            f"{label} effective config: [health] interval {health.interval:g}s timeout "
-            f"{health.timeout:g}s failures {health.failures}; [watch] enabled "
-            f"{str(watch.enabled).lower()}, debounce_ms {watch.debounce_ms}; [metrics] "
-            f"listen {config.metrics.listen or 'off'}"
-        )
-    tick = 1 / os.sysconf("SC_CLK_TCK")
-    table.notes += [
-        "CPU = time on a CPU from /proc/PID/task/*/schedstat (ns); cpu_times = psutil's",
-        f"  user + system, counted in clock ticks of {tick * 1000:g} ms (too coarse here)",
+        bench.problems += supd.stop()
+        hand.stop()
+        for stack in stacks.values():
+            bench.problems += bench.stop_private(stack)
+    tables[-1].notes += [
         f"supervisord {version}: pip install took {installed:.1f}s (venv in a bench temp dir,",
         "  removed at the end; BENCH_KEEP=1 keeps it); its supervisord.conf, log paths left out:",
         *(f"  {line}" for line in describe_conf()),
     ]
-    return [table]
+    return tables
+
+
+def _measure(bench: Bench, stacks: dict[str, FnudStack], supd: SupervisordStack,
+             hand: HandStack, version: str) -> list[Table]:
+    sup_label = f"supervisord {version}"
+    assert supd.pid is not None
+    subjects = [
+        Subject(label, int(stack.status()["daemon"]["pid"]), _describe(stack),
+                fnud_status(stack))
+        for label, stack in stacks.items()
+    ]
+    subjects.append(Subject(sup_label, supd.pid, "autorestart, unix socket + RPC, 2 programs",
+                            supd.ctl_argv("status")))
+    measured = {x.label: Measured() for x in subjects}
+    walls = time_status({**{x.label: x.status for x in subjects}, **BASELINES}, STATUS_CALLS)
+    for x in subjects:
+        measured[x.label].status, measured[x.label].status_codes = walls[x.label]
+    window, samples = idle_window(subjects, bench.settings.idle)
+    detail = Table(
+        f"daemon_footprint: the daemon process alone, {window:.1f}s idle",
+        ["daemon", "config", "status CLI", "exit", "CPU", "% of a core", "wakeups/s", "RSS",
+         "USS", "threads"],
+    )
+    for x in subjects:
+        a, b = samples[x.pid]
+        m = measured[x.label]
+        m.cpu, m.rss = b.run - a.run, b.rss
+        detail.rows.append([
+            x.label, x.config, ms(m.status), m.status_codes, f"{1000 * m.cpu:.1f}ms",
+            f"{100 * m.cpu / window:.3f}%", f"{(b.wakeups - a.wakeups) / window:.2f}",
+            mib(b.rss), mib(b.uss), b.threads,
+        ])
+    targets = {"by hand": hand.url, **{label: st.url for label, st in stacks.items()}}
+    pids = {x.label: x.pid for x in subjects}
+    results, cpu = throughput(bench, targets, pids)
+    rps = {label: statistics.median(r.rps for r in runs) for label, runs in results.items()}
+    for label in stacks:
+        measured[label].throughput = rps[label]
+    tput = _throughput_table(results, rps, cpu)
+    summary = _summary(measured, sup_label, rps["by hand"], list(stacks)[:2])
+    summary.notes.append("the floor, same alternation: " + ", ".join(
+        f"{label} {ms(walls[label][0])}" for label in BASELINES
+    ) + f" (fnud's python; supervisorctl runs on the same one); `fnud status` = "
+        f"{ms(measured['fnud'].status)}")
+    detail.notes += [
+        "CPU = time on a CPU from /proc/PID/task/*/schedstat; wakeups = voluntary context",
+        "  switches of all threads (/proc/PID/task/*/status); RSS/USS at the window's end",
+    ]
+    return [summary, detail, tput]
+
+
+def _describe(stack: FnudStack) -> str:
+    config = load_config(stack.files.toml)
+    parts = [f"health {config.health.interval:g}s"]
+    parts.append("watch" if config.watch.enabled else "no watch")
+    parts.append("log_master" if config.uwsgi.log_master else "direct log")
+    return ", ".join(parts)
+
+
+def _summary(measured: dict[str, Measured], sup: str, hand_rps: float,
+             fnuds: list[str]) -> Table:
+    table = Table(
+        "footprint: fnud / supervisord, side by side (issue 13's goals)",
+        ["row", *fnuds, sup, *(f"{f} / supervisord" for f in fnuds), "goal"],
+    )
+    getters: list[tuple[str, str, Callable[[Measured], float | None], Callable[..., str]]] = [
+        ("`status` wall time (CLI)", "status", lambda m: m.status, ms),
+        ("daemon RSS after idle", "rss", lambda m: m.rss, mib),
+        ("daemon CPU, idle window (fnud probes every 10 s)", "cpu", lambda m: m.cpu,
+         lambda v: f"{1000 * v:.1f}ms"),
+    ]
+    for name, goal, get, show in getters:
+        values = [get(measured[f]) for f in fnuds]
+        base = get(measured[sup])
+        table.rows.append([name, *(show(v) for v in values), show(base),
+                           *(ratio(v, base) for v in values), f"<= {GOALS[goal]:g}x"])
+    fnud_tput = [measured[f].throughput for f in fnuds]
+    table.rows.append([
+        "throughput, managed / by hand (log to a file)",
+        *(f"{v:,.0f} req/s" if v else "-" for v in fnud_tput), "-",
+        *(ratio(v, hand_rps) for v in fnud_tput), f">= {GOALS['throughput']:g}",
+    ])
+    table.notes.append(f"by hand: {hand_rps:,.0f} req/s; the throughput ratio is against it, "
+                       "not against supervisord")
+    return table
+
+
+def _throughput_table(results: dict[str, list[WrkResult]], rps: dict[str, float],
+                      cpu: dict[str, float]) -> Table:
+    table = Table(
+        "footprint throughput: GET /, every request logged to uwsgi.log",
+        ["target", "req/s", "rounds' req/s", "/ by hand", "non-2xx", "socket errors",
+         "daemon CPU under load"],
+    )
+    hand = rps["by hand"]
+    for label, runs in results.items():
+        seconds = sum(r.seconds for r in runs)
+        spread = f"{min(r.rps for r in runs):,.0f}-{max(r.rps for r in runs):,.0f}"
+        load = "-" if label == "by hand" else (
+            f"{cpu[label]:.2f}s" + (f" ({100 * cpu[label] / seconds:.1f}%)" if seconds else "")
+        )
+        table.rows.append([label, rps[label], spread, ratio(rps[label], hand),
+                           sum(r.non_2xx for r in runs), sum(r.socket_errors for r in runs),
+                           load])
+    for label, runs in results.items():
+        if label != "by hand":
+            per_round = [a.rps / b.rps for a, b in zip(runs, results["by hand"], strict=True)
+                         if b.rps]
+            table.notes.append(
+                f"{label} / by hand per round (the rounds run one after the other, so each "
+                f"pair shares the machine's load): median "
+                f"{statistics.median(per_round):.2f}x; " + ", ".join(f"{r:.2f}" for r in per_round)
+            )
+    table.notes.append("fnud log_master: [uwsgi] log_master = true (--logto --log-master: "
+                       "the price of rename rotation)")
+    return table
+

@@ -23,6 +23,7 @@ from supervisor.checks import (
     ports_free,
     upstream,
     uwsgi_ini,
+    uwsgi_python,
 )
 from supervisor.checks.finding import Finding, Severity, error, summary
 from supervisor.checks.inputs import Inputs, gather
@@ -87,6 +88,8 @@ def check_config(
     findings: list[Finding] = []
     for stage, check in stages:
         findings += _guarded(stage, check, inputs)
+    if run_nginx_test:  # the checks that run binaries: fnud check, not the daemon's gate
+        findings += _guarded("uwsgi's python", uwsgi_python.check, inputs)
     if run_nginx_test and inputs.conf is not None and not inputs.conf.errors:
         # with a conf crossplane cannot parse, fnud's own -g flags are guesses (a second
         # `pid`), and nginx would only repeat the first syntax error reported above

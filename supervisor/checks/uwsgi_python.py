@@ -1,0 +1,95 @@
+"""The uWSGI wheel trap: a uwsgi binary built for one Python, an app venv made from another.
+
+pip caches the uwsgi wheel it compiled; a venv made from another interpreter (pyenv's
+against Debian's /usr/bin/python3) gets a uwsgi linked to the first one's libpython, and
+every import of the app fails ("No module named 'math'"). Both sides are asked, not
+guessed: the binary runs a two-line script (``uwsgi --pyrun``: its embedded interpreter's
+``sys.base_prefix``), the app's interpreter (the ini's virtualenv, else ``[uwsgi] python``,
+else fnud's own, as the preflight picks it) prints its own. Different prefixes: one error.
+Anything that cannot be asked (no python plugin in the binary, a missing interpreter, a
+timeout) gives no finding here; other checks report missing files.
+
+A subprocess each (about 0.2 s): run by `fnud check` only, not by the daemon's gate.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from supervisor import uwsgi
+from supervisor.checks.finding import Finding, error
+from supervisor.checks.inputs import Inputs
+from supervisor.config import locate
+from supervisor.preflight import app_spec
+
+MARK = "fnud-base-prefix:"
+SCRIPT = f"import sys\nprint({MARK!r}, sys.base_prefix, flush=True)\n"
+VENV_KEYS = ("virtualenv", "venv", "home", "pyhome", "H")
+TIMEOUT = 15.0
+
+
+def _prefix(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
+    """The base prefix printed by ``argv`` (which runs SCRIPT), or None."""
+    try:
+        result = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=TIMEOUT, env=dict(environ),
+            stdin=subprocess.DEVNULL, cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in (result.stdout + "\n" + result.stderr).splitlines():
+        if line.startswith(MARK):
+            return line[len(MARK):].strip() or None
+    return None
+
+
+def embedded_prefix(binary: str, environ: Mapping[str, str]) -> str | None:
+    """``sys.base_prefix`` of the Python the uwsgi binary embeds."""
+    with tempfile.TemporaryDirectory(prefix="fnud-check-") as tmp:
+        script = Path(tmp) / "prefix.py"
+        script.write_text(SCRIPT)
+        return _prefix([binary, "--pyrun", str(script)], environ)
+
+
+def interpreter_prefix(python: str, environ: Mapping[str, str]) -> str | None:
+    """``sys.base_prefix`` of an interpreter (a venv's python gives its base's)."""
+    return _prefix([python, "-I", "-c", SCRIPT], environ)
+
+
+def same_python(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check(inputs: Inputs) -> list[Finding]:
+    config = inputs.config
+    binary = uwsgi.find_binary(config.uwsgi.binary)
+    if binary is None or inputs.ini is None:
+        return []  # reported by the fnud.toml and ini checks
+    spec = app_spec(inputs.ini, inputs.ini_path, config.uwsgi.python)
+    if not os.access(spec.python, os.X_OK):
+        return []  # the ini check reports a venv that is not there
+    environ = {k: v for k, v in inputs.environ.items() if not k.startswith("PYTHON")}
+    embedded = embedded_prefix(binary, environ)
+    app = interpreter_prefix(spec.python, environ)
+    if embedded is None or app is None or same_python(embedded, app):
+        return []
+    venv_option = next((opt for key in VENV_KEYS if (opt := inputs.ini.get(key))), None)
+    if venv_option is not None:
+        where, line = inputs.ini_path, venv_option.line
+        what = f"the app's virtualenv ({venv_option.key} = {venv_option.value})"
+    else:
+        key = "python" if config.uwsgi.python else "binary"
+        where, line = config.path, locate(inputs.toml_text, "uwsgi", key)
+        what = f"the app's interpreter {spec.python}"
+    pip = Path(spec.python).parent / "pip"
+    return [error(
+        where, line,
+        f"uwsgi binary {binary} embeds the Python in {embedded}, but {what} runs on the "
+        f"Python in {app}: every import of the app would fail",
+        f"rebuild it for that Python without pip's wheel cache: {pip} install "
+        f"--no-cache-dir --force-reinstall uwsgi; or set [uwsgi] binary",
+    )]

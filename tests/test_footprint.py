@@ -1,0 +1,215 @@
+"""Issue 13: a thin CLI, a daemon that sleeps when idle, fnud check's uWSGI wheel trap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from supervisor import clientconf, tail
+from supervisor.checks import check_all
+from supervisor.checks.uwsgi_python import interpreter_prefix
+from supervisor.config import load_config
+from tests.conftest import StackDir, wait_for
+
+#: what the commands that only talk to the daemon must never import
+HEAVY = (
+    "asyncio", "ssl", "structlog", "psutil", "watchdog", "prometheus_client", "crossplane",
+    "supervisor.config", "supervisor.control", "supervisor.daemon", "supervisor.program",
+    "supervisor.stack", "supervisor.uwsgi", "supervisor.nginx", "supervisor.checks",
+    "supervisor.logsetup", "supervisor.reload", "supervisor.gate", "supervisor.policy",
+    "supervisor.startup", "supervisor.status", "supervisor.triggers", "supervisor.commands",
+    "supervisor.probeloop",
+)
+
+PROBE = """
+import sys
+from supervisor.cli import main
+try:
+    main(sys.argv[1:], prog_name="fnud")
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}
+               or any(m == h or m.startswith(h + ".") for h in {HEAVY!r}))
+print("\\nFNUD-MODULES", code, " ".join(heavy))
+"""
+
+
+def run_probe(stack: StackDir, *args: str) -> tuple[int, list[str], str]:
+    """Run the CLI in a fresh interpreter; its exit code, the heavy modules it had
+    imported at the end, its output."""
+    script = PROBE.replace("{HEAVY!r}", repr(set(HEAVY)))
+    result = subprocess.run(
+        [sys.executable, "-c", script, "-c", str(stack.toml), *args],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env={**os.environ, **stack.env},
+    )
+    head, _, last = result.stdout.rpartition("FNUD-MODULES ")
+    assert last, f"no report: {result.stdout}{result.stderr}"
+    code, _, modules = last.strip().partition(" ")
+    return int(code) if code != "None" else 0, modules.split(), head + result.stderr
+
+
+def test_thin_commands_import_nothing_of_the_daemon(running: StackDir) -> None:
+    for args in (["--help"], ["status"], ["status", "--json"], ["reopen-logs"],
+                 ["logs", "uwsgi", "-n", "3"], ["reload", "--app"]):
+        code, heavy, output = run_probe(running, *args)
+        assert code == 0, (args, output)
+        assert heavy == [], (args, heavy)
+    code, heavy, output = run_probe(running, "stop")
+    assert code == 0 and "fnud stopped" in output, output
+    assert heavy == []
+    # without a daemon the same commands keep their exit codes
+    assert run_probe(running, "status")[0] == 3
+    assert run_probe(running, "reload")[0] == 3
+
+
+def voluntary_switches(pid: int) -> int:
+    """Voluntary context switches of every thread of ``pid`` (went to sleep, woke up)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # a thread that just ended
+            continue
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_idle_daemon_sleeps(running: StackDir) -> None:
+    """Default config ([health] interval 10 s, no [watch]): at most one wakeup a second
+    on average over a window that holds a health probe. A count, not a timing."""
+    config = load_config(running.toml)
+    assert config.health.interval == 10.0 and not config.watch.enabled
+    pid = int(running.status()["daemon"]["pid"])  # type: ignore[index]
+    time.sleep(1.0)  # let the status call's own wakeups pass (the window is what counts)
+    window = 2 * config.health.interval + 1
+    before, began = voluntary_switches(pid), time.monotonic()
+    time.sleep(window)
+    after, elapsed = voluntary_switches(pid), time.monotonic() - began
+    per_second = (after - before) / elapsed
+    assert per_second <= 1.0, f"{after - before} wakeups in {elapsed:.1f}s"
+    assert running.serving()
+
+
+def test_log_lines_still_arrive_and_rotation_by_copytruncate(running: StackDir) -> None:
+    """The daemon sleeps on inotify, yet relays uWSGI's lines; with the default direct
+    log, `reopen-logs` says uWSGI is not reopened and copytruncate is the rotation."""
+    logs = running.root / "log"
+    assert running.fnud("reload", "--app").returncode == 0
+    wait_for(lambda: "chain reloading complete" in running.daemon_log(),
+             message="the chain reload's lines relayed into fnud.log")
+    result = running.fnud("reopen-logs")
+    assert result.returncode == 0, result.stderr
+    assert "not reopened: uwsgi: " in result.stdout and "copytruncate" in result.stdout
+    (logs / "uwsgi.log").write_bytes(b"")  # what copytruncate does after its copy
+    marks = running.daemon_log().count("chain reloading complete")
+    assert running.fnud("reload", "--app").returncode == 0
+    wait_for(lambda: "chain reloading complete" in (logs / "uwsgi.log").read_text(),
+             message="uWSGI writing into the truncated file")
+    wait_for(lambda: running.daemon_log().count("chain reloading complete") > marks,
+             message="fnud relaying lines after the truncation")
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    '[fnud]\nruntime_dir = "/tmp/fnud-x/run"\nlog_dir = "~/logs"\nstop_timeout = 3\n',
+    '[fnud]\nruntime_dir = "a/../b"\n[uwsgi]\nreload_timeout = 7.5\n'
+    '[nginx]\nprefix = "np"\nreload_timeout = 2\n',
+    '[nginx]\nprefix = "/abs/prefix"\n[health]\nurl = "http://127.0.0.1:9/"\n',
+])
+def test_clientconf_reads_what_config_reads(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "fnud.toml"
+    path.write_text(text)
+    assert clientconf.read(path) == clientconf.from_config(load_config(path))
+
+
+@pytest.mark.parametrize("text", [
+    "[fnud\n", '[fnud]\nruntime_dir = 3\n', '[fnud]\nstop_timeout = "x"\n', "fnud = 1\n",
+])
+def test_clientconf_leaves_bad_files_to_config(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "fnud.toml"
+    path.write_text(text)
+    assert clientconf.read(path) is None
+    assert clientconf.read(tmp_path / "missing.toml") is None
+
+
+def test_tail_wakes_on_write_and_on_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_bytes(b"old\n")
+
+    async def scenario() -> list[str]:
+        follower = tail.Tail(log, tail.end_of(log))
+        seen: list[str] = []
+        waiter = asyncio.ensure_future(follower.changed(settle=0))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # nothing written: it sleeps
+        with open(log, "ab") as out:
+            out.write(b"one\n")
+        await asyncio.wait_for(waiter, 10)
+        seen += follower.read_lines()
+        log.rename(tmp_path / "x.log.1")
+        waiter = asyncio.ensure_future(follower.changed(settle=0))
+        await asyncio.sleep(0.05)
+        log.write_bytes(b"new\n")
+        await asyncio.wait_for(waiter, 10)
+        assert follower.rotated()
+        follower.close()
+        follower = tail.Tail(log, 0)
+        seen += follower.read_lines()
+        waiter = asyncio.ensure_future(follower.changed(settle=0))
+        await asyncio.sleep(0.05)
+        follower.close()  # closing wakes a waiter and leaves the loop's fds alone
+        await asyncio.wait_for(waiter, 10)
+        return seen
+
+    assert asyncio.run(scenario()) == ["one", "new"]
+
+
+def test_check_reports_a_uwsgi_built_for_another_python(tmp_path: Path) -> None:
+    """The real uwsgi binary next to fnud's python against a venv made from another
+    interpreter (Debian's /usr/bin/python3 when fnud runs on another one)."""
+    other = "/usr/bin/python3"
+    if not os.access(other, os.X_OK) or interpreter_prefix(other, os.environ) == sys.base_prefix:
+        pytest.skip("needs a second Python install beside fnud's")
+    venv = tmp_path / "venv"
+    subprocess.run([other, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    toml = _check_stack(tmp_path, f"virtualenv = {venv}\n")
+    errors = [f.format() for f in check_all(toml, run_nginx_test=True, check_ports=False)
+              if f.is_error]
+    assert len(errors) == 1, errors
+    assert "uwsgi.ini:" in errors[0] and sys.base_prefix in errors[0] and "/usr" in errors[0]
+
+
+def test_check_passes_a_uwsgi_built_for_the_apps_python(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    toml = _check_stack(tmp_path, f"virtualenv = {venv}\n")
+    findings = check_all(toml, run_nginx_test=True, check_ports=False)
+    assert not [f for f in findings if "embeds" in f.message], findings
+
+
+def _check_stack(root: Path, extra_ini: str) -> Path:
+    from tests import stackfiles
+    from tests.conftest import FNUD_TOML, free_port
+
+    (root / "app").mkdir()
+    (root / "app" / "app.py").write_text("app = None\n")
+    http, upstream = free_port(), free_port()
+    (root / "uwsgi.ini").write_text(stackfiles.uwsgi_ini(upstream, 2, extra_ini=extra_ini))
+    (root / "nginx.conf").write_text(stackfiles.nginx_conf(http, upstream))
+    toml = root / "fnud.toml"
+    toml.write_text(FNUD_TOML.format(
+        uwsgi_port=upstream, http_port=http, processes=2, stop_timeout=5, quick_failures=3,
+        cooldown=0, extra_ini="", extra_toml="", health="", start_timeout=10,
+        allow_root="true", backoff_initial=0.2, backoff_max=2, reload_timeout=10,
+    ))
+    return toml
