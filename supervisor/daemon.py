@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from supervisor import commands, gate, logsetup, policy, startup, status, systemd, triggers, web
 from supervisor.config import Config
@@ -29,9 +29,6 @@ from supervisor.runtime import Lock, RuntimeDirError, ensure_private_dir, lock_h
 from supervisor.stack import Stack, StackError
 from supervisor.states import Phase, State, check_phase
 from supervisor.systemd import Notifier
-
-if TYPE_CHECKING:  # optional: imported (by triggers.py) only when [watch] is on
-    from supervisor.watch import Watcher
 
 LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
 
@@ -69,7 +66,7 @@ class Daemon:
         self.server = Server(self.paths.socket, commands.handlers(self), self.log)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._shutdown: asyncio.Task[Any] | None = None
-        self.watcher: Watcher | None = None
+        self.watcher: triggers.Watcher | None = None  # watchdog: only with [watch] on
         self.queued: ReloadRequest | None = None  # automatic reload waiting for its turn
         self.adopted: set[str] = set()
         self.metrics: Any = None  # metrics.MetricsServer, imported only when configured

@@ -15,7 +15,8 @@ from supervisor.stack import Stack, StackError
 from supervisor.touch import TouchWatcher
 
 if TYPE_CHECKING:  # watchdog and its threads only when [watch] is on (an idle daemon's RSS)
-    from supervisor.watch import Change, Watcher
+    from supervisor.watch import Change
+    from supervisor.watch import Watcher as Watcher  # re-exported for the daemon's type
 
 
 def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
