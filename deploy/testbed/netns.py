@@ -165,7 +165,8 @@ def start_sshd(host: Host, home: Path, authorized: Path) -> Path:
     ))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
     started = subprocess.run(
-        ["ip", "netns", "exec", host.name, SSHD, "-f", str(config), "-E", str(ssh_dir / "sshd.log")],
+        ["ip", "netns", "exec", host.name, SSHD, "-f", str(config),
+         "-E", str(ssh_dir / "sshd.log")],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if started.returncode != 0:

@@ -28,7 +28,7 @@ def _digest(*parts: bytes) -> str:
 
 
 def _source_digest(repo: Path) -> str:
-    files = sorted((repo / "supervisor").rglob("*.py")) + [repo / "pyproject.toml"]
+    files = [*sorted((repo / "supervisor").rglob("*.py")), repo / "pyproject.toml"]
     files += sorted((repo / "supervisor").rglob("py.typed"))
     return _digest(*(str(f.relative_to(repo)).encode() + f.read_bytes() for f in files))
 
