@@ -212,8 +212,10 @@ def processes_naming(path: Path) -> list[psutil.Process]:
     ansible workers): the fleet's leftovers outside its namespaces."""
     needle = str(path)
     found = []
+    me = psutil.Process()
+    spared = {me.pid} | {p.pid for p in me.parents()}  # `fleet down` and who ran it
     for proc in psutil.process_iter(["cmdline"]):
-        if proc.pid == os.getpid():
+        if proc.pid in spared:
             continue
         cmdline = proc.info["cmdline"] or []
         if any(needle in part for part in cmdline):
