@@ -129,7 +129,7 @@ def test_release_without_app_file_is_refused_before_any_copy(
 def test_rollback_goes_back_one_release(fleet: fleetbed.Fleet) -> None:
     with load(fleet) as traffic:
         traffic.wait_requests(20)
-        result = fleet.playbook("rollback.yml")
+        result = fleet.playbook("rollback.yml", "-e", f"fnud_serial={HOSTS}")  # all at once
         traffic.wait_requests(20)
     assert result.returncode == 0, result.stdout[-3000:]
     check_load(traffic.result)
