@@ -82,8 +82,9 @@ class Fleet:
     def playbook(self, book: str, *args: str) -> subprocess.CompletedProcess[str]:
         return self.run("playbook", book, *args)
 
-    def down(self) -> subprocess.CompletedProcess[str]:
-        return self.run("down", timeout=120)
+    def down(self, keep: bool = False) -> subprocess.CompletedProcess[str]:
+        """``fleet down``; ``keep`` leaves the state dir (logs of every host) in place."""
+        return self.run("down", *(["--keep"] if keep else []), timeout=120)
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ order and each leaves the fleet in the state the next one expects.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +31,13 @@ V1 = "Hello from fnud"  # what site.yml's first release (example/) says
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[fleetbed.Fleet]:
     made = fleetbed.Fleet.create(HOSTS)
+    keep = bool(os.environ.get("FNUD_FLEET_KEEP"))  # hosts' logs stay for a look
     try:
         yield made
     finally:
-        made.down()
-        subprocess.run(["rm", "-rf", str(made.state)], check=False)
+        made.down(keep=keep)
+        if not keep:
+            subprocess.run(["rm", "-rf", str(made.state)], check=False)
 
 
 @pytest.fixture(scope="module")
