@@ -51,14 +51,12 @@ def load(fleet: fleetbed.Fleet) -> Load:
                 namespace_hosts=fleet.addresses)
 
 
-# Measured here since fnud holds the sockets and reloads by generation (issue 16): a few
-# requests (2-7 of 8,000-57,000 per test, under load average 10-15) hang until the client
-# gives up after 30 s, in tests with a generation switch and in tests without one
-# (a refused reload); app hosts' nginx logs "upstream prematurely closed connection" at
-# such moments. Before (chain reloads, sockets owned by uWSGI) the same tests saw 0.
-# Not diagnosed yet: client timeouts alone are an xfail that says so; any error status,
-# reset or refused connection still fails.
-HANGS = "a few requests hang 30 s since fnud holds the sockets (issue 16, not diagnosed)"
+# Measured here before 42aa7a3 (held sockets were blocking: a worker thread stuck in accept()
+# stalled the whole worker): a few requests (2-7 of 8,000-57,000 per test) hung until the
+# client gave up after 30 s, with and without a reload. Should that come back, client
+# timeouts alone are an xfail that says so; any error status, reset or refused connection
+# still fails.
+HANGS = "requests hung 30 s (held sockets, issue 16; fixed in 42aa7a3?)"
 
 
 def check_load(result: LoadResult) -> None:
