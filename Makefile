@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 CONFIG ?= config/fnud.toml
 
-.PHONY: run test lint unit bench deps nginx browser clean
+.PHONY: run test lint unit bench deps nginx sshd browser clean
 
 run: deps
 	$(BIN)/fnud -c $(CONFIG) start --foreground
@@ -23,7 +23,7 @@ bench: deps
 	@command -v wrk >/dev/null 2>&1 || ./scripts/apt-install wrk wrk
 	$(BIN)/python bench/run.py
 
-deps: nginx $(STAMP)
+deps: nginx sshd $(STAMP)
 
 nginx:
 	@./scripts/apt-install nginx nginx-light
@@ -33,10 +33,14 @@ browser:
 	@./scripts/apt-install chromium chromium
 	@./scripts/apt-install chromedriver chromium-driver
 
+# the fleet test bed (deploy/testbed/fleet) runs one sshd per network namespace
+sshd:
+	@./scripts/apt-install sshd openssh-server
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,deploy]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 clean:

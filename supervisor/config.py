@@ -42,6 +42,7 @@ class FnudSection:
 
 @dataclass(frozen=True)
 class UwsgiSection:
+    enabled: bool = True  # false: balancer mode, fnud runs nginx alone
     ini: Path = Path("uwsgi.ini")
     binary: str = ""  # empty: the uwsgi next to fnud's python, else PATH
     python: str = ""  # interpreter for the app preflight; empty: from the ini's virtualenv
@@ -331,6 +332,7 @@ def restart_required(old: Config, new: Config) -> list[str]:
         "[fnud] log_dir": (old.fnud.log_dir, new.fnud.log_dir),
         "[fnud] user": (old.fnud.user, new.fnud.user),
         "[fnud] group": (old.fnud.group, new.fnud.group),
+        "[uwsgi] enabled": (old.uwsgi.enabled, new.uwsgi.enabled),
         "[nginx] conf": (old.nginx.conf, new.nginx.conf),
         "[nginx] prefix": (old.nginx_prefix, new.nginx_prefix),
     }

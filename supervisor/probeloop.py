@@ -61,8 +61,9 @@ class ProbeLoop:
             "health probe failed", reason=result.reason, culprit=result.culprit,
             failures=self.failures, limit=cfg.failures,
         )
-        if self.failures >= cfg.failures and result.culprit is not None:
+        # (balancer mode has no uWSGI: a 502 there is the app hosts', nothing to restart)
+        culprit = self.programs().get(result.culprit or "")
+        if self.failures >= cfg.failures and culprit is not None:
             self.failures = 0
-            culprit = self.programs()[result.culprit]
             async with self.lock:
                 await self.restart(culprit, f"health probe: {result.reason}")

@@ -197,7 +197,11 @@ class Reloader:
             return message, len(stack.uwsgi.children()), False
         try:
             passed = await self.gate.run(
-                gate.Request(nginx=request.nginx, app=request.app, reread=True), emit
+                gate.Request(
+                    nginx=request.nginx, app=request.app and stack.config.uwsgi.enabled,
+                    reread=True,
+                ),
+                emit,
             )
         except gate.Refused as exc:
             raise Refused(str(exc)) from None

@@ -151,7 +151,7 @@ class Stack:
     def hold_sockets(self, adopted: set[str]) -> None:
         """Bind every socket the programs will inherit (raises sockets.SocketError);
         adopted programs keep what they have (recovered or their own)."""
-        if "uwsgi" not in adopted:
+        if "uwsgi" not in adopted and self.config.uwsgi.enabled:
             self.uwsgi_driver.sockets(self.read_ini())
         if "nginx" not in adopted:
             self.nginx_driver.sockets(self.nginx_conf())
@@ -241,7 +241,9 @@ class Stack:
         """Why fnud must not start the app as root ('' when it may)."""
         config = config or self.config
         fnud = config.fnud
-        if os.geteuid() != 0 or fnud.user or fnud.allow_root or self.read_ini(config).value("uid"):
+        if os.geteuid() != 0 or fnud.user or fnud.allow_root or not config.uwsgi.enabled:
+            return ""  # (balancer mode runs no app; nginx's workers drop root themselves)
+        if self.read_ini(config).value("uid"):
             return ""
         return (
             f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
@@ -251,6 +253,8 @@ class Stack:
 
     @property
     def programs(self) -> dict[str, Program]:
+        if not self.config.uwsgi.enabled:  # balancer mode: nginx alone
+            return {"nginx": self.nginx}
         return {"uwsgi": self.uwsgi, "nginx": self.nginx}
 
     def uwsgi_binary(self, config: Config | None = None) -> str:
@@ -292,6 +296,8 @@ class Stack:
         return nginx_adapter.analyze((config or self.config).nginx.conf)
 
     def touch_files(self) -> list[Path]:
+        if not self.config.uwsgi.enabled:
+            return []
         ini = self.read_ini()
         spec = self.app()
         return uwsgi_adapter.touch_files(ini, self.config.uwsgi.ini, Path(spec.chdir))
@@ -324,7 +330,7 @@ class Stack:
 
     def check_binaries(self, config: Config | None = None) -> None:
         config = config or self.config
-        if not os.access(self.uwsgi_binary(config), os.X_OK):
+        if config.uwsgi.enabled and not os.access(self.uwsgi_binary(config), os.X_OK):
             raise StackError(
                 f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'}): "
                 "pip install uwsgi, or set [uwsgi] binary"

@@ -32,7 +32,8 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     inherited = bool(stack.uwsgi_sockets.inherited or stack.nginx_sockets.inherited)
     try:
         await the_gate.run(gate.Request(
-            nginx=True, app="uwsgi" not in found, reread=False, check_ports=not inherited,
+            nginx=True, app=config.uwsgi.enabled and "uwsgi" not in found, reread=False,
+            check_ports=not inherited,
         ))
     except gate.Refused as exc:
         raise StartupError(str(exc)) from None
@@ -42,7 +43,7 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     except (OSError, StackError) as exc:
         raise StartupError(str(exc)) from None
     notifier.store_fds(stack.held_fds())
-    for prog in (stack.uwsgi, stack.nginx):  # uWSGI first: nginx only once uWSGI accepts
+    for prog in stack.programs.values():  # uWSGI first: nginx only once uWSGI accepts
         if prog.name not in adopted:
             await prog.spawn()
             await wait_running(prog, config.fnud.start_timeout + 5)

@@ -1,4 +1,5 @@
-"""A bounded concurrent HTTP client for 127.0.0.1: counts every request and failure.
+"""A bounded concurrent HTTP client for 127.0.0.1 (or an address inside a network namespace
+the fleet test bed made): counts every request and failure.
 
 Each request opens its own connection (no keep-alive), so a failure is a real
 failure of the stack, not a client-side connection reuse race.
@@ -34,10 +35,12 @@ class Load:
     """Run ``concurrency`` client threads until stopped (or ``max_seconds`` pass)."""
 
     def __init__(
-        self, url: str, concurrency: int = 4, max_seconds: float = 120.0, timeout: float = 30.0
+        self, url: str, concurrency: int = 4, max_seconds: float = 120.0, timeout: float = 30.0,
+        namespace_hosts: tuple[str, ...] = (),  # addresses inside the fleet test bed's netns
     ) -> None:
         parts = urlsplit(url)
-        assert parts.hostname in ("127.0.0.1", "localhost"), "load is for loopback only"
+        allowed = ("127.0.0.1", "localhost", *namespace_hosts)
+        assert parts.hostname in allowed, "load is for loopback (or the test bed's namespaces)"
         self.host = parts.hostname
         self.port = parts.port or 80
         self.path = parts.path or "/"

@@ -16,6 +16,7 @@ from bench.context import Bench
 from bench.report import Table
 from bench.sections.daemon_footprint import daemon_footprint
 from bench.sections.fault_recovery import fault_recovery
+from bench.sections.fleet import fleet
 from bench.sections.generations import generations
 from bench.sections.reload import reload_under_load
 from bench.sections.save_to_live import save_to_live
@@ -30,6 +31,7 @@ SECTIONS: list[Section] = [
     fault_recovery,
     daemon_footprint,
     generations,
+    fleet,
 ]
 
 

@@ -83,6 +83,9 @@ def check_config(
         ("nginx to uWSGI", upstream.check),
         ("port clash", ports_free.clashes),
     ]
+    if not config.uwsgi.enabled:  # balancer mode: no ini, nginx passes to other hosts
+        stages = [(name, check) for name, check in stages if "uWSGI" not in name
+                  and name != "uwsgi ini"]
     if check_ports:
         stages.append(("ports", ports_free.check))
     findings: list[Finding] = []

@@ -91,10 +91,8 @@ def check(inputs: Inputs) -> list[Finding]:
     config, text = inputs.config, inputs.toml_text
     where = str(config.path)
     out = []
-    for section, key, path in (
-        ("uwsgi", "ini", config.uwsgi.ini),
-        ("nginx", "conf", config.nginx.conf),
-    ):
+    files = [("uwsgi", "ini", config.uwsgi.ini)] if config.uwsgi.enabled else []
+    for section, key, path in (*files, ("nginx", "conf", config.nginx.conf)):
         problem = _problem(path)
         if problem:
             out.append(error(
@@ -107,7 +105,7 @@ def check(inputs: Inputs) -> list[Finding]:
         nginx_found = nginx.find_binary(config.nginx.binary)
     except (OSError, ValueError):
         uwsgi_found = nginx_found = None
-    if uwsgi_found is None:
+    if uwsgi_found is None and config.uwsgi.enabled:
         out.append(error(
             where, locate(text, "uwsgi", "binary"),
             f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'})",

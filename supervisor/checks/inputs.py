@@ -61,7 +61,9 @@ def running_daemon(config: Config) -> int | None:
 
 def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
     toml_text = read_text(config.path) or ""
-    ini_text = read_text(config.uwsgi.ini) if is_file(config.uwsgi.ini) else None
+    ini_text = None
+    if config.uwsgi.enabled and is_file(config.uwsgi.ini):
+        ini_text = read_text(config.uwsgi.ini)
     ini = parse_ini(ini_text) if ini_text is not None else None
     conf = None
     if is_file(config.nginx.conf) and os.access(config.nginx.conf, os.R_OK):
