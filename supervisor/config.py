@@ -51,7 +51,7 @@ class UwsgiSection:
 class NginxSection:
     conf: Path = Path("nginx.conf")
     binary: str = "nginx"
-    prefix: str = ""  # empty: <runtime_dir>/nginx
+    prefix: str = ""  # nginx -p; default <runtime_dir>-nginx (beside the private runtime dir)
     reload_timeout: float = 30.0
 
 
@@ -158,8 +158,6 @@ def locate(text: str, section: str, key: str | None) -> int:
     return header_line or 1
 
 
-_locate = locate  # the old private name, still used below
-
 
 def _convert(value: Any, hint: Any, base: Path) -> Any:
     """Convert a TOML value to the field's type; raise TypeError with what was expected."""
@@ -205,12 +203,12 @@ def _build_section(
 ) -> Any:
     cls = SECTIONS[name]
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}:{_locate(text, name, None)}: [{name}] must be a table")
+        raise ConfigError(f"{where}:{locate(text, name, None)}: [{name}] must be a table")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in table.items():
-        line = _locate(text, name, key)
+        line = locate(text, name, key)
         if key not in known:
             choices = ", ".join(sorted(known))
             raise ConfigError(f"{where}:{line}: unknown key '{key}' in [{name}] (known: {choices})")
@@ -240,7 +238,7 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"{where}:{line}: invalid TOML: {message}") from None
     for name in data:
         if name not in SECTIONS:
-            line = _locate(text, name, None)
+            line = locate(text, name, None)
             choices = ", ".join(f"[{s}]" for s in SECTIONS)
             raise ConfigError(f"{where}:{line}: unknown section [{name}] (known: {choices})")
     sections = {
@@ -255,7 +253,7 @@ def _validate(config: Config, text: str, where: str) -> None:
     url = config.health.url
     match = re.match(r"^http://(\[[0-9a-fA-F:]+\]|[^/:\s]+)(:(\d+))?(/\S*)?$", url)
     if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
-        line = _locate(text, "health", "url")
+        line = locate(text, "health", "url")
         raise ConfigError(
             f"{where}:{line}: [health] url must be an http:// URL with a port in 1-65535, "
             f"got '{url}'"
@@ -266,22 +264,22 @@ def _validate(config: Config, text: str, where: str) -> None:
         not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen)
         or not 0 < int(port) < 65536
     ):
-        line = _locate(text, "metrics", "listen")
+        line = locate(text, "metrics", "listen")
         raise ConfigError(
             f"{where}:{line}: [metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
         )
     if config.uwsgi.reload not in ("generation", "chain"):
-        line = _locate(text, "uwsgi", "reload")
+        line = locate(text, "uwsgi", "reload")
         raise ConfigError(
             f"{where}:{line}: [uwsgi] reload must be \"generation\" or \"chain\", "
             f"got '{config.uwsgi.reload}'"
         )
     for path in config.health.smoke:
         if not path.startswith("/"):
-            line = _locate(text, "health", "smoke")
+            line = locate(text, "health", "smoke")
             raise ConfigError(f"{where}:{line}: [health] smoke paths start with /, got '{path}'")
     if config.backoff.max < config.backoff.initial:
-        line = _locate(text, "backoff", "max")
+        line = locate(text, "backoff", "max")
         raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")
 
 

@@ -24,7 +24,6 @@ from supervisor.sockets import Held, Holder, Spec, nginx_specs
 
 RELOAD = signal.SIGHUP
 GRACEFUL_STOP = signal.SIGQUIT
-FAST_STOP = signal.SIGTERM
 REOPEN_LOGS = signal.SIGUSR1
 INHERITED_SOCKETS = "NGINX"  # "3;4;": listening sockets nginx takes instead of binding
 

@@ -38,7 +38,6 @@ from supervisor.uwsgi_stats import request_status as request_status
 CHAIN_RELOAD = "c"
 GRACEFUL_RELOAD = "r"
 GRACEFUL_STOP = "q"
-BRUTAL_STOP = "Q"
 REOPEN_LOGS = "l"
 
 #: options fnud takes away from uWSGI (it watches the touch files itself)

@@ -107,12 +107,13 @@ def test_clean_config_has_no_findings(stack: StackDir) -> None:
 
 
 def test_check_leaves_no_prefix_behind(stack: StackDir) -> None:
+    prefix = stack.run.with_name("run-nginx")  # <runtime_dir>-nginx
     assert run(stack) == []
-    assert not stack.run.exists()  # nginx -t ran under run/nginx, created for it and removed
+    assert not prefix.exists()  # nginx -t ran under it, created for it and removed
 
 
 def test_check_removes_only_what_it_created_in_an_existing_prefix(stack: StackDir) -> None:
-    prefix = stack.run / "nginx"
+    prefix = stack.run.with_name("run-nginx")  # <runtime_dir>-nginx
     prefix.mkdir(parents=True)
     (prefix / "mine").write_text("kept")
     assert run(stack) == []

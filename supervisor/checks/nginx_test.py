@@ -129,6 +129,6 @@ def check(inputs: Inputs) -> list[Finding]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return [error(
             config.path, line, f"cannot create nginx's prefix {prefix}: {reason}",
-            "fnud runs nginx -p <runtime_dir>/nginx unless [nginx] prefix is set",
+            "fnud runs nginx -p <runtime_dir>-nginx unless [nginx] prefix is set",
         )]
     return parse_output(ok, message, config.nginx.conf)
