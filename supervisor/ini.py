@@ -45,13 +45,6 @@ class UwsgiIni:
     def all(self, key: str) -> list[Option]:
         return [opt for opt in self.options if opt.key == key]
 
-    def flag(self, key: str) -> bool:
-        """A boolean option as uWSGI reads it: present and not false/0/no/off."""
-        opt = self.get(key)
-        if opt is None:
-            return False
-        return opt.value.strip().lower() not in ("false", "0", "no", "off")
-
     def __iter__(self) -> Iterator[Option]:
         return iter(self.options)
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor import uwsgi
+from supervisor import uwsgi_options as options
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni
 
@@ -140,24 +140,32 @@ class PreflightError(Exception):
     """The app cannot be loaded: one line, file:line first where known."""
 
 
-def app_spec(ini: UwsgiIni, ini_path: Path, python: str = "") -> AppSpec:
-    """What uWSGI will load, from the user's ini."""
-    chdir = uwsgi.ini_value(ini, ("chdir",), ini_path) or str(ini_path.parent)
-    venv = uwsgi.ini_value(ini, ("virtualenv", "venv", "home", "pyhome", "H"), ini_path)
-    if venv:
-        interpreter = str(Path(chdir, venv) / "bin" / "python")
-    else:
-        interpreter = python or sys.executable
-    module = uwsgi.ini_value(ini, ("module", "wsgi", "w"), ini_path) or ""
-    wsgi_file = uwsgi.ini_value(ini, ("wsgi-file", "file"), ini_path) or ""
+def app_spec(
+    ini: UwsgiIni, ini_path: Path, python: str = "", environ: Mapping[str, str] | None = None
+) -> AppSpec:
+    """What uWSGI will load, from the user's ini, its placeholders expanded against
+    ``environ`` as uWSGI will (default: fnud's own environment, scrubbed like uWSGI's)."""
+    env = child_env(os.environ if environ is None else environ)
+
+    def value(names: tuple[str, ...]) -> str:
+        option = options.last(ini, names)
+        if option is None:
+            return ""
+        return options.resolve(option.value, ini_path, ini, env, strict=False) or ""
+
+    chdir = options.chdir(ini, ini_path, env, strict=False) or ini_path.parent
+    venv = value(options.VIRTUALENV)
     return AppSpec(
-        python=interpreter,
-        chdir=chdir,
-        pythonpath=tuple(uwsgi.ini_pythonpath(ini, ini_path)),
-        env=tuple(uwsgi.ini_env(ini, ini_path).items()),
-        module=module,
-        wsgi_file=wsgi_file,
-        callable=uwsgi.ini_value(ini, ("callable",), ini_path) or "application",
+        python=str(chdir / venv / "bin" / "python") if venv else python or sys.executable,
+        chdir=str(chdir),
+        pythonpath=tuple(
+            options.resolve(opt.value, ini_path, ini, env, strict=False) or opt.value
+            for opt in options.every(ini, options.PYTHONPATH)
+        ),
+        env=tuple(options.env_lines(ini, ini_path, env).items()),
+        module=value(options.MODULE),
+        wsgi_file=value(options.WSGI_FILE),
+        callable=value(options.CALLABLE) or "application",
     )
 
 

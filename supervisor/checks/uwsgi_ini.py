@@ -14,24 +14,13 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from supervisor import uwsgi_options as options
 from supervisor.checks import generations
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs, is_file
 from supervisor.ini import UwsgiIni
 
-DAEMONIZE = ("daemonize", "daemonize2")
-TOUCH = ("touch-chain-reload", "touch-reload")
-STATS = ("stats", "stats-server")
-APP_OPTIONS = ("module", "wsgi", "wsgi-file", "file", "mount", "eval", "paste")
-VENV_OPTIONS = ("virtualenv", "venv", "home", "pyhome")
-PYTHONPATH_OPTIONS = ("pythonpath", "python-path", "pp")
-#: files uWSGI creates, and whether a relative name is relative to the ini's directory
-#: (written before chdir) or to the chdir directory (after it)
-RUNTIME_FILES = {
-    "pidfile": "start", "safe-pidfile": "start",
-    "pidfile2": "chdir", "safe-pidfile2": "chdir", "master-fifo": "chdir",
-}
 _BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "enable"})
 
 
@@ -82,24 +71,25 @@ def daemonize(ini: UwsgiIni, path: Path) -> list[Finding]:
             "remove it: fnud comments it out when it runs uWSGI and logs its output itself",
         )
         for opt in ini
-        if opt.key in DAEMONIZE
+        if opt.key in options.DAEMONIZE
     ]
 
 
 def chain_reload(ini: UwsgiIni, path: Path, text: str, chain: bool) -> list[Finding]:
     """Zero-downtime reloads need the master; chain reloads also lazy-apps (a new
     generation loads the app anew, so generation mode does not)."""
-    if values.includes_others(ini):
+    if options.includes_others(ini):
         return []  # master/lazy-apps may come from the included file
     out = []
-    needed = [("master", "zero-downtime reloads need the master process (its fifo)")]
+    needed = [(options.MASTER, "zero-downtime reloads need the master process (its fifo)")]
     if chain:
-        needed.append(("lazy-apps", "a chain reload would restart the workers with the old "
-                       "code (they fork from the master, which loaded the app once)"))
-    for key, why in needed:
-        if ini.flag(key):
+        needed.append((options.LAZY_APPS, "a chain reload would restart the workers with the "
+                       "old code (they fork from the master, which loaded the app once)"))
+    for names, why in needed:
+        if options.flag(ini, names):
             continue
-        option = ini.get(key)
+        key = names[0]
+        option = options.last(ini, names)
         line = option.line if option is not None else values.section_line(text)
         state = f"'{key} = {option.value}'" if option is not None else f"no '{key}'"
         out.append(error(
@@ -117,16 +107,16 @@ def touch_values(ini: UwsgiIni, path: Path) -> list[Finding]:
             f"name a file to touch, e.g. '{opt.key} = %dreload.trigger'",
         )
         for opt in ini
-        if opt.key in TOUCH and opt.value.strip().lower() in _BOOLEAN_WORDS
+        if opt.key in options.TOUCH_RELOAD and opt.value.strip().lower() in _BOOLEAN_WORDS
     ]
 
 
 def stats_on_tcp(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[Finding]:
     out = []
     for opt in ini:
-        if opt.key not in STATS:
+        if opt.key not in options.STATS:
             continue
-        value = values.resolve(opt.value, path, ini, environ)
+        value = options.resolve(opt.value, path, ini, environ)
         if value is None:
             continue
         # uWSGI reads the port with atoi(): "127.0.0.1:9191  # stats" still binds TCP 9191
@@ -150,9 +140,9 @@ def stats_on_tcp(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[
 def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[Finding]:
     out = []
     start = path.parent
-    chdir = ini.get("chdir")
+    chdir = options.last(ini, options.CHDIR)
     if chdir is not None and not values.has_comment(chdir):
-        target = values.resolve_path(chdir.value, start, path, ini, environ)
+        target = options.resolve_path(chdir.value, start, path, ini, environ)
         if target is not None and not values.is_dir(target):
             out.append(error(
                 path, chdir.line, f"chdir: {target} is not a directory",
@@ -165,24 +155,24 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
     for opt in ini:
         if values.has_comment(opt):
             continue
-        if opt.key in ("wsgi-file", "file"):
-            target = values.resolve_path(opt.value, workdir, path, ini, environ)
+        if opt.key in options.WSGI_FILE:
+            target = options.resolve_path(opt.value, workdir, path, ini, environ)
             if target is not None and not is_file(target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} is not a file",
                     "a relative wsgi-file is relative to chdir",
                 ))
-        elif opt.key in VENV_OPTIONS:
-            target = values.resolve_path(opt.value, workdir, path, ini, environ)
+        elif opt.key in options.VIRTUALENV:
+            target = options.resolve_path(opt.value, workdir, path, ini, environ)
             if target is not None and not values.is_dir(target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} is not a directory",
                     "name the virtualenv directory (relative paths are relative to chdir)",
                 ))
-        elif opt.key in PYTHONPATH_OPTIONS:
+        elif opt.key in options.PYTHONPATH:
             if any(ch in opt.value for ch in "*?["):
                 continue  # a glob: may legitimately match nothing yet
-            target = values.resolve_path(opt.value, workdir, path, ini, environ)
+            target = options.resolve_path(opt.value, workdir, path, ini, environ)
             if target is not None and not values.exists(target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} does not exist",
@@ -192,7 +182,7 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
 
 
 def no_app(ini: UwsgiIni, path: Path, text: str) -> list[Finding]:
-    if values.includes_others(ini) or any(opt.key in APP_OPTIONS for opt in ini):
+    if options.includes_others(ini) or options.every(ini, options.APP):
         return []
     return [error(
         path, values.section_line(text), "no app: none of module, wsgi-file, mount is set",
@@ -203,11 +193,11 @@ def no_app(ini: UwsgiIni, path: Path, text: str) -> list[Finding]:
 def runtime_files(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[Finding]:
     out = []
     for opt in ini:
-        base_kind = RUNTIME_FILES.get(opt.key)
+        base_kind = options.RUNTIME_FILES.get(opt.key)
         if base_kind is None or values.has_comment(opt):
             continue
         base = path.parent if base_kind == "start" else values.workdir(ini, path, environ)
-        target = values.resolve_path(opt.value, base, path, ini, environ)
+        target = options.resolve_path(opt.value, base, path, ini, environ)
         if target is None:
             continue
         directory = Path(os.path.normpath(target.parent))
