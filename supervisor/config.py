@@ -2,8 +2,7 @@
 
 No OS calls here: ``parse_config`` takes the text and the file's path and only
 does string and path arithmetic. Relative paths are relative to the TOML file's
-directory. Every error is a ``ConfigError`` whose message starts with
-``file:line:``.
+directory. Every error is a ``ConfigError`` that names the file and line.
 """
 
 from __future__ import annotations
@@ -23,8 +22,22 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+HINT_SYNTAX = "fix the TOML syntax at this line"
+HINT_SPELLING = "check the spelling against the README's Configuration section"
+HINT_README = "see the README's Configuration section"
+
+
 class ConfigError(Exception):
-    """A user mistake in fnud.toml, already formatted as ``file:line: message``."""
+    """A user mistake in fnud.toml: where (``path``, ``line``; 0 for the file as a whole),
+    what (``message``) and how to fix it (``hint``). ``str()`` is ``file:line: message``."""
+
+    def __init__(self, path: object, line: int, message: str, hint: str = HINT_README) -> None:
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        self.hint = hint
+        where = f"{self.path}:{line}" if line > 0 else self.path
+        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -166,7 +179,7 @@ def _convert(value: Any, hint: Any, base: Path) -> Any:
             raise TypeError("a non-empty path string")
         try:
             path = Path(value).expanduser() if value.startswith("~") else Path(value)
-        except RuntimeError:  # ~user that does not exist
+        except (RuntimeError, ValueError):  # ~user that does not exist, a NUL in the name
             raise TypeError(f"a path whose home directory exists, not {value!r}") from None
         return Path(os.path.normpath(path if path.is_absolute() else base / path))
     if hint is bool:
@@ -203,7 +216,7 @@ def _build_section(
 ) -> Any:
     cls = SECTIONS[name]
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}:{locate(text, name, None)}: [{name}] must be a table")
+        raise ConfigError(where, locate(text, name, None), f"[{name}] must be a table")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
@@ -211,11 +224,13 @@ def _build_section(
         line = locate(text, name, key)
         if key not in known:
             choices = ", ".join(sorted(known))
-            raise ConfigError(f"{where}:{line}: unknown key '{key}' in [{name}] (known: {choices})")
+            raise ConfigError(
+                where, line, f"unknown key '{key}' in [{name}] (known: {choices})", HINT_SPELLING
+            )
         try:
             values[key] = _convert(value, hints[key], base)
         except TypeError as exc:
-            raise ConfigError(f"{where}:{line}: [{name}] {key} must be {exc}") from None
+            raise ConfigError(where, line, f"[{name}] {key} must be {exc}") from None
     default_base_paths = {
         f.name: Path(os.path.normpath(base / getattr(cls(), f.name)))
         for f in dataclasses.fields(cls)
@@ -233,14 +248,16 @@ def parse_config(text: str, path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_LINE_RE.search(message)
-        line = match.group(1) if match else "1"
+        line = int(match.group(1)) if match else 1
         message = _TOML_LINE_RE.sub("", message).split("(")[0].strip().rstrip(",")
-        raise ConfigError(f"{where}:{line}: invalid TOML: {message}") from None
+        raise ConfigError(where, line, f"invalid TOML: {message}", HINT_SYNTAX) from None
     for name in data:
         if name not in SECTIONS:
             line = locate(text, name, None)
             choices = ", ".join(f"[{s}]" for s in SECTIONS)
-            raise ConfigError(f"{where}:{line}: unknown section [{name}] (known: {choices})")
+            raise ConfigError(
+                where, line, f"unknown section [{name}] (known: {choices})", HINT_SPELLING
+            )
     sections = {
         name: _build_section(name, data.get(name, {}), text, where, base) for name in SECTIONS
     }
@@ -255,8 +272,7 @@ def _validate(config: Config, text: str, where: str) -> None:
     if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
         line = locate(text, "health", "url")
         raise ConfigError(
-            f"{where}:{line}: [health] url must be an http:// URL with a port in 1-65535, "
-            f"got '{url}'"
+            where, line, f"[health] url must be an http:// URL with a port in 1-65535, got '{url}'"
         )
     listen = config.metrics.listen
     port = listen.rpartition(":")[2]
@@ -266,7 +282,7 @@ def _validate(config: Config, text: str, where: str) -> None:
     ):
         line = locate(text, "metrics", "listen")
         raise ConfigError(
-            f"{where}:{line}: [metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
+            where, line, f"[metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
         )
     if config.uwsgi.reload not in ("generation", "chain"):
         line = locate(text, "uwsgi", "reload")
@@ -280,7 +296,7 @@ def _validate(config: Config, text: str, where: str) -> None:
             raise ConfigError(f"{where}:{line}: [health] smoke paths start with /, got '{path}'")
     if config.backoff.max < config.backoff.initial:
         line = locate(text, "backoff", "max")
-        raise ConfigError(f"{where}:{line}: [backoff] max must be >= initial")
+        raise ConfigError(where, line, "[backoff] max must be >= initial")
 
 
 def restart_required(old: Config, new: Config) -> list[str]:
@@ -309,11 +325,18 @@ def load_config(path: Path) -> Config:
     """Read and parse; an unreadable file is a ConfigError too."""
     absolute = path if path.is_absolute() else Path.cwd() / path
     try:
-        text = absolute.read_text(encoding="utf-8")
+        raw = absolute.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            path, 0, "config file not found", "pass -c FILE or set $FNUD_CONFIG"
+        ) from None
+    except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"{path}: cannot read config: {reason}") from None
+        raise ConfigError(path, 0, f"cannot read config: {reason}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(path, line, "not valid UTF-8", "TOML files must be UTF-8") from None
     return parse_config(text, absolute)
 

@@ -124,7 +124,15 @@ def test_config_relative_paths_and_defaults() -> None:
 def test_config_errors_name_file_and_line(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, Path("/c/fnud.toml"))
-    assert str(info.value).startswith("/c/" + expected), str(info.value)
+    error = info.value
+    assert str(error).startswith("/c/" + expected), str(error)
+    assert error.path == "/c/fnud.toml" and error.hint
+    assert str(error) == f"{error.path}:{error.line}: {error.message}"
+
+
+def test_a_nul_in_a_home_path_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"fnud\.toml:2: \[fnud\] runtime_dir must be a path"):
+        parse_config('[fnud]\nruntime_dir = "~\\u0000x/run"\n', Path("/c/fnud.toml"))
 
 
 @given(st.text(max_size=300))
