@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.ports import Address
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -103,9 +105,27 @@ class WatchSection:
     debounce_ms: int = 300
 
 
+_LISTEN_RE = re.compile(
+    r"^(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$"
+)
+
+
+def parse_listen(text: str) -> Address | None:
+    """``HOST:PORT`` or ``[V6]:PORT`` with a port in 1-65535; None for anything else."""
+    match = _LISTEN_RE.match(text)
+    if not match or not 0 < int(match.group("port")) < 65536:
+        return None
+    return Address(match.group("v6") or match.group("host"), int(match.group("port")))
+
+
 @dataclass(frozen=True)
 class MetricsSection:
     listen: str = ""  # "127.0.0.1:9300" serves Prometheus text there; empty: off
+    #: ``listen`` parsed (None: off); not a key of its own
+    address: Address | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", parse_listen(self.listen))
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,11 @@ SECTIONS: dict[str, type[Any]] = {
     "watch": WatchSection,
     "metrics": MetricsSection,
 }
+
+def keys(section: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields of a section that are fnud.toml keys (not derived values)."""
+    return tuple(f for f in dataclasses.fields(section) if f.init)
+
 
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
 _HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
@@ -218,7 +243,7 @@ def _build_section(
     if not isinstance(table, dict):
         raise ConfigError(where, locate(text, name, None), f"[{name}] must be a table")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in keys(cls)}
     values: dict[str, Any] = {}
     for key, value in table.items():
         line = locate(text, name, key)
@@ -233,7 +258,7 @@ def _build_section(
             raise ConfigError(where, line, f"[{name}] {key} must be {exc}") from None
     default_base_paths = {
         f.name: Path(os.path.normpath(base / getattr(cls(), f.name)))
-        for f in dataclasses.fields(cls)
+        for f in keys(cls)
         if hints[f.name] is Path and f.name not in values
     }
     return cls(**default_base_paths, **values)
@@ -275,11 +300,7 @@ def _validate(config: Config, text: str, where: str) -> None:
             where, line, f"[health] url must be an http:// URL with a port in 1-65535, got '{url}'"
         )
     listen = config.metrics.listen
-    port = listen.rpartition(":")[2]
-    if listen and (
-        not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", listen)
-        or not 0 < int(port) < 65536
-    ):
+    if listen and config.metrics.address is None:
         line = locate(text, "metrics", "listen")
         raise ConfigError(
             where, line, f"[metrics] listen must be HOST:PORT (port 1-65535), got '{listen}'"
@@ -287,13 +308,13 @@ def _validate(config: Config, text: str, where: str) -> None:
     if config.uwsgi.reload not in ("generation", "chain"):
         line = locate(text, "uwsgi", "reload")
         raise ConfigError(
-            f"{where}:{line}: [uwsgi] reload must be \"generation\" or \"chain\", "
-            f"got '{config.uwsgi.reload}'"
+            where, line,
+            f"[uwsgi] reload must be \"generation\" or \"chain\", got '{config.uwsgi.reload}'",
         )
     for path in config.health.smoke:
         if not path.startswith("/"):
             line = locate(text, "health", "smoke")
-            raise ConfigError(f"{where}:{line}: [health] smoke paths start with /, got '{path}'")
+            raise ConfigError(where, line, f"[health] smoke paths start with /, got '{path}'")
     if config.backoff.max < config.backoff.initial:
         line = locate(text, "backoff", "max")
         raise ConfigError(where, line, "[backoff] max must be >= initial")

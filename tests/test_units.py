@@ -210,3 +210,18 @@ def test_rendered_ini_replaces_a_planted_link_instead_of_writing_through_it(
     uwsgi.write_private(rendered, b"[uwsgi]\n", 0o644)
     assert target.read_text() == "do not touch"
     assert not rendered.is_symlink() and rendered.read_text() == "[uwsgi]\n"
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [("127.0.0.1:9300", Address("127.0.0.1", 9300)), ("[::1]:9300", Address("::1", 9300)),
+     ("", None)],
+)
+def test_metrics_listen_is_parsed_once(listen: str, address: Address | None) -> None:
+    config = parse_config(f'[metrics]\nlisten = "{listen}"\n', Path("/c/fnud.toml"))
+    assert config.metrics.address == address
+
+
+def test_derived_fields_are_not_keys() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'address'"):
+        parse_config('[metrics]\naddress = "x"\n', Path("/c/fnud.toml"))
