@@ -44,27 +44,27 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class FnudSection:
-    runtime_dir: Path = Path("run")
-    log_dir: Path = Path("log")
-    stop_timeout: float = 20.0
-    start_timeout: float = 30.0
-    user: str = ""  # as root: the user uWSGI workers and nginx workers run as
-    group: str = ""  # default: the user's primary group
-    allow_root: bool = False  # as root without a user: run the app as root anyway
+    runtime_dir: Path = Path("run")  # control socket, lock, master fifo, stats socket; created 0700
+    log_dir: Path = Path("log")  # fnud.log (detached daemon), uwsgi.log, nginx.log
+    stop_timeout: float = 20.0  # graceful stop budget before SIGKILL to the process groups
+    start_timeout: float = 30.0  # how long a program may take to become ready
+    user: str = ""  # as root: the user uWSGI's and nginx's workers run as
+    group: str = ""  # default: that user's primary group
+    allow_root: bool = False  # as root with no user (and no uid in the ini): refuse, unless true
 
 
 @dataclass(frozen=True)
 class UwsgiSection:
-    ini: Path = Path("uwsgi.ini")
-    binary: str = ""  # empty: the uwsgi next to fnud's python, else PATH
-    python: str = ""  # interpreter for the app preflight; empty: from the ini's virtualenv
-    reload_timeout: float = 90.0
-    reload: str = "generation"  # "generation": a new uWSGI beside the old; "chain": 'c'
+    ini: Path = Path("uwsgi.ini")  # your ini, unchanged
+    binary: str = ""  # default: the uwsgi next to fnud's python, else PATH
+    python: str = ""  # the app preflight's python (default: the ini's virtualenv, else fnud's)
+    reload_timeout: float = 90.0  # a chain reload that takes longer fails, naming the stuck worker
+    reload: str = "generation"  # "generation": a new uWSGI beside the old one; "chain": uWSGI's 'c'
 
 
 @dataclass(frozen=True)
 class NginxSection:
-    conf: Path = Path("nginx.conf")
+    conf: Path = Path("nginx.conf")  # your nginx.conf, unchanged
     binary: str = "nginx"
     prefix: str = ""  # nginx -p; default <runtime_dir>-nginx (beside the private runtime dir)
     reload_timeout: float = 30.0
@@ -72,11 +72,11 @@ class NginxSection:
 
 @dataclass(frozen=True)
 class HealthSection:
-    url: str = "http://127.0.0.1:8080/"
+    url: str = "http://127.0.0.1:8080/"  # a request through nginx that must answer 2xx/3xx
     timeout: float = 5.0
-    interval: float = 10.0
-    failures: int = 3
-    smoke: tuple[str, ...] = ()  # paths the preflight requests too (the url's path always)
+    interval: float = 10.0  # health probe period (0: no probe)
+    failures: int = 3  # failed probes in a row before the culprit is restarted
+    smoke: tuple[str, ...] = ()  # paths the preflight GETs from the app too (the url's path always)
 
 
 @dataclass(frozen=True)
@@ -87,22 +87,22 @@ class ReloadSection:
 
 @dataclass(frozen=True)
 class BackoffSection:
-    initial: float = 0.5
-    max: float = 30.0
-    quick_failures: int = 5
+    initial: float = 0.5  # first restart delay, doubled per quick failure ...
+    max: float = 30.0  # ... up to this
+    quick_failures: int = 5  # this many exits within quick_seconds of a start -> FATAL
     quick_seconds: float = 5.0
-    cooldown: float = 300.0  # after FATAL, try again after this long; 0 disables
+    cooldown: float = 300.0  # a FATAL program is tried again after this long (0: never)
 
 
 @dataclass(frozen=True)
 class WatchSection:
-    enabled: bool = False
-    paths: tuple[Path, ...] = ()
+    enabled: bool = False  # true: every save goes through the gated reload
+    paths: tuple[Path, ...] = ()  # default: the app's chdir from the uWSGI ini
     include: tuple[str, ...] = ("*.py", "*.html", "*.jinja", "*.jinja2", "*.css", "*.js")
     exclude: tuple[str, ...] = (
         "__pycache__", ".git", "*.pyc", "*.swp", "*.swx", "*~", "4913", ".#*", "*.tmp",
     )
-    debounce_ms: int = 300
+    debounce_ms: int = 300  # a burst of saves (git checkout of 200 files) makes one reload
 
 
 _LISTEN_RE = re.compile(
@@ -120,7 +120,7 @@ def parse_listen(text: str) -> Address | None:
 
 @dataclass(frozen=True)
 class MetricsSection:
-    listen: str = ""  # "127.0.0.1:9300" serves Prometheus text there; empty: off
+    listen: str = ""  # e.g. "127.0.0.1:9300": Prometheus text on any GET
     #: ``listen`` parsed (None: off); not a key of its own
     address: Address | None = field(init=False, default=None, compare=False)
 
@@ -165,6 +165,7 @@ SECTIONS: dict[str, type[Any]] = {
     "watch": WatchSection,
     "metrics": MetricsSection,
 }
+
 
 def keys(section: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
     """The fields of a section that are fnud.toml keys (not derived values)."""

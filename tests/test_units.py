@@ -16,6 +16,7 @@ from supervisor.config import ConfigError, config_path, parse_config
 from supervisor.ini import parse_ini
 from supervisor.ports import Address, parse_nginx_listen, parse_uwsgi_socket
 from supervisor.states import TRANSITIONS, State, TransitionError, check_transition
+from tests import configdoc
 
 
 def test_ini_keeps_inline_comments_like_uwsgi() -> None:
@@ -225,3 +226,22 @@ def test_metrics_listen_is_parsed_once(listen: str, address: Address | None) -> 
 def test_derived_fields_are_not_keys() -> None:
     with pytest.raises(ConfigError, match="unknown key 'address'"):
         parse_config('[metrics]\naddress = "x"\n', Path("/c/fnud.toml"))
+
+
+def test_readme_key_table_is_generated_from_config() -> None:
+    readme = configdoc.readme_table(configdoc.README.read_text(encoding="utf-8"))
+    assert readme == configdoc.table(), (
+        "README.md's fnud.toml keys differ from supervisor/config.py "
+        "(keys, defaults or comments): run python -m tests.configdoc"
+    )
+
+
+def test_readme_key_table_is_a_config_of_defaults() -> None:
+    text = configdoc.table().removeprefix("```toml\n").removesuffix("\n```")
+    path = Path("/c/fnud.toml")
+    assert parse_config(text, path) == parse_config("", path)
+
+
+def test_key_comments_come_from_the_field_line() -> None:
+    source = "class S:\n    a: int = 1  # one\n    b: tuple[int, ...] = (\n        2,\n    )  # 2\n"
+    assert configdoc.field_comments(source) == {("S", "a"): "one", ("S", "b"): "2"}
