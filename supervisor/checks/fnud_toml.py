@@ -69,18 +69,17 @@ def check(inputs: Inputs) -> list[Finding]:
         nginx_found = nginx.find_binary(config.nginx.binary)
     except (OSError, ValueError):
         uwsgi_found = nginx_found = None
-    if uwsgi_found is None:
-        out.append(error(
-            where, locate(text, "uwsgi", "binary"),
-            f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'})",
-            "pip install uwsgi in fnud's virtualenv, or set [uwsgi] binary",
-        ))
-    if nginx_found is None:
-        out.append(error(
-            where, locate(text, "nginx", "binary"),
-            f"nginx binary not found ({config.nginx.binary})",
-            "apt-get install nginx-light, or set [nginx] binary",
-        ))
+    for section, found, configured, install in (
+        ("uwsgi", uwsgi_found, config.uwsgi.binary or "uwsgi", "pip install uwsgi in fnud's "
+         "virtualenv"),
+        ("nginx", nginx_found, config.nginx.binary, "apt-get install nginx-light"),
+    ):
+        if found is None:
+            out.append(error(
+                where, locate(text, section, "binary"),
+                f"{section} binary not found ({configured})",
+                f"{install}, or set [{section}] binary",
+            ))
     python = config.uwsgi.python
     if python and _which(python) is None:
         out.append(error(

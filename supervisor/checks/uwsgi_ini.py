@@ -18,7 +18,7 @@ from supervisor import uwsgi_options as options
 from supervisor.checks import generations
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error, warning
-from supervisor.checks.inputs import Inputs, is_file
+from supervisor.checks.inputs import Inputs, path_is
 from supervisor.ini import UwsgiIni
 
 _BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "enable"})
@@ -143,7 +143,7 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
     chdir = options.last(ini, options.CHDIR)
     if chdir is not None and not values.has_comment(chdir):
         target = options.resolve_path(chdir.value, start, path, ini, environ)
-        if target is not None and not values.is_dir(target):
+        if target is not None and not path_is(Path.is_dir, target):
             out.append(error(
                 path, chdir.line, f"chdir: {target} is not a directory",
                 "point chdir at your project (a relative path is relative to this file's "
@@ -157,14 +157,14 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
             continue
         if opt.key in options.WSGI_FILE:
             target = options.resolve_path(opt.value, workdir, path, ini, environ)
-            if target is not None and not is_file(target):
+            if target is not None and not path_is(Path.is_file, target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} is not a file",
                     "a relative wsgi-file is relative to chdir",
                 ))
         elif opt.key in options.VIRTUALENV:
             target = options.resolve_path(opt.value, workdir, path, ini, environ)
-            if target is not None and not values.is_dir(target):
+            if target is not None and not path_is(Path.is_dir, target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} is not a directory",
                     "name the virtualenv directory (relative paths are relative to chdir)",
@@ -173,7 +173,7 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
             if any(ch in opt.value for ch in "*?["):
                 continue  # a glob: may legitimately match nothing yet
             target = options.resolve_path(opt.value, workdir, path, ini, environ)
-            if target is not None and not values.exists(target):
+            if target is not None and not path_is(Path.exists, target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} does not exist",
                     "fix or remove it (relative paths are relative to chdir)",

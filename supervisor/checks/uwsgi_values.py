@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor import uwsgi_options as options
+from supervisor.checks.inputs import path_is
 from supervisor.ini import Option, UwsgiIni
 from supervisor.ports import Address, parse_uwsgi_socket
 
@@ -23,20 +24,6 @@ def has_comment(option: Option) -> bool:
     return bool(INLINE_COMMENT_RE.search(option.value))
 
 
-def exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # e.g. ENAMETOOLONG
-        return False
-
-
-def is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
 def workdir(ini: UwsgiIni, ini_path: Path, environ: Mapping[str, str]) -> Path | None:
     """uWSGI's cwd once it applied ``chdir`` (fnud starts it in the ini's directory).
 
@@ -46,7 +33,7 @@ def workdir(ini: UwsgiIni, ini_path: Path, environ: Mapping[str, str]) -> Path |
     if option is not None and has_comment(option):
         return None
     path = options.chdir(ini, ini_path, environ, strict=True)
-    return path if path is not None and is_dir(path) else None
+    return path if path is not None and path_is(Path.is_dir, path) else None
 
 
 @dataclass(frozen=True)
