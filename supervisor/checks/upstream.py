@@ -177,7 +177,7 @@ def check(inputs: Inputs) -> list[Finding]:
         if options.includes_others(ini):
             return []
         return [error(
-            inputs.ini_path, values.section_line(inputs.ini_text),
+            inputs.ini_path, ini.section_line,
             "no socket: uWSGI has nothing for nginx to pass requests to",
             "add e.g. 'socket = 127.0.0.1:8001' and 'uwsgi_pass 127.0.0.1:8001;' in nginx.conf",
         )]

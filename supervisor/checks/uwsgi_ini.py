@@ -28,9 +28,9 @@ def check(inputs: Inputs) -> list[Finding]:
     ini = inputs.ini
     if ini is None:
         return []  # unreadable or missing: reported against fnud.toml
-    path, text = inputs.ini_path, inputs.ini_text
+    path = inputs.ini_path
     if not ini.has_section:
-        found = [name for name in values.sections(text) if name]
+        found = [name for name, _ in ini.headers if name]
         also = f" (found: {', '.join('[' + n + ']' for n in found[:5])})" if found else ""
         return [error(
             path, 1, f"no options in a [uwsgi] section{also}: uWSGI would ignore this file",
@@ -39,11 +39,11 @@ def check(inputs: Inputs) -> list[Finding]:
     out: list[Finding] = []
     out += inline_comments(ini, path)
     out += daemonize(ini, path)
-    out += chain_reload(ini, path, text, generations.uses_chain(inputs))
+    out += chain_reload(ini, path, generations.uses_chain(inputs))
     out += touch_values(ini, path)
     out += stats_on_tcp(ini, path, inputs.environ)
     out += missing_paths(ini, path, inputs.environ)
-    out += no_app(ini, path, text)
+    out += no_app(ini, path)
     out += runtime_files(ini, path, inputs.environ)
     return out
 
@@ -75,7 +75,7 @@ def daemonize(ini: UwsgiIni, path: Path) -> list[Finding]:
     ]
 
 
-def chain_reload(ini: UwsgiIni, path: Path, text: str, chain: bool) -> list[Finding]:
+def chain_reload(ini: UwsgiIni, path: Path, chain: bool) -> list[Finding]:
     """Zero-downtime reloads need the master; chain reloads also lazy-apps (a new
     generation loads the app anew, so generation mode does not)."""
     if options.includes_others(ini):
@@ -90,7 +90,7 @@ def chain_reload(ini: UwsgiIni, path: Path, text: str, chain: bool) -> list[Find
             continue
         key = names[0]
         option = options.last(ini, names)
-        line = option.line if option is not None else values.section_line(text)
+        line = option.line if option is not None else ini.section_line
         state = f"'{key} = {option.value}'" if option is not None else f"no '{key}'"
         out.append(error(
             path, line, f"{state}: {why}",
@@ -181,11 +181,11 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
     return out
 
 
-def no_app(ini: UwsgiIni, path: Path, text: str) -> list[Finding]:
+def no_app(ini: UwsgiIni, path: Path) -> list[Finding]:
     if options.includes_others(ini) or options.every(ini, options.APP):
         return []
     return [error(
-        path, values.section_line(text), "no app: none of module, wsgi-file, mount is set",
+        path, ini.section_line, "no app: none of module, wsgi-file, mount is set",
         "add e.g. 'module = app' and 'callable = app'",
     )]
 

@@ -89,23 +89,3 @@ def sockets(ini: UwsgiIni, ini_path: Path, environ: Mapping[str, str]) -> list[S
                 endpoint = Endpoint(path=str(path)) if path is not None else None
         out.append(Socket(opt, endpoint, default if protocol is None else protocol))
     return out
-
-
-def section_line(text: str, section: str = "uwsgi") -> int:
-    """Line of the ``[uwsgi]`` header (read like supervisor.ini does); 1 if absent."""
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip(" \t\r")
-        if line.startswith("["):
-            name = line[1:-1] if line.endswith("]") else line[1:]
-            if name == section:
-                return number
-    return 1
-
-
-def sections(text: str) -> list[str]:
-    names = []
-    for raw in text.split("\n"):
-        line = raw.strip(" \t\r")
-        if line.startswith("["):
-            names.append(line[1:-1] if line.endswith("]") else line[1:])
-    return names
