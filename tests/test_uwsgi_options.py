@@ -14,7 +14,7 @@ from supervisor import uwsgi, uwsgi_options
 from supervisor.checks import uwsgi_ini
 from supervisor.checks import uwsgi_values as values
 from supervisor.ini import parse_ini
-from supervisor.preflight import app_spec, preflight
+from supervisor.preflight import PreflightError, app_spec, preflight
 
 APP = "def application(environ, start_response):\n    return []\n"
 
@@ -88,3 +88,17 @@ def test_touch_files_expand_environment_placeholders(tmp_path: Path) -> None:
     ini_path = tmp_path / "app.ini"
     files = uwsgi.touch_files(ini, ini_path, tmp_path / "w", {"STAMP": "/stamps"})
     assert files == [Path("/stamps/reload"), tmp_path / "w" / "appx"]
+
+
+def test_preflight_failure_names_file_and_line(tmp_path: Path) -> None:
+    text = "[uwsgi]\nchdir = %d\nmodule = broken\n"
+    ini_path = tmp_path / "uwsgi.ini"
+    ini_path.write_text(text)
+    (tmp_path / "broken.py").write_text("x = 1\ndef f(:\n")
+    spec = app_spec(parse_ini(text), ini_path, environ={})
+    with pytest.raises(PreflightError) as info:
+        asyncio.run(preflight(spec, {"PATH": "/usr/bin:/bin"}, timeout=30))
+    error = info.value
+    assert (error.file, error.line) == (str(tmp_path / "broken.py"), 2)
+    assert error.message.startswith("SyntaxError: ")
+    assert str(error) == f"{error.file}:2: {error.message}"
