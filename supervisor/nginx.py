@@ -236,7 +236,7 @@ class ConfigTest:
         return "; ".join(self.lines)
 
 
-async def run_config_test(
+async def config_test(
     binary: str,
     prefix: Path,
     conf_path: Path,
@@ -265,20 +265,6 @@ async def run_config_test(
         if line.strip() and "test is successful" not in line and "syntax is ok" not in line
     )
     return ConfigTest(proc.returncode == 0, lines, conf_path)
-
-
-async def config_test(
-    binary: str,
-    prefix: Path,
-    conf_path: Path,
-    conf: NginxConf,
-    env: dict[str, str],
-    user: str = "",
-    group: str = "",
-) -> tuple[bool, str]:
-    """``nginx -t``: (ok, nginx's message on one line). Prefer :func:`run_config_test`."""
-    result = await run_config_test(binary, prefix, conf_path, conf, env, user, group)
-    return result.ok, result.text
 
 
 def worker_pids(master_pid: int) -> set[int]:

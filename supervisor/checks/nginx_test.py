@@ -105,7 +105,7 @@ def check(inputs: Inputs) -> list[Finding]:
     try:
         with scratch_prefix(prefix, keep=running):
             result = run_sync(
-                nginx.run_config_test(
+                nginx.config_test(
                     binary, prefix, config.nginx.conf, conf, dict(inputs.environ)
                 )
             )
