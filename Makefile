@@ -10,14 +10,18 @@ CONFIG ?= config/fnud.toml
 run: deps
 	$(BIN)/fnud -c $(CONFIG) start --foreground
 
-test: deps browser
-	$(BIN)/ruff check supervisor tests bench
-	$(BIN)/mypy --strict supervisor
+# mypy for the oldest Python pyproject.toml declares and for the newest we run on
+MYPY_VERSIONS := 3.10 3.11
+
+test: lint browser
 	$(BIN)/pytest
 
 lint: deps
 	$(BIN)/ruff check supervisor tests bench
-	$(BIN)/mypy --strict supervisor
+	@for v in $(MYPY_VERSIONS); do \
+		echo "mypy --strict --python-version $$v supervisor"; \
+		$(BIN)/mypy --strict --python-version $$v supervisor || exit 1; \
+	done
 
 bench: deps
 	@command -v wrk >/dev/null 2>&1 || ./scripts/apt-install wrk wrk

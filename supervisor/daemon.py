@@ -325,19 +325,18 @@ class Daemon:
     # -- metrics (optional: imported only when configured) ---------------------------
 
     async def _start_metrics(self) -> None:
-        listen = self.config.metrics.listen
-        if not listen:
+        listen, address = self.config.metrics.listen, self.config.metrics.address
+        if address is None:
             return
         from supervisor.metrics import MetricsServer
 
-        host, _, port = listen.rpartition(":")
         self.metrics = server = MetricsServer(self, lambda: self.stack.uwsgi_driver.stats)
         self.reloader.listeners.append(
             lambda result: server.observe_reload(result.result, result.duration)
         )
         if listen != self.config.web.listen:  # else the status page's server answers it
             try:
-                await server.start(host.strip("[]"), int(port))
+                await server.start(address.host, address.port)
             except OSError as exc:
                 self.log.error("cannot serve metrics", listen=listen, error=exc.strerror)
 

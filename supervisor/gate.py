@@ -80,10 +80,11 @@ class Checkers:
 
 def real_checkers(stack: Stack) -> Checkers:
     async def nginx_test(config: Config, conf: nginx.NginxConf) -> tuple[bool, str]:
-        return await nginx.config_test(
+        result = await nginx.config_test(
             stack.nginx_binary(config), config.nginx_prefix, config.nginx.conf, conf,
             child_env(stack.environ), *identity(config),
         )
+        return result.ok, result.text
 
     async def import_app(config: Config, spec: AppSpec) -> str:
         return await preflight(

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supervisor import logsetup, policy, probe, uwsgi
+from supervisor import healthprobe, logsetup, policy, uwsgi
 from supervisor.control import Emit
 from supervisor.program import Program
 from supervisor.stack import Stack
 from supervisor.states import State
 
-Probe = Callable[[str, float, Path], Awaitable[probe.ProbeResult]]
+Probe = Callable[[str, float, Path], Awaitable[healthprobe.ProbeResult]]
 SETTLE_TICK = 0.25
 SETTLE_PROBE_EVERY = 0.5  # faster than [health] interval: the settle is short
 
@@ -74,7 +74,7 @@ def point_link(link: str, target: str) -> None:
 
 
 class Generations:
-    def __init__(self, stack: Stack, probe_fn: Probe = probe.probe) -> None:
+    def __init__(self, stack: Stack, probe_fn: Probe = healthprobe.probe) -> None:
         self.stack = stack
         self.probe = probe_fn
         self.previous: Release | None = None  # retired, to roll back to

@@ -28,7 +28,13 @@ class UwsgiIni:
     """The options of one section, in file order, with their line numbers."""
 
     options: tuple[Option, ...]
-    has_section: bool
+    has_section: bool  # at least one option in the section
+    headers: tuple[tuple[str, int], ...] = ()  # every ``[name]`` line: (name, line)
+
+    @property
+    def section_line(self) -> int:
+        """Line of the first ``[uwsgi]`` header; 1 when there is none."""
+        return next((line for name, line in self.headers if name == SECTION), 1)
 
     def get(self, key: str) -> Option | None:
         """The last occurrence of ``key`` (uWSGI's rule for single-valued options)."""
@@ -45,19 +51,13 @@ class UwsgiIni:
     def all(self, key: str) -> list[Option]:
         return [opt for opt in self.options if opt.key == key]
 
-    def flag(self, key: str) -> bool:
-        """A boolean option as uWSGI reads it: present and not false/0/no/off."""
-        opt = self.get(key)
-        if opt is None:
-            return False
-        return opt.value.strip().lower() not in ("false", "0", "no", "off")
-
     def __iter__(self) -> Iterator[Option]:
         return iter(self.options)
 
 
 def parse_ini(text: str, section: str = SECTION) -> UwsgiIni:
     options: list[Option] = []
+    headers: list[tuple[str, int]] = []
     current = ""
     has_section = False
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -66,6 +66,7 @@ def parse_ini(text: str, section: str = SECTION) -> UwsgiIni:
             continue
         if line.startswith("["):
             current = line[1:-1] if line.endswith("]") else line[1:]
+            headers.append((current, number))
             continue
         if line[0] in ";#":
             continue
@@ -74,4 +75,4 @@ def parse_ini(text: str, section: str = SECTION) -> UwsgiIni:
             continue
         has_section = True
         options.append(Option(key.rstrip(_BLANKS), value.strip(_BLANKS), number))
-    return UwsgiIni(tuple(options), has_section)
+    return UwsgiIni(tuple(options), has_section, tuple(headers))

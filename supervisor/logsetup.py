@@ -11,6 +11,12 @@ from typing import Any, TextIO
 import structlog
 
 # syslog priorities, understood by journald as a "<N>" line prefix (SyslogLevelPrefix=yes)
+#: level names fnud accepts (logging.getLevelNamesMapping() needs Python 3.11)
+_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+    "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
 _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "exception": 3}
 
 
@@ -76,7 +82,7 @@ def configure(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+            _LEVELS.get(level.lower(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,

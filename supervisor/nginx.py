@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import pwd
+import re
 import shutil
 import signal
 from dataclasses import dataclass
@@ -24,11 +25,28 @@ from supervisor.sockets import Held, Holder, Spec, nginx_specs
 
 RELOAD = signal.SIGHUP
 GRACEFUL_STOP = signal.SIGQUIT
-FAST_STOP = signal.SIGTERM
 REOPEN_LOGS = signal.SIGUSR1
 INHERITED_SOCKETS = "NGINX"  # "3;4;": listening sockets nginx takes instead of binding
 
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One problem found in the configuration: where (``line`` 0: the file as a whole),
+    what, and nginx's level (``emerg``, ``warn``...; "" when nginx gave none)."""
+
+    file: str
+    line: int
+    text: str
+    level: str = "emerg"
+
+    @property
+    def is_error(self) -> bool:
+        return self.level in ERROR_LEVELS
+
+
+ERROR_LEVELS = frozenset({"emerg", "alert", "crit", "error"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,7 @@ class NginxConf:
 
     files: tuple[str, ...]
     directives: tuple[Directive, ...]
-    errors: tuple[str, ...]
+    errors: tuple[Message, ...]  # what crossplane could not parse
 
     def named(self, *names: str) -> list[Directive]:
         return [d for d in self.directives if d.name in names]
@@ -69,6 +87,18 @@ def _walk(block: list[dict[str, Any]], file: str, out: list[Directive]) -> None:
             _walk(item["block"], file, out)
 
 
+_ERRNO_RE = re.compile(r"^\[Errno \d+\] (?P<reason>.*?): '(?P<path>.*)'$")
+
+
+def _crossplane_error(file: str, error: dict[str, Any]) -> Message:
+    line = int(error.get("line") or 1)
+    text = str(error.get("error")).removesuffix(f" in {file}:{line}")
+    match = _ERRNO_RE.match(text)
+    if match:  # an include that cannot be read
+        text = f"cannot open {match.group('path')}: {match.group('reason')}"
+    return Message(file, line, text)
+
+
 def analyze(conf: Path) -> NginxConf:
     """Parse nginx.conf and its includes with crossplane (never raises for bad syntax)."""
     payload = crossplane.parse(str(conf), catch_errors=True, comments=False)
@@ -78,8 +108,7 @@ def analyze(conf: Path) -> NginxConf:
     for entry in payload.get("config", []):
         files.append(entry["file"])
         _walk(entry.get("parsed", []), entry["file"], directives)
-        for err in entry.get("errors", []):
-            errors.append(f"{entry['file']}:{err.get('line') or 1}: {err.get('error')}")
+        errors += [_crossplane_error(entry["file"], err) for err in entry.get("errors", [])]
     return NginxConf(tuple(files) or (str(conf),), tuple(directives), tuple(errors))
 
 
@@ -168,6 +197,45 @@ def worker_uid(conf: NginxConf, configured: str) -> int | None:
         return None
 
 
+_ENTRY_RE = re.compile(
+    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?\[(?P<level>[a-z]+)\] (?:\d+#\d+: )?(?P<text>.*)$",
+    re.DOTALL,
+)
+_WHERE_RE = re.compile(r"^(?P<text>.*) in (?P<file>.+):(?P<line>\d+)$", re.DOTALL)
+
+
+def parse_test_line(line: str, conf_path: Path) -> Message | None:
+    """One line of ``nginx -t`` (its ``nginx: `` prefix removed) as a Message; None for
+    the summary ("configuration file ... test failed"), which only repeats the others."""
+    if line.startswith("configuration file ") and line.endswith("test failed"):
+        return None
+    entry = _ENTRY_RE.match(line)
+    level, text = (entry.group("level"), entry.group("text")) if entry else ("", line)
+    where = _WHERE_RE.match(text)
+    if where:
+        return Message(where.group("file"), int(where.group("line")), where.group("text"), level)
+    return Message(str(conf_path), 0, text, level)
+
+
+@dataclass(frozen=True)
+class ConfigTest:
+    """What ``nginx -t`` said: its exit, and its lines (without nginx's own noise)."""
+
+    ok: bool
+    lines: tuple[str, ...]
+    conf_path: Path
+
+    @property
+    def messages(self) -> list[Message]:
+        parsed = (parse_test_line(line, self.conf_path) for line in self.lines)
+        return [message for message in parsed if message is not None]
+
+    @property
+    def text(self) -> str:
+        """One line for a log or an answer."""
+        return "; ".join(self.lines)
+
+
 async def config_test(
     binary: str,
     prefix: Path,
@@ -176,8 +244,8 @@ async def config_test(
     env: dict[str, str],
     user: str = "",
     group: str = "",
-) -> tuple[bool, str]:
-    """Run ``nginx -t``; return (ok, nginx's own message)."""
+) -> ConfigTest:
+    """Run ``nginx -t`` with exactly the flags fnud runs nginx with."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *test_argv(binary, prefix, conf_path, conf, user, group),
@@ -189,14 +257,14 @@ async def config_test(
             start_new_session=True,
         )
     except OSError as exc:
-        return False, f"{binary}: {exc.strerror}"
+        return ConfigTest(False, (f"{binary}: {exc.strerror}",), conf_path)
     out, _ = await proc.communicate()
-    lines = [
+    lines = tuple(
         line.removeprefix("nginx: ")
         for line in out.decode(errors="replace").splitlines()
         if line.strip() and "test is successful" not in line and "syntax is ok" not in line
-    ]
-    return proc.returncode == 0, "; ".join(lines)
+    )
+    return ConfigTest(proc.returncode == 0, lines, conf_path)
 
 
 def worker_pids(master_pid: int) -> set[int]:

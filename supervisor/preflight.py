@@ -2,8 +2,8 @@
 
 Same python (the ini's virtualenv, else the configured one, else fnud's own, which is
 the interpreter the PyPI uwsgi was built against), same chdir, pythonpath and env,
-same ``module``/``wsgi-file`` and ``callable``. A failure comes back as one line
-``file:line: ErrorType: message``.
+same ``module``/``wsgi-file`` and ``callable``. A failure is a PreflightError with the
+file and line where known, and ``ErrorType: message``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor import uwsgi
+from supervisor import uwsgi_options as options
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni
 
@@ -27,19 +27,19 @@ from supervisor.ini import UwsgiIni
 _PROBE = r"""
 import json, os, sys, traceback, importlib, importlib.util
 spec = json.loads(sys.argv[1])
-def fail(msg):
-    print(json.dumps({"ok": False, "error": msg})); sys.exit(0)
+def fail(file, line, msg):
+    print(json.dumps({"ok": False, "file": file, "line": line, "error": msg})); sys.exit(0)
 def where(exc):
     if isinstance(exc, SyntaxError) and exc.filename:
-        return "%s:%s: %s: %s" % (exc.filename, exc.lineno, type(exc).__name__, exc.msg)
+        return exc.filename, exc.lineno, "%s: %s" % (type(exc).__name__, exc.msg)
     tb = traceback.extract_tb(exc.__traceback__)
     frames = [f for f in tb if "<frozen" not in f.filename and f.filename != "<string>"]
     stdlib = os.path.dirname(os.__file__)
     frames = [f for f in frames if not f.filename.startswith(stdlib)] or frames
     if frames:
         f = frames[-1]
-        return "%s:%s: %s: %s" % (f.filename, f.lineno, type(exc).__name__, exc)
-    return "%s: %s" % (type(exc).__name__, exc)
+        return f.filename, f.lineno, "%s: %s" % (type(exc).__name__, exc)
+    return "", 0, "%s: %s" % (type(exc).__name__, exc)
 try:
     import uwsgi  # only inside uWSGI: apps that use it get a stand-in here
 except ImportError:
@@ -67,18 +67,18 @@ try:
         name = "uwsgi_file_" + "".join(c if c.isalnum() else "_" for c in path)
         s = importlib.util.spec_from_file_location(name, path)
         if s is None or s.loader is None:
-            fail("%s: cannot load as Python" % path)
+            fail(path, 0, "cannot load as Python")
         mod = importlib.util.module_from_spec(s)
         sys.modules[name] = mod
         s.loader.exec_module(mod)
         where_name = path
 except BaseException as exc:
-    fail(where(exc))
+    fail(*where(exc))
 app = getattr(mod, callable_name, None)
 if app is None:
-    fail("%s: no callable named '%s'" % (getattr(mod, "__file__", where_name), callable_name))
+    fail(getattr(mod, "__file__", where_name), 0, "no callable named '%s'" % callable_name)
 if not callable(app):
-    fail("%s: '%s' is not callable" % (getattr(mod, "__file__", where_name), callable_name))
+    fail(getattr(mod, "__file__", where_name), 0, "'%s' is not callable" % callable_name)
 def smoke(path):
     import io
     path_info, _, query = path.partition("?")
@@ -103,10 +103,11 @@ def smoke(path):
             if hasattr(body, "close"):
                 body.close()
     except BaseException as exc:
-        fail("smoke check GET %s raised %s" % (path, where(exc)))
+        file, line, message = where(exc)
+        fail(file, line, "smoke check GET %s raised %s" % (path, message))
     status = seen[-1] if seen else "no status"
     if not status[:1] in ("2", "3"):
-        fail("smoke check GET %s answered %s" % (path, status))
+        fail("", 0, "smoke check GET %s answered %s" % (path, status))
 for path in spec.get("smoke", []):
     smoke(path)
 print(json.dumps({"ok": True, "file": getattr(mod, "__file__", None)}))
@@ -137,27 +138,41 @@ def supplementary_groups(owner: tuple[int, int]) -> list[int]:
 
 
 class PreflightError(Exception):
-    """The app cannot be loaded: one line, file:line first where known."""
+    """The app cannot be loaded: where (``file``, ``line``; "" and 0 when unknown) and
+    what (``message``). ``str()`` is one line, ``file:line: message``."""
+
+    def __init__(self, message: str, file: str = "", line: int = 0) -> None:
+        self.file, self.line, self.message = file, line, message
+        where = (f"{file}:{line}: " if line > 0 else f"{file}: ") if file else ""
+        super().__init__(where + message)
 
 
-def app_spec(ini: UwsgiIni, ini_path: Path, python: str = "") -> AppSpec:
-    """What uWSGI will load, from the user's ini."""
-    chdir = uwsgi.ini_value(ini, ("chdir",), ini_path) or str(ini_path.parent)
-    venv = uwsgi.ini_value(ini, ("virtualenv", "venv", "home", "pyhome", "H"), ini_path)
-    if venv:
-        interpreter = str(Path(chdir, venv) / "bin" / "python")
-    else:
-        interpreter = python or sys.executable
-    module = uwsgi.ini_value(ini, ("module", "wsgi", "w"), ini_path) or ""
-    wsgi_file = uwsgi.ini_value(ini, ("wsgi-file", "file"), ini_path) or ""
+def app_spec(
+    ini: UwsgiIni, ini_path: Path, python: str = "", environ: Mapping[str, str] | None = None
+) -> AppSpec:
+    """What uWSGI will load, from the user's ini, its placeholders expanded against
+    ``environ`` as uWSGI will (default: fnud's own environment, scrubbed like uWSGI's)."""
+    env = child_env(os.environ if environ is None else environ)
+
+    def value(names: tuple[str, ...]) -> str:
+        option = options.last(ini, names)
+        if option is None:
+            return ""
+        return options.resolve(option.value, ini_path, ini, env, strict=False) or ""
+
+    chdir = options.chdir(ini, ini_path, env, strict=False) or ini_path.parent
+    venv = value(options.VIRTUALENV)
     return AppSpec(
-        python=interpreter,
-        chdir=chdir,
-        pythonpath=tuple(uwsgi.ini_pythonpath(ini, ini_path)),
-        env=tuple(uwsgi.ini_env(ini, ini_path).items()),
-        module=module,
-        wsgi_file=wsgi_file,
-        callable=uwsgi.ini_value(ini, ("callable",), ini_path) or "application",
+        python=str(chdir / venv / "bin" / "python") if venv else python or sys.executable,
+        chdir=str(chdir),
+        pythonpath=tuple(
+            options.resolve(opt.value, ini_path, ini, env, strict=False) or opt.value
+            for opt in options.every(ini, options.PYTHONPATH)
+        ),
+        env=tuple(options.env_lines(ini, ini_path, env).items()),
+        module=value(options.MODULE),
+        wsgi_file=value(options.WSGI_FILE),
+        callable=value(options.CALLABLE) or "application",
     )
 
 
@@ -176,6 +191,22 @@ async def preflight(
     """
     if not spec.module and not spec.wsgi_file:
         raise PreflightError("no app configured: set 'module' or 'wsgi-file' in the uWSGI ini")
+    env = child_env(environ)
+    env.update(dict(spec.env))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONPATH", None)
+    out, err, returncode = await _run_probe(spec, env, timeout, owner, smoke)
+    return _verdict(spec, out, err, returncode)
+
+
+async def _run_probe(
+    spec: AppSpec,
+    env: dict[str, str],
+    timeout: float,
+    owner: tuple[int, int] | None,
+    smoke: tuple[str, ...],
+) -> tuple[bytes, bytes, int | None]:
+    """Run the import in its own session; (stdout, stderr, exit code)."""
     payload = json.dumps(
         {
             "chdir": spec.chdir,
@@ -186,10 +217,6 @@ async def preflight(
             "smoke": list(smoke),
         }
     )
-    env = child_env(environ)
-    env.update(dict(spec.env))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.pop("PYTHONPATH", None)
     try:
         proc = await asyncio.create_subprocess_exec(
             spec.python, "-c", _PROBE, payload,
@@ -204,9 +231,7 @@ async def preflight(
             extra_groups=supplementary_groups(owner) if owner else None,
         )
     except OSError as exc:
-        raise PreflightError(
-            f"{spec.python}: cannot run the app's python: {exc.strerror}"
-        ) from None
+        raise PreflightError(f"cannot run the app's python: {exc.strerror}", spec.python) from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
@@ -218,7 +243,7 @@ async def preflight(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await asyncio.shield(proc.wait())
-    return _verdict(spec, out, err, proc.returncode)
+    return out, err, proc.returncode
 
 
 def _verdict(spec: AppSpec, out: bytes, err: bytes, returncode: int | None) -> str:
@@ -231,7 +256,8 @@ def _verdict(spec: AppSpec, out: bytes, err: bytes, returncode: int | None) -> s
                 continue
             if result.get("ok"):
                 return str(result.get("file") or spec.label)
-            raise PreflightError(str(result.get("error")))
+            file, number = str(result.get("file") or ""), int(result.get("line") or 0)
+            raise PreflightError(str(result.get("error")), file, number)
     tail = err.decode(errors="replace").strip().splitlines()
     reason = tail[-1] if tail else f"exit code {returncode}"
     raise PreflightError(f"{spec.label}: importing the app failed: {reason}")

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from supervisor import logsetup, probe
+from supervisor import healthprobe, logsetup
 from supervisor.config import HealthSection
 from supervisor.program import Program
 
@@ -48,7 +48,7 @@ class ProbeLoop:
         if not self.allowed():
             self.failures = 0
             return
-        result = await probe.probe(cfg.url, cfg.timeout, self.stats())
+        result = await healthprobe.probe(cfg.url, cfg.timeout, self.stats())
         if not self.allowed():
             self.failures = 0  # a reload began while we probed: its effects don't count
             return

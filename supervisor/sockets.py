@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor import uwsgi_options as options
 from supervisor.ini import UwsgiIni
 from supervisor.ports import Address, parse_nginx_listen, parse_uwsgi_socket
 
 #: uWSGI options naming a listening socket fnud can hold (the protocol stays the option's)
-UWSGI_SOCKET_OPTIONS = ("socket", "uwsgi-socket", "http-socket", "s")
 DEFAULT_BACKLOG = 100  # uWSGI's default `listen`
 
 
@@ -72,7 +72,7 @@ def uwsgi_specs(ini: UwsgiIni, ini_name: str, expand: Callable[[str], str]) -> l
     owner = (ini.value("chown-socket") or "").strip()
     out = []
     for opt in ini:
-        if opt.key not in UWSGI_SOCKET_OPTIONS:
+        if opt.key not in options.HOLDABLE_SOCKETS:
             continue
         value = expand(opt.value.strip())
         where = f"{ini_name}:{opt.line}"
@@ -99,15 +99,25 @@ def nginx_specs(listens: Iterable[tuple[str, int, tuple[str, ...]]]) -> list[Spe
     return list(out.values())
 
 
-def unholdable(ini: UwsgiIni, ini_name: str) -> list[str]:
-    """Why some of the ini's sockets cannot be held (one line each)."""
+@dataclass(frozen=True)
+class Unholdable:
+    """Why the option at ``file:line`` keeps fnud from holding the ini's sockets."""
+
+    file: str
+    line: int
+    reason: str
+
+
+def unholdable(ini: UwsgiIni, ini_name: str) -> list[Unholdable]:
+    """Why some of the ini's sockets cannot be held (none: all can)."""
     out = []
     for opt in ini:
-        if opt.key in UWSGI_SOCKET_OPTIONS and opt.value.strip().startswith("@"):
-            out.append(f"{ini_name}:{opt.line}: abstract socket {opt.value.strip()} "
-                       "cannot be held by fnud")
-        if opt.key in ("http", "https", "reuse-port", "shutdown-sockets"):
-            out.append(f"{ini_name}:{opt.line}: '{opt.key}' cannot share a held socket")
+        if opt.key in options.HOLDABLE_SOCKETS and opt.value.strip().startswith("@"):
+            reason = f"abstract socket {opt.value.strip()} cannot be held by fnud"
+            out.append(Unholdable(ini_name, opt.line, reason))
+        if opt.key in options.UNSHAREABLE:
+            reason = f"'{opt.key}' cannot share a held socket"
+            out.append(Unholdable(ini_name, opt.line, reason))
     return out
 
 

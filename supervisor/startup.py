@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from supervisor import adoption, gate, health, nginx, survivors
+from supervisor import adoption, gate, httpget, nginx, survivors
 from supervisor.program import Program
 from supervisor.stack import Stack, StackError
 from supervisor.states import State
@@ -70,9 +70,9 @@ async def wait_healthy(stack: Stack) -> None:
             if prog.state is not State.RUNNING:
                 raise StartupError(f"{prog.name} failed to start: {prog.last_exit}")
         try:
-            await health.check(url, config.health.timeout)
+            await httpget.check(url, config.health.timeout)
             return
-        except health.HealthError as exc:
+        except httpget.HealthError as exc:
             last = str(exc)
         await asyncio.sleep(0.1)
     raise StartupError(f"health check never passed: {last}")

@@ -13,21 +13,22 @@ import asyncio
 import contextlib
 import errno
 import os
-import re
 import shutil
 import signal
 import stat
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from supervisor import logpath
+from supervisor import uwsgi_options as options
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.program import Command, child_pids
 from supervisor.runtime import Paths
 from supervisor.sockets import DEFAULT_BACKLOG, Held, Holder, unholdable, uwsgi_specs
+from supervisor.uwsgi_options import expand_magic as expand_magic  # stack.py uses it here
 from supervisor.uwsgi_stats import ChainProgress as ChainProgress
 from supervisor.uwsgi_stats import Stats as Stats
 from supervisor.uwsgi_stats import Worker as Worker
@@ -39,36 +40,7 @@ from supervisor.uwsgi_stats import request_status as request_status
 CHAIN_RELOAD = "c"
 GRACEFUL_RELOAD = "r"
 GRACEFUL_STOP = "q"
-BRUTAL_STOP = "Q"
 REOPEN_LOGS = "l"
-
-#: options fnud takes away from uWSGI (it watches the touch files itself)
-TAKEN_AWAY = frozenset(
-    {"daemonize", "daemonize2", "stats", "stats-server", "touch-chain-reload", "touch-reload"}
-)
-#: touch options fnud honours through its own gated reload
-TOUCH_OPTIONS = ("touch-chain-reload", "touch-reload")
-
-_MAGIC_RE = re.compile(r"%([dpsnec%])")
-_ENV_RE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def expand_magic(value: str, ini_path: Path, environ: Mapping[str, str] | None = None) -> str:
-    """Expand uWSGI's magic variables (%d %p %s %n %e %c %%) and $(ENV) for ``ini_path``."""
-    absolute = ini_path
-    table = {
-        "d": str(absolute.parent) + "/",
-        "p": str(absolute),
-        "s": absolute.name,
-        "n": absolute.stem,
-        "e": absolute.suffix,
-        "c": absolute.parent.name,
-        "%": "%",
-    }
-    out = _MAGIC_RE.sub(lambda m: table[m.group(1)], value)
-    if environ is not None:
-        out = _ENV_RE.sub(lambda m: environ.get(m.group(1), ""), out)
-    return out
 
 
 def render_ini(
@@ -83,7 +55,7 @@ def render_ini(
     Line numbers are preserved, so uWSGI's own messages still point at the user's lines.
     """
     parsed = parse_ini(text)
-    dropped = {opt.line for opt in parsed if opt.key in TAKEN_AWAY | drop}
+    dropped = {opt.line for opt in parsed if opt.key in options.TAKEN_AWAY | drop}
     keys = {opt.line: opt.key for opt in parsed}
     lines = text.split("\n")
     out = []
@@ -93,7 +65,7 @@ def render_ini(
         elif replace and number in replace:
             out.append(f"{keys[number]} = {replace[number]}")  # uWSGI keeps inline comments
         else:
-            out.append(expand_magic(line, ini_path))
+            out.append(options.expand_magic(line, ini_path))
     return "\n".join(out)
 
 
@@ -119,10 +91,6 @@ def find_binary(configured: str) -> str | None:
     if beside.exists():
         return str(beside)
     return shutil.which("uwsgi")
-
-
-#: options with which the user's ini sends uWSGI's log elsewhere; fnud then leaves it be
-LOG_OPTIONS = frozenset({"logto", "logto2", "logger", "log-socket"})
 
 
 def argv(
@@ -171,47 +139,24 @@ async def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
             os.close(fd)
 
 
-def touch_files(ini: UwsgiIni, ini_path: Path, workdir: Path) -> list[Path]:
-    """Files named by touch-chain-reload/touch-reload, resolved like uWSGI would."""
+def touch_files(
+    ini: UwsgiIni, ini_path: Path, workdir: Path, environ: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Files named by touch-chain-reload/touch-reload, resolved like uWSGI would
+    (``environ``: what uWSGI gets; default fnud's own, scrubbed)."""
+    env = child_env(os.environ if environ is None else environ)
     out = []
-    for opt in ini:
-        if opt.key in TOUCH_OPTIONS:
-            value = expand_magic(opt.value, ini_path)
-            path = Path(value)
-            out.append(path if path.is_absolute() else workdir / path)
+    for opt in options.every(ini, options.TOUCH_RELOAD):
+        value = options.resolve(opt.value, ini_path, ini, env, strict=False) or opt.value
+        path = Path(value)
+        out.append(path if path.is_absolute() else workdir / path)
     return out
 
 
-def ini_pythonpath(ini: UwsgiIni, ini_path: Path) -> list[str]:
-    return [
-        expand_magic(opt.value, ini_path)
-        for opt in ini
-        if opt.key in ("pythonpath", "python-path", "pp")
-    ]
-
-
-def ini_env(ini: UwsgiIni, ini_path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for opt in ini:
-        if opt.key == "env" and "=" in opt.value:
-            key, _, value = expand_magic(opt.value, ini_path).partition("=")
-            env[key] = value
-    return env
-
-
-def ini_value(ini: UwsgiIni, keys: Sequence[str], ini_path: Path) -> str | None:
-    for key in keys:
-        value = ini.value(key)
-        if value is not None:
-            return expand_magic(value, ini_path)
-    return None
-
-
 #: options naming a path a generation pins (resolved through symlinks once, at its start)
-PINNED_OPTIONS = frozenset({
-    "chdir", "wsgi-file", "file", "pythonpath", "python-path", "pp",
-    "virtualenv", "venv", "home", "pyhome", "H",
-})
+PINNED_OPTIONS = frozenset(
+    {*options.CHDIR, *options.WSGI_FILE, *options.PYTHONPATH, *options.VIRTUALENV}
+)
 PAUSE = "p"  # toggles: suspend the workers / resume them
 # a worker's no-op handler: it ends one suspended thread's poll (uWSGI's own resume sends
 # one per worker, so the other threads of a worker would sleep up to 10 s more)
@@ -219,18 +164,22 @@ WAKE = signal.SIGTSTP
 WAKE_ROUNDS, WAKE_EVERY = 20, 0.05
 
 
-def pins(ini: UwsgiIni, ini_path: Path) -> dict[int, str]:
+def pins(
+    ini: UwsgiIni, ini_path: Path, environ: Mapping[str, str] | None = None
+) -> dict[int, str]:
     """{line: resolved path} for every path option: a generation loads only from there,
-    whatever a symlink such as ``current -> releases/<id>`` points at later."""
+    whatever a symlink such as ``current -> releases/<id>`` points at later.
+
+    ``environ``: what uWSGI gets (default: fnud's own, scrubbed)."""
+    env = child_env(os.environ if environ is None else environ)
     base = ini_path.parent
-    chdir = ini.get("chdir")
-    workdir = Path(os.path.realpath(base / expand_magic(chdir.value, ini_path))) if chdir else base
+    workdir = Path(release_dir(ini, ini_path, env))
     out = {}
     for opt in ini:
         if opt.key not in PINNED_OPTIONS or not opt.value.strip():
             continue
-        value = expand_magic(opt.value.strip(), ini_path)
-        relative_to = base if opt.key == "chdir" else workdir
+        value = options.resolve(opt.value.strip(), ini_path, ini, env, strict=False) or ""
+        relative_to = base if opt.key in options.CHDIR else workdir
         out[opt.line] = os.path.realpath(relative_to / value)
     return out
 
@@ -248,12 +197,13 @@ def release_link(chdir: str) -> tuple[str, str] | None:
     return None
 
 
-def release_dir(ini: UwsgiIni, ini_path: Path) -> str:
+def release_dir(
+    ini: UwsgiIni, ini_path: Path, environ: Mapping[str, str] | None = None
+) -> str:
     """The app's directory as it resolves now (chdir through symlinks, else the ini's)."""
-    chdir = ini.get("chdir")
-    if chdir is None:
-        return str(ini_path.parent)
-    return os.path.realpath(ini_path.parent / expand_magic(chdir.value.strip(), ini_path))
+    env = child_env(os.environ if environ is None else environ)
+    chdir = options.chdir(ini, ini_path, env, strict=False) or ini_path.parent
+    return os.path.realpath(chdir)
 
 
 async def wake_threads(pid: int) -> None:
@@ -311,14 +261,19 @@ class UwsgiDriver:
         except (OSError, UnicodeDecodeError):
             return False
         name = str(self.ini_path)
-        specs = uwsgi_specs(ini, name, lambda v: expand_magic(v, self.ini_path))
+        specs = uwsgi_specs(ini, name, self._expand(ini))
         return bool(specs) and not unholdable(ini, name)
+
+    def _expand(self, ini: UwsgiIni) -> Callable[[str], str]:
+        """An option value as uWSGI will read it (placeholders against its environment)."""
+        env = child_env(self.environ)
+        return lambda v: options.resolve(v, self.ini_path, ini, env, strict=False) or v
 
     def sockets(self, ini: UwsgiIni) -> list[Held]:
         """Hold the ini's sockets (binding those not held yet)."""
         if self.holder is None:
             return []
-        specs = uwsgi_specs(ini, str(self.ini_path), lambda v: expand_magic(v, self.ini_path))
+        specs = uwsgi_specs(ini, str(self.ini_path), self._expand(ini))
         return self.holder.ensure(specs, int(ini.value("listen") or DEFAULT_BACKLOG))
         self.log_master: bool = False  # [uwsgi] log_master (see logpath.py)
         self.own_logs: bool = False  # the user's ini sends the log elsewhere itself
@@ -331,18 +286,17 @@ class UwsgiDriver:
         if self.source is None or not self.pinned:
             text = self.ini_path.read_text(encoding="utf-8")
             ini = parse_ini(text)
-            pinned = pins(ini, self.ini_path) if self.pinned else {}
+            pinned = pins(ini, self.ini_path, self.environ) if self.pinned else {}
             self.source = (text, pinned)
-            chdir = ini.get("chdir")
-            if chdir is not None:
-                value = expand_magic(chdir.value.strip(), self.ini_path)
-                self.link = release_link(str(self.ini_path.parent / value))
+            if options.last(ini, options.CHDIR) is not None:
+                chdir = options.chdir(ini, self.ini_path, child_env(self.environ), strict=False)
+                self.link = release_link(str(chdir)) if chdir is not None else None
         text, pinned = self.source
         ini = parse_ini(text)
-        chdir = ini.get("chdir")
+        chdir_option = options.last(ini, options.CHDIR)
         self.release = (
-            pinned.get(chdir.line, "") if chdir else ""
-        ) or release_dir(ini, self.ini_path)
+            pinned.get(chdir_option.line, "") if chdir_option else ""
+        ) or release_dir(ini, self.ini_path, self.environ)
         held = self.sockets(ini)
         replace = {h.spec.line: f"fd://{h.fd}" for h in held}
         replace.update(pinned)
@@ -365,7 +319,7 @@ class UwsgiDriver:
     def command(self) -> Command:
         self.render()
         self.paused = False
-        own_logs = any(opt.key in LOG_OPTIONS for opt in parse_ini(self.rendered.read_text()))
+        own_logs = bool(options.every(parse_ini(self.rendered.read_text()), options.LOGGING))
         self.own_logs = own_logs
         for stale in (self.fifo, self.stats):
             with contextlib.suppress(FileNotFoundError):

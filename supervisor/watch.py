@@ -36,7 +36,6 @@ class Change:
 
     app: bool = False
     nginx: bool = False
-    config: bool = False
     paths: tuple[str, ...] = ()
 
     def describe(self) -> str:
@@ -115,7 +114,6 @@ class Debouncer:
         change = Change(
             app="app" in kinds or "ini" in kinds,
             nginx="nginx" in kinds or "config" in kinds,
-            config="config" in kinds,
             paths=tuple(self.paths),
         )
         self.kinds, self.paths = set(), []

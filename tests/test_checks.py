@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor import checks, ports
+from supervisor import checks, nginx, ports
 from supervisor.checks import nginx_test
 from supervisor.checks.finding import Finding
 from tests.conftest import ROOT, StackDir, make_stack_dir
@@ -107,12 +107,13 @@ def test_clean_config_has_no_findings(stack: StackDir) -> None:
 
 
 def test_check_leaves_no_prefix_behind(stack: StackDir) -> None:
+    prefix = stack.run.with_name("run-nginx")  # <runtime_dir>-nginx
     assert run(stack) == []
-    assert not stack.run.exists()  # nginx -t ran under run/nginx, created for it and removed
+    assert not prefix.exists()  # nginx -t ran under it, created for it and removed
 
 
 def test_check_removes_only_what_it_created_in_an_existing_prefix(stack: StackDir) -> None:
-    prefix = stack.run / "nginx"
+    prefix = stack.run.with_name("run-nginx")  # <runtime_dir>-nginx
     prefix.mkdir(parents=True)
     (prefix / "mine").write_text("kept")
     assert run(stack) == []
@@ -358,19 +359,21 @@ def test_nginx_t_error_mapped_to_file_and_line(stack: StackDir) -> None:
 
 def test_nginx_t_output_parsing() -> None:
     conf = Path("/srv/nginx.conf")
-    message = (
-        '2024/01/02 03:04:05 [warn] 12#12: conflicting server name "a" on 0.0.0.0:80, ignored; '
-        '2024/01/02 03:04:05 [emerg] 12#12: unknown directive "x" in /srv/inc/a b.conf:7; '
-        "configuration file /srv/nginx.conf test failed"
+    lines = (
+        '2024/01/02 03:04:05 [warn] 12#12: conflicting server name "a" on 0.0.0.0:80, ignored',
+        '[emerg] unknown directive "x" in /srv/inc/a b.conf:7',
+        "configuration file /srv/nginx.conf test failed",
     )
-    found = nginx_test.parse_output(False, message, conf)
+    found = nginx_test.findings(nginx.ConfigTest(False, lines, conf))
     assert [(f.path, f.line, f.severity) for f in found] == [
         ("/srv/nginx.conf", 0, "warning"), ("/srv/inc/a b.conf", 7, "error"),
     ]
     assert found[1].message == 'nginx -t: unknown directive "x"'
-    only_summary = nginx_test.parse_output(False, "configuration file /x test failed", conf)
+    only_summary = nginx_test.findings(nginx.ConfigTest(False, lines[2:], conf))
     assert [(f.line, f.severity) for f in only_summary] == [(0, "error")]
-    assert nginx_test.parse_output(True, "", conf) == []
+    no_level = nginx_test.findings(nginx.ConfigTest(False, ("nginx: not found",), conf))
+    assert [(f.line, f.severity) for f in no_level] == [(0, "error")]
+    assert nginx_test.findings(nginx.ConfigTest(True, (), conf)) == []
 
 
 def test_daemon_directive(stack: StackDir) -> None:

@@ -10,8 +10,8 @@ import threading
 import urllib.request
 from collections.abc import Callable
 
-from supervisor import health, uwsgi
-from supervisor.probe import blame
+from supervisor import httpget, uwsgi
+from supervisor.healthprobe import blame
 from tests.conftest import EXAMPLE_APP, StackDir, wait_for
 
 
@@ -63,8 +63,8 @@ def _stats(busy: int, idle: int, queue: int = 0) -> uwsgi.Stats:
 
 
 def test_probe_blames_the_right_program() -> None:
-    timeout = health.HealthError("no answer", "timeout")
-    refused = health.HealthError("refused", "connect")
+    timeout = httpget.HealthError("no answer", "timeout")
+    refused = httpget.HealthError("refused", "connect")
     assert blame(200, None, None).ok
     assert blame(502, None, None).culprit == "uwsgi"
     assert blame(504, None, _stats(0, 3)).culprit == "uwsgi"

@@ -442,6 +442,17 @@ def test_journald_lines_have_a_priority_prefix_and_no_timestamp(restore_logging:
         assert not re.search(r"\d\d:\d\d:\d\d|\bts=", line), line
 
 
+@pytest.mark.parametrize(("level", "shown"), [("debug", 3), ("WARNING", 2), ("error", 1)])
+def test_log_level_by_name(restore_logging: None, level: str, shown: int) -> None:
+    out = io.StringIO()
+    logsetup.configure(out, level=level, environ={})
+    log = logsetup.get("daemon")
+    log.debug("d")
+    log.warning("w")
+    log.error("e")
+    assert len(out.getvalue().splitlines()) == shown
+
+
 def test_without_journal_stream_lines_carry_a_timestamp(restore_logging: None) -> None:
     out = io.StringIO()
     logsetup.configure(out, environ={})

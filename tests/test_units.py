@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervisor import uwsgi
+from supervisor import uwsgi_options as options
 from supervisor.childenv import child_env
 from supervisor.config import ConfigError, config_path, parse_config
 from supervisor.ini import parse_ini
 from supervisor.ports import Address, parse_nginx_listen, parse_uwsgi_socket
 from supervisor.states import TRANSITIONS, State, TransitionError, check_transition
+from tests import configdoc
 
 
 def test_ini_keeps_inline_comments_like_uwsgi() -> None:
@@ -26,7 +28,7 @@ def test_ini_keeps_inline_comments_like_uwsgi() -> None:
 def test_ini_reads_only_the_uwsgi_section_and_last_value_wins() -> None:
     ini = parse_ini("[other]\nx = 1\n[uwsgi]\nx = 2\nx = 3\nmaster = false\nlazy-apps\n")
     assert ini.value("x") == "3" and [o.value for o in ini.all("x")] == ["2", "3"]
-    assert not ini.flag("master") and ini.flag("lazy-apps")
+    assert not options.flag(ini, options.MASTER) and options.flag(ini, options.LAZY_APPS)
 
 
 @given(st.text(max_size=300))
@@ -37,10 +39,10 @@ def test_ini_parser_never_crashes(text: str) -> None:
 
 def test_magic_variables_expand_for_the_original_file() -> None:
     ini = Path("/etc/app/site.ini")
-    assert uwsgi.expand_magic("%dapp", ini) == "/etc/app/app"
-    expanded = uwsgi.expand_magic("%p|%s|%n|%e|%c|%%", ini)
+    assert options.expand_magic("%dapp", ini) == "/etc/app/app"
+    expanded = options.expand_magic("%p|%s|%n|%e|%c|%%", ini)
     assert expanded == "/etc/app/site.ini|site.ini|site|.ini|app|%"
-    assert uwsgi.expand_magic("$(HOME)/x", ini, {"HOME": "/h"}) == "/h/x"
+    assert options.expand_magic("$(HOME)/x", ini) == "$(HOME)/x"  # left to uWSGI
 
 
 def test_rendered_ini_comments_out_what_fnud_takes_over_and_keeps_lines() -> None:
@@ -123,7 +125,15 @@ def test_config_relative_paths_and_defaults() -> None:
 def test_config_errors_name_file_and_line(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, Path("/c/fnud.toml"))
-    assert str(info.value).startswith("/c/" + expected), str(info.value)
+    error = info.value
+    assert str(error).startswith("/c/" + expected), str(error)
+    assert error.path == "/c/fnud.toml" and error.hint
+    assert str(error) == f"{error.path}:{error.line}: {error.message}"
+
+
+def test_a_nul_in_a_home_path_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"fnud\.toml:2: \[fnud\] runtime_dir must be a path"):
+        parse_config('[fnud]\nruntime_dir = "~\\u0000x/run"\n', Path("/c/fnud.toml"))
 
 
 @given(st.text(max_size=300))
@@ -201,3 +211,37 @@ def test_rendered_ini_replaces_a_planted_link_instead_of_writing_through_it(
     uwsgi.write_private(rendered, b"[uwsgi]\n", 0o644)
     assert target.read_text() == "do not touch"
     assert not rendered.is_symlink() and rendered.read_text() == "[uwsgi]\n"
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [("127.0.0.1:9300", Address("127.0.0.1", 9300)), ("[::1]:9300", Address("::1", 9300)),
+     ("", None)],
+)
+def test_metrics_listen_is_parsed_once(listen: str, address: Address | None) -> None:
+    config = parse_config(f'[metrics]\nlisten = "{listen}"\n', Path("/c/fnud.toml"))
+    assert config.metrics.address == address
+
+
+def test_derived_fields_are_not_keys() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'address'"):
+        parse_config('[metrics]\naddress = "x"\n', Path("/c/fnud.toml"))
+
+
+def test_readme_key_table_is_generated_from_config() -> None:
+    readme = configdoc.readme_table(configdoc.README.read_text(encoding="utf-8"))
+    assert readme == configdoc.table(), (
+        "README.md's fnud.toml keys differ from supervisor/config.py "
+        "(keys, defaults or comments): run python -m tests.configdoc"
+    )
+
+
+def test_readme_key_table_is_a_config_of_defaults() -> None:
+    text = configdoc.table().removeprefix("```toml\n").removesuffix("\n```")
+    path = Path("/c/fnud.toml")
+    assert parse_config(text, path) == parse_config("", path)
+
+
+def test_key_comments_come_from_the_field_line() -> None:
+    source = "class S:\n    a: int = 1  # one\n    b: tuple[int, ...] = (\n        2,\n    )  # 2\n"
+    assert configdoc.field_comments(source) == {("S", "a"): "one", ("S", "b"): "2"}

@@ -134,7 +134,7 @@ def test_debouncer_merges_a_burst_into_one_change() -> None:
     asyncio.run(scenario())
     assert len(changes) == 1
     change = changes[0]
-    assert change.app and change.nginx and not change.config
+    assert change.app and change.nginx
     assert change.paths == ("/x/0.py", "/x/1.py", "/x/2.py", "/x/nginx.conf")
 
 
@@ -143,7 +143,7 @@ def test_config_change_rereads_without_touching_the_app() -> None:
     debouncer = Debouncer(1.0, changes.append)
     debouncer.kinds, debouncer.paths = {"config"}, ["/x/fnud.toml"]
     debouncer.flush()
-    assert changes == [Change(app=False, nginx=True, config=True, paths=("/x/fnud.toml",))]
+    assert changes == [Change(app=False, nginx=True, paths=("/x/fnud.toml",))]
 
 
 class _NoInotify:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
 from supervisor import nginx, uwsgi
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.config import Config, ConfigError, locate, parse_config
-
-_LINE_RE = re.compile(r"(\d+): (.*)", re.DOTALL)
-_TILDE_RE = re.compile(r"""=\s*\[?\s*["']~""")
+from supervisor.config import Config, ConfigError, load_config, locate
 
 
 def _absolute(path: Path) -> Path:
@@ -23,46 +19,12 @@ def _absolute(path: Path) -> Path:
         return path
 
 
-def _hint_for(message: str) -> str:
-    if "invalid TOML" in message:
-        return "fix the TOML syntax at this line"
-    if "unknown key" in message or "unknown section" in message:
-        return "check the spelling against the README's Configuration section"
-    return "see the README's Configuration section"
-
-
 def load(path: Path) -> tuple[Config | None, list[Finding]]:
     """Parse fnud.toml; every mistake becomes a finding (never raises)."""
-    absolute = _absolute(path)
-    where = str(absolute)
     try:
-        raw = absolute.read_bytes()
-    except FileNotFoundError:
-        return None, [error(where, 0, "config file not found", "pass -c FILE or set $FNUD_CONFIG")]
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return None, [error(where, 0, f"cannot read config: {reason}")]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return None, [error(where, line, "not valid UTF-8", "TOML files must be UTF-8")]
-    try:
-        return parse_config(text, absolute), []
+        return load_config(_absolute(path)), []
     except ConfigError as exc:
-        message = str(exc)
-        rest = message.removeprefix(where + ":")
-        match = _LINE_RE.match(rest) if rest != message else None
-        if match:
-            line, text_ = int(match.group(1)), match.group(2)
-        else:
-            line, text_ = 0, message
-        return None, [error(where, line, text_, _hint_for(text_))]
-    except (RuntimeError, ValueError) as exc:  # e.g. "~nosuchuser/run": no home directory
-        line = next(
-            (n for n, s in enumerate(text.splitlines(), start=1) if _TILDE_RE.search(s)), 0
-        )
-        return None, [error(where, line, f"cannot use this value: {exc}")]
+        return None, [error(exc.path, exc.line, exc.message, exc.hint)]
 
 
 def _problem(path: Path) -> str | None:
@@ -105,18 +67,17 @@ def check(inputs: Inputs) -> list[Finding]:
         nginx_found = nginx.find_binary(config.nginx.binary)
     except (OSError, ValueError):
         uwsgi_found = nginx_found = None
-    if uwsgi_found is None and config.uwsgi.enabled:
-        out.append(error(
-            where, locate(text, "uwsgi", "binary"),
-            f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'})",
-            "pip install uwsgi in fnud's virtualenv, or set [uwsgi] binary",
-        ))
-    if nginx_found is None:
-        out.append(error(
-            where, locate(text, "nginx", "binary"),
-            f"nginx binary not found ({config.nginx.binary})",
-            "apt-get install nginx-light, or set [nginx] binary",
-        ))
+    for section, found, configured, install in (
+        ("uwsgi", uwsgi_found if config.uwsgi.enabled else "", config.uwsgi.binary or "uwsgi",
+         "pip install uwsgi in fnud's virtualenv"),
+        ("nginx", nginx_found, config.nginx.binary, "apt-get install nginx-light"),
+    ):
+        if found is None:
+            out.append(error(
+                where, locate(text, section, "binary"),
+                f"{section} binary not found ({configured})",
+                f"{install}, or set [{section}] binary",
+            ))
     python = config.uwsgi.python
     if python and _which(python) is None:
         out.append(error(

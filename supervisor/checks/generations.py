@@ -4,6 +4,7 @@ what a generation cannot pin (lazy-apps respawns reading edited files)."""
 from __future__ import annotations
 
 from supervisor import sockets, uwsgi
+from supervisor import uwsgi_options as options
 from supervisor.checks.finding import Finding, warning
 from supervisor.checks.inputs import Inputs
 
@@ -14,9 +15,13 @@ def uses_chain(inputs: Inputs) -> bool:
     if inputs.config.uwsgi.reload == "chain" or ini is None:
         return True
     name = str(inputs.ini_path)
-    if not any(opt.key in sockets.UWSGI_SOCKET_OPTIONS for opt in ini):
+    if not options.every(ini, options.HOLDABLE_SOCKETS):
         return False  # no socket at all: reported as such, no reload to speak of
-    specs = sockets.uwsgi_specs(ini, name, lambda v: uwsgi.expand_magic(v, inputs.ini_path))
+
+    def expand(value: str) -> str:
+        return options.resolve(value, inputs.ini_path, ini, inputs.environ, strict=False) or value
+
+    specs = sockets.uwsgi_specs(ini, name, expand)
     return not specs or bool(sockets.unholdable(ini, name))
 
 
@@ -26,21 +31,19 @@ def check(inputs: Inputs) -> list[Finding]:
         return []
     path = inputs.ini_path
     out = []
-    for line in sockets.unholdable(ini, str(path)):
-        where, _, message = line.partition(": ")
-        number = int(where.rpartition(":")[2])
+    for problem in sockets.unholdable(ini, str(path)):
         out.append(warning(
-            path, number, f"{message}: reloads fall back to chain mode",
+            problem.file, problem.line, f"{problem.reason}: reloads fall back to chain mode",
             "use 'socket = HOST:PORT' or a unix socket path for nginx's uwsgi_pass",
         ))
     if uses_chain(inputs):
         return out
-    lazy = ini.get("lazy-apps")
-    chdir = ini.get("chdir")
-    through_link = chdir is not None and uwsgi.release_link(
-        str(path.parent / uwsgi.expand_magic(chdir.value.strip(), path))
-    ) is not None
-    if lazy is not None and ini.flag("lazy-apps") and not through_link:
+    lazy = options.last(ini, options.LAZY_APPS)
+    chdir = options.chdir(ini, path, inputs.environ, strict=False)
+    through_link = options.last(ini, options.CHDIR) is not None and chdir is not None and (
+        uwsgi.release_link(str(chdir)) is not None
+    )
+    if lazy is not None and options.flag(ini, options.LAZY_APPS) and not through_link:
         out.append(warning(
             path, lazy.line,
             "lazy-apps: a respawned worker imports the files on disk then, so an in-place "

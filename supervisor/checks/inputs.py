@@ -7,7 +7,7 @@ reports why), and every check copes with what is missing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +44,11 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def is_file(path: Path) -> bool:
+def path_is(test: Callable[[Path], bool], path: Path) -> bool:
+    """``test(path)`` (``Path.exists``, ``Path.is_file``, ``Path.is_dir``); False where the
+    OS cannot answer (ENAMETOOLONG, a NUL byte...)."""
     try:
-        return path.is_file()
+        return bool(test(path))
     except (OSError, ValueError):
         return False
 
@@ -62,11 +64,11 @@ def running_daemon(config: Config) -> int | None:
 def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
     toml_text = read_text(config.path) or ""
     ini_text = None
-    if config.uwsgi.enabled and is_file(config.uwsgi.ini):
+    if config.uwsgi.enabled and path_is(Path.is_file, config.uwsgi.ini):
         ini_text = read_text(config.uwsgi.ini)
     ini = parse_ini(ini_text) if ini_text is not None else None
     conf = None
-    if is_file(config.nginx.conf) and os.access(config.nginx.conf, os.R_OK):
+    if path_is(Path.is_file, config.nginx.conf) and os.access(config.nginx.conf, os.R_OK):
         conf = nginx.analyze(config.nginx.conf)
     return Inputs(
         config=config,

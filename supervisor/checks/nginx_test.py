@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
-import re
 import shutil
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -25,13 +24,6 @@ from supervisor.config import locate
 
 T = TypeVar("T")
 
-_LINE_SPLIT_RE = re.compile(r"; (?=\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |configuration file )")
-_ENTRY_RE = re.compile(
-    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?\[(?P<level>[a-z]+)\] (?:\d+#\d+: )?(?P<text>.*)$",
-    re.DOTALL,
-)
-_WHERE_RE = re.compile(r"^(?P<text>.*) in (?P<file>.+):(?P<line>\d+)$", re.DOTALL)
-_ERROR_LEVELS = frozenset({"emerg", "alert", "crit", "error"})
 HINT = "nginx's own message, from nginx -t with fnud's flags"
 
 
@@ -89,22 +81,15 @@ def _remove_if_ours(path: Path) -> None:
             path.unlink()
 
 
-def parse_output(ok: bool, message: str, conf_path: Path) -> list[Finding]:
-    """nginx -t's output (config_test joins its lines with '; ') as findings."""
+def findings(result: nginx.ConfigTest) -> list[Finding]:
+    """nginx -t's messages as findings; a failure without an error message still is one."""
     out = []
-    for part in _LINE_SPLIT_RE.split(message) if message else []:
-        if part.startswith("configuration file ") and part.endswith("test failed"):
-            continue  # the summary line: the details are the other lines
-        entry = _ENTRY_RE.match(part)
-        level, text = (entry.group("level"), entry.group("text")) if entry else ("emerg", part)
-        path, line = str(conf_path), 0
-        where = _WHERE_RE.match(text)
-        if where:
-            text, path, line = where.group("text"), where.group("file"), int(where.group("line"))
-        make = error if level in _ERROR_LEVELS or (not ok and not entry) else warning
-        out.append(make(path, line, f"nginx -t: {text}", HINT))
-    if not ok and not any(f.is_error for f in out):
-        out.append(error(conf_path, 0, "nginx -t failed", HINT))
+    for message in result.messages:
+        failed = message.is_error or (not result.ok and not message.level)
+        make = error if failed else warning
+        out.append(make(message.file, message.line, f"nginx -t: {message.text}", HINT))
+    if not result.ok and not any(f.is_error for f in out):
+        out.append(error(result.conf_path, 0, "nginx -t failed", HINT))
     return out
 
 
@@ -119,8 +104,10 @@ def check(inputs: Inputs) -> list[Finding]:
     running = running_daemon(config) is not None
     try:
         with scratch_prefix(prefix, keep=running):
-            ok, message = run_sync(
-                nginx.config_test(binary, prefix, config.nginx.conf, conf, dict(inputs.environ))
+            result = run_sync(
+                nginx.config_test(
+                    binary, prefix, config.nginx.conf, conf, dict(inputs.environ)
+                )
             )
     except (OSError, ValueError) as exc:
         key = "prefix" if config.nginx.prefix else None
@@ -129,6 +116,6 @@ def check(inputs: Inputs) -> list[Finding]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return [error(
             config.path, line, f"cannot create nginx's prefix {prefix}: {reason}",
-            "fnud runs nginx -p <runtime_dir>/nginx unless [nginx] prefix is set",
+            "fnud runs nginx -p <runtime_dir>-nginx unless [nginx] prefix is set",
         )]
-    return parse_output(ok, message, config.nginx.conf)
+    return findings(result)

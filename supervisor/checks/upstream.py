@@ -20,6 +20,7 @@ from typing import Any
 
 import crossplane
 
+from supervisor import uwsgi_options as options
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
@@ -173,10 +174,10 @@ def check(inputs: Inputs) -> list[Finding]:
         return []  # a partial parse would make absence look like a mistake
     sockets = values.sockets(ini, inputs.ini_path, inputs.environ)
     if not sockets:
-        if values.includes_others(ini):
+        if options.includes_others(ini):
             return []
         return [error(
-            inputs.ini_path, values.section_line(inputs.ini_text),
+            inputs.ini_path, ini.section_line,
             "no socket: uWSGI has nothing for nginx to pass requests to",
             "add e.g. 'socket = 127.0.0.1:8001' and 'uwsgi_pass 127.0.0.1:8001;' in nginx.conf",
         )]

@@ -14,24 +14,13 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from supervisor import uwsgi_options as options
 from supervisor.checks import generations
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error, warning
-from supervisor.checks.inputs import Inputs, is_file
+from supervisor.checks.inputs import Inputs, path_is
 from supervisor.ini import UwsgiIni
 
-DAEMONIZE = ("daemonize", "daemonize2")
-TOUCH = ("touch-chain-reload", "touch-reload")
-STATS = ("stats", "stats-server")
-APP_OPTIONS = ("module", "wsgi", "wsgi-file", "file", "mount", "eval", "paste")
-VENV_OPTIONS = ("virtualenv", "venv", "home", "pyhome")
-PYTHONPATH_OPTIONS = ("pythonpath", "python-path", "pp")
-#: files uWSGI creates, and whether a relative name is relative to the ini's directory
-#: (written before chdir) or to the chdir directory (after it)
-RUNTIME_FILES = {
-    "pidfile": "start", "safe-pidfile": "start",
-    "pidfile2": "chdir", "safe-pidfile2": "chdir", "master-fifo": "chdir",
-}
 _BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "enable"})
 
 
@@ -39,9 +28,9 @@ def check(inputs: Inputs) -> list[Finding]:
     ini = inputs.ini
     if ini is None:
         return []  # unreadable or missing: reported against fnud.toml
-    path, text = inputs.ini_path, inputs.ini_text
+    path = inputs.ini_path
     if not ini.has_section:
-        found = [name for name in values.sections(text) if name]
+        found = [name for name, _ in ini.headers if name]
         also = f" (found: {', '.join('[' + n + ']' for n in found[:5])})" if found else ""
         return [error(
             path, 1, f"no options in a [uwsgi] section{also}: uWSGI would ignore this file",
@@ -50,11 +39,11 @@ def check(inputs: Inputs) -> list[Finding]:
     out: list[Finding] = []
     out += inline_comments(ini, path)
     out += daemonize(ini, path)
-    out += chain_reload(ini, path, text, generations.uses_chain(inputs))
+    out += chain_reload(ini, path, generations.uses_chain(inputs))
     out += touch_values(ini, path)
     out += stats_on_tcp(ini, path, inputs.environ)
     out += missing_paths(ini, path, inputs.environ)
-    out += no_app(ini, path, text)
+    out += no_app(ini, path)
     out += runtime_files(ini, path, inputs.environ)
     return out
 
@@ -82,25 +71,26 @@ def daemonize(ini: UwsgiIni, path: Path) -> list[Finding]:
             "remove it: fnud comments it out when it runs uWSGI and logs its output itself",
         )
         for opt in ini
-        if opt.key in DAEMONIZE
+        if opt.key in options.DAEMONIZE
     ]
 
 
-def chain_reload(ini: UwsgiIni, path: Path, text: str, chain: bool) -> list[Finding]:
+def chain_reload(ini: UwsgiIni, path: Path, chain: bool) -> list[Finding]:
     """Zero-downtime reloads need the master; chain reloads also lazy-apps (a new
     generation loads the app anew, so generation mode does not)."""
-    if values.includes_others(ini):
+    if options.includes_others(ini):
         return []  # master/lazy-apps may come from the included file
     out = []
-    needed = [("master", "zero-downtime reloads need the master process (its fifo)")]
+    needed = [(options.MASTER, "zero-downtime reloads need the master process (its fifo)")]
     if chain:
-        needed.append(("lazy-apps", "a chain reload would restart the workers with the old "
-                       "code (they fork from the master, which loaded the app once)"))
-    for key, why in needed:
-        if ini.flag(key):
+        needed.append((options.LAZY_APPS, "a chain reload would restart the workers with the "
+                       "old code (they fork from the master, which loaded the app once)"))
+    for names, why in needed:
+        if options.flag(ini, names):
             continue
-        option = ini.get(key)
-        line = option.line if option is not None else values.section_line(text)
+        key = names[0]
+        option = options.last(ini, names)
+        line = option.line if option is not None else ini.section_line
         state = f"'{key} = {option.value}'" if option is not None else f"no '{key}'"
         out.append(error(
             path, line, f"{state}: {why}",
@@ -117,16 +107,16 @@ def touch_values(ini: UwsgiIni, path: Path) -> list[Finding]:
             f"name a file to touch, e.g. '{opt.key} = %dreload.trigger'",
         )
         for opt in ini
-        if opt.key in TOUCH and opt.value.strip().lower() in _BOOLEAN_WORDS
+        if opt.key in options.TOUCH_RELOAD and opt.value.strip().lower() in _BOOLEAN_WORDS
     ]
 
 
 def stats_on_tcp(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[Finding]:
     out = []
     for opt in ini:
-        if opt.key not in STATS:
+        if opt.key not in options.STATS:
             continue
-        value = values.resolve(opt.value, path, ini, environ)
+        value = options.resolve(opt.value, path, ini, environ)
         if value is None:
             continue
         # uWSGI reads the port with atoi(): "127.0.0.1:9191  # stats" still binds TCP 9191
@@ -150,10 +140,10 @@ def stats_on_tcp(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[
 def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[Finding]:
     out = []
     start = path.parent
-    chdir = ini.get("chdir")
+    chdir = options.last(ini, options.CHDIR)
     if chdir is not None and not values.has_comment(chdir):
-        target = values.resolve_path(chdir.value, start, path, ini, environ)
-        if target is not None and not values.is_dir(target):
+        target = options.resolve_path(chdir.value, start, path, ini, environ)
+        if target is not None and not path_is(Path.is_dir, target):
             out.append(error(
                 path, chdir.line, f"chdir: {target} is not a directory",
                 "point chdir at your project (a relative path is relative to this file's "
@@ -165,25 +155,25 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
     for opt in ini:
         if values.has_comment(opt):
             continue
-        if opt.key in ("wsgi-file", "file"):
-            target = values.resolve_path(opt.value, workdir, path, ini, environ)
-            if target is not None and not is_file(target):
+        if opt.key in options.WSGI_FILE:
+            target = options.resolve_path(opt.value, workdir, path, ini, environ)
+            if target is not None and not path_is(Path.is_file, target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} is not a file",
                     "a relative wsgi-file is relative to chdir",
                 ))
-        elif opt.key in VENV_OPTIONS:
-            target = values.resolve_path(opt.value, workdir, path, ini, environ)
-            if target is not None and not values.is_dir(target):
+        elif opt.key in options.VIRTUALENV:
+            target = options.resolve_path(opt.value, workdir, path, ini, environ)
+            if target is not None and not path_is(Path.is_dir, target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} is not a directory",
                     "name the virtualenv directory (relative paths are relative to chdir)",
                 ))
-        elif opt.key in PYTHONPATH_OPTIONS:
+        elif opt.key in options.PYTHONPATH:
             if any(ch in opt.value for ch in "*?["):
                 continue  # a glob: may legitimately match nothing yet
-            target = values.resolve_path(opt.value, workdir, path, ini, environ)
-            if target is not None and not values.exists(target):
+            target = options.resolve_path(opt.value, workdir, path, ini, environ)
+            if target is not None and not path_is(Path.exists, target):
                 out.append(error(
                     path, opt.line, f"{opt.key}: {target} does not exist",
                     "fix or remove it (relative paths are relative to chdir)",
@@ -191,11 +181,11 @@ def missing_paths(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list
     return out
 
 
-def no_app(ini: UwsgiIni, path: Path, text: str) -> list[Finding]:
-    if values.includes_others(ini) or any(opt.key in APP_OPTIONS for opt in ini):
+def no_app(ini: UwsgiIni, path: Path) -> list[Finding]:
+    if options.includes_others(ini) or options.every(ini, options.APP):
         return []
     return [error(
-        path, values.section_line(text), "no app: none of module, wsgi-file, mount is set",
+        path, ini.section_line, "no app: none of module, wsgi-file, mount is set",
         "add e.g. 'module = app' and 'callable = app'",
     )]
 
@@ -203,11 +193,11 @@ def no_app(ini: UwsgiIni, path: Path, text: str) -> list[Finding]:
 def runtime_files(ini: UwsgiIni, path: Path, environ: Mapping[str, str]) -> list[Finding]:
     out = []
     for opt in ini:
-        base_kind = RUNTIME_FILES.get(opt.key)
+        base_kind = options.RUNTIME_FILES.get(opt.key)
         if base_kind is None or values.has_comment(opt):
             continue
         base = path.parent if base_kind == "start" else values.workdir(ini, path, environ)
-        target = values.resolve_path(opt.value, base, path, ini, environ)
+        target = options.resolve_path(opt.value, base, path, ini, environ)
         if target is None:
             continue
         directory = Path(os.path.normpath(target.parent))

@@ -1,4 +1,5 @@
-"""A minimal asynchronous HTTP/1.0 GET, used to prove a request through nginx succeeds."""
+"""A minimal asynchronous HTTP/1.0 client (GET only), used to prove a request through
+nginx succeeds (start, reload) and by the health probe (supervisor.healthprobe)."""
 
 from __future__ import annotations
 

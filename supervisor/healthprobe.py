@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor import health, uwsgi
+from supervisor import httpget, uwsgi
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ProbeResult:
 
 
 def blame(
-    status: int | None, error: health.HealthError | None, stats: uwsgi.Stats | None
+    status: int | None, error: httpget.HealthError | None, stats: uwsgi.Stats | None
 ) -> ProbeResult:
     """Pure decision from what the probe saw."""
     if status is not None:
@@ -48,10 +48,10 @@ def blame(
 
 async def probe(url: str, timeout: float, stats_path: Path) -> ProbeResult:
     status: int | None = None
-    error: health.HealthError | None = None
+    error: httpget.HealthError | None = None
     try:
-        status, _ = await health.http_get(url, timeout)
-    except health.HealthError as exc:
+        status, _ = await httpget.http_get(url, timeout)
+    except httpget.HealthError as exc:
         error = exc
     stats = None
     if status is None or status >= 500:
