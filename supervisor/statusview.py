@@ -30,6 +30,7 @@ def render_status(result: dict[str, Any]) -> str:
     if nginx_workers:
         shown = ", ".join(f"{w['pid']} ({_size(w.get('rss', 0))})" for w in nginx_workers)
         lines += ["", f"  nginx workers: {shown}"]
+    lines += _generation(result.get("generation"))
     last = result.get("last_reload")
     lines.append("")
     if last:
@@ -40,6 +41,20 @@ def render_status(result: dict[str, Any]) -> str:
     else:
         lines.append("last reload: none yet")
     return "\n".join(lines)
+
+
+def _generation(gen: dict[str, Any] | None) -> list[str]:
+    """The serving uWSGI generation and, during a settle, the warm previous one."""
+    if not gen:
+        return []
+    out = ["", f"  generation {gen['number']} {gen['state']} ({gen['mode']}): {gen['release']}"]
+    previous = gen.get("previous")
+    if previous:
+        out.append(
+            f"  generation {previous['number']} {previous['state']} (pid {previous['pid']}, "
+            f"kept warm for a rollback): {previous['release']}"
+        )
+    return out
 
 
 def _size(count: int) -> str:

@@ -357,3 +357,14 @@ def test_held_sockets_are_non_blocking_in_the_programs(running: StackDir) -> Non
             info = Path(f"/proc/{program['pid']}/fdinfo/{conn.fd}").read_text()
             flags = int(info.splitlines()[1].split()[1], 8)
             assert flags & os.O_NONBLOCK, (name, conn.laddr, oct(flags))
+
+
+def test_status_text_names_both_generations_during_a_settle(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(settle=60.0)
+    stack.start()
+    assert stack.fnud("reload", "--no-wait").returncode == 0
+    text = stack.fnud("status").stdout
+    assert "generation 2 settling (generation)" in text, text
+    assert "generation 1 paused" in text and "kept warm for a rollback" in text, text
