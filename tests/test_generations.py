@@ -78,7 +78,7 @@ def test_status_shows_both_generations_during_the_settle(
     previous = gen["previous"]
     assert isinstance(previous, dict) and previous["number"] == 1 and previous["state"] == "paused"
     # a reload during the settle ends it early (keeping generation 2) and then runs
-    again = stack.fnud("reload")
+    again = stack.fnud("reload", "--no-wait")
     assert again.returncode == 0, again.stdout + again.stderr
     assert generation(stack)["number"] == 3
 
