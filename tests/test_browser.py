@@ -63,7 +63,25 @@ def browser() -> Iterator[Any]:
 
 
 def _text(driver: Any, selector: str) -> str:
-    return "\n".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, selector))
+    """The rendered text of every match, read in one script run inside the page.
+
+    The page re-renders its lists on every poll: element handles fetched first and read
+    one by one afterwards can go stale in between (seen once in CI). Table cells come
+    out tab-separated; they are joined with one space, as selenium's ``.text`` does.
+    """
+    text: str = driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]))"
+        ".map(e => e.innerText.replace(/[ \\t]+/g, ' ')).join('\\n');",
+        selector,
+    )
+    return text
+
+
+def _hidden(driver: Any, element_id: str) -> bool:
+    hidden: bool = driver.execute_script(
+        "return document.getElementById(arguments[0]).hidden;", element_id
+    )
+    return hidden
 
 
 def _get(url: str) -> None:
@@ -116,7 +134,7 @@ def test_the_page_follows_the_stack_live(
     browser.save_screenshot(str(ARTIFACTS / "status-page-daemon-down.png"))
 
     stack.start()  # adopts the programs the killed daemon left running
-    wait_for(lambda: not browser.find_element(By.ID, "down").is_displayed(),
+    wait_for(lambda: _hidden(browser, "down"),
              message="the page to recover once fnud runs again")
     assert "cli" in _text(browser, "#timeline li:first-child"), "history lost on restart"
     assert browser.execute_script("return window.fnudSamePage === true;")
