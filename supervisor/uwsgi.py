@@ -25,10 +25,11 @@ from supervisor import logpath
 from supervisor import uwsgi_options as options
 from supervisor.childenv import child_env
 from supervisor.ini import UwsgiIni, parse_ini
-from supervisor.program import Command, child_pids
+from supervisor.program import Command
 from supervisor.runtime import Paths
 from supervisor.sockets import DEFAULT_BACKLOG, Held, Holder, unholdable, uwsgi_specs
 from supervisor.uwsgi_options import expand_magic as expand_magic  # stack.py uses it here
+from supervisor.uwsgi_reap import reap_paused_workers
 from supervisor.uwsgi_stats import ChainProgress as ChainProgress
 from supervisor.uwsgi_stats import Stats as Stats
 from supervisor.uwsgi_stats import Worker as Worker
@@ -157,11 +158,7 @@ def touch_files(
 PINNED_OPTIONS = frozenset(
     {*options.CHDIR, *options.WSGI_FILE, *options.PYTHONPATH, *options.VIRTUALENV}
 )
-PAUSE = "p"  # toggles: suspend the workers / resume them
-# a worker's no-op handler: it ends one suspended thread's poll (uWSGI's own resume sends
-# one per worker, so the other threads of a worker would sleep up to 10 s more)
-WAKE = signal.SIGTSTP
-WAKE_ROUNDS, WAKE_EVERY = 20, 0.05
+PAUSE = "p"  # toggles: suspend the workers / resume them (uwsgi_reap.py: what it costs)
 
 
 def pins(
@@ -206,15 +203,6 @@ def release_dir(
     return os.path.realpath(chdir)
 
 
-async def wake_threads(pid: int) -> None:
-    """End the suspend poll of every thread of master ``pid``'s workers."""
-    for _ in range(WAKE_ROUNDS):
-        await asyncio.sleep(WAKE_EVERY)
-        for worker in child_pids(pid):
-            with contextlib.suppress(OSError):
-                os.kill(worker, WAKE)
-
-
 class UwsgiDriver:
     """Runs one generation of the user's ini under fnud's master fifo and stats socket,
     on the sockets fnud holds."""
@@ -252,6 +240,7 @@ class UwsgiDriver:
         self.paused = False  # 'p' toggles: fnud tracks it
         self.held_fds: tuple[int, ...] = ()
         self.require_all = False  # ready when every worker accepts (a new generation)
+        self.reaper: asyncio.Task[None] | None = None  # ends a resumed generation's workers
 
     def holds_sockets(self) -> bool:
         if self.holder is None:
@@ -342,8 +331,6 @@ class UwsgiDriver:
             return
         await write_fifo(self.fifo, PAUSE, timeout=2.0)
         self.paused = paused
-        if not paused:
-            await wake_threads(pid)
 
     async def not_ready_reason(self, pid: int) -> str | None:
         """None once a worker serves (every worker, for a generation about to take over)."""
@@ -369,11 +356,14 @@ class UwsgiDriver:
     async def request_stop(self, pid: int) -> None:
         try:
             # a suspended worker never leaves its pause loop to exit: resume first
-            if self.paused:  # resume and stop at once, then wake every thread to exit
+            if self.paused:  # resume and stop at once, then end the idle workers
                 await write_fifo(self.fifo, PAUSE, timeout=2.0)
                 self.paused = False
                 await write_fifo(self.fifo, GRACEFUL_STOP, timeout=2.0)
-                await wake_threads(pid)
+                # beside the stop's own deadline, which still ends whatever is left
+                self.reaper = asyncio.get_running_loop().create_task(
+                    reap_paused_workers(pid)
+                )
                 return
             await write_fifo(self.fifo, GRACEFUL_STOP, timeout=2.0)
         except OSError:

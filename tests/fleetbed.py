@@ -51,11 +51,12 @@ class Fleet:
     up_output: str = ""
 
     @classmethod
-    def create(cls, hosts: int, name: str | None = None) -> Fleet:
+    def create(cls, hosts: int, name: str | None = None, settle: float | None = None) -> Fleet:
         """``fleet up``; on failure the fleet is taken down again and AssertionError says why."""
         state = Path(tempfile.mkdtemp(prefix="fnud-fleet-"))
         fleet = cls(name or f"ft{os.getpid() % 100000}", state)
-        result = fleet.run("up", "--hosts", str(hosts), timeout=1200)
+        extra = [] if settle is None else ["--settle", str(settle)]
+        result = fleet.run("up", "--hosts", str(hosts), *extra, timeout=1200)
         fleet.up_output = result.stdout + result.stderr
         if result.returncode != 0:
             fleet.down()

@@ -26,12 +26,15 @@ pytestmark = [
 ]
 
 HOSTS = 3
+# each host's `fnud reload` returns after its settle window (the role's default is 10 s);
+# these tests watch the roll, not the settle (tests/test_generations.py does)
+SETTLE = 2.0
 V1 = "Hello from fnud"  # what site.yml's first release (example/) says
 
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[fleetbed.Fleet]:
-    made = fleetbed.Fleet.create(HOSTS)
+    made = fleetbed.Fleet.create(HOSTS, settle=SETTLE)
     keep = bool(os.environ.get("FNUD_FLEET_KEEP"))  # hosts' logs stay for a look
     try:
         yield made

@@ -3,6 +3,7 @@ beside the old one, switches, settles and rolls back by itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -368,3 +369,25 @@ def test_status_text_names_both_generations_during_a_settle(
     text = stack.fnud("status").stdout
     assert "generation 2 settling (generation)" in text, text
     assert "generation 1 paused" in text and "kept warm for a rollback" in text, text
+
+
+def test_a_retired_generation_ends_when_its_requests_do_not_at_the_stop_deadline(
+    running: StackDir,
+) -> None:
+    """Its paused threads sleep in a 10 s poll that no signal ends (uwsgi_reap.py): fnud
+    ends the workers that only wait out the pause, and leaves one in a request alone."""
+    old_workers = set(running.worker_pids())
+    with Load(running.url + "/", concurrency=4) as load:  # threads pause after a request
+        load.wait_requests(30)
+        flight = running.request_in_flight(8)  # in generation 1 when it is retired
+        result = running.fnud("reload")
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    status, text = flight.result()
+    assert status == 200 and json.loads(text) == {"slept": 8.0}
+    assert outcome.failures == 0, outcome.summary()
+    wait_for(lambda: not any(psutil.pid_exists(p) for p in old_workers),
+             message="generation 1's workers to end")
+    log = running.daemon_log()
+    assert "stop deadline passed" not in log, log[-3000:]
