@@ -182,11 +182,19 @@ def test_changes_during_a_reload_make_exactly_one_follow_up(watched: StackDir) -
              message="the first reload to begin")
     for i in range(10):
         watched.set_greeting(f"During {i}")
-    state = wait_for(
-        lambda: (lambda s: s if s and s["reloads"]["ok"] >= 2 else None)(settled(watched)),
-        timeout=90, message="the follow-up reload",
-    )
-    assert state["reloads"] == {"ok": 2, "refused": 0, "failed": 0, "rolled_back": 0}  # type: ignore[index]
+
+    def two_reloads() -> dict[str, Any] | None:
+        state = settled(watched)
+        done = state and state["reloads"]["ok"] + state["reloads"]["refused"]  # type: ignore[index]
+        return state if done and done >= 2 else None
+
+    state = wait_for(two_reloads, timeout=90, message="the follow-up reload")
+    # The first reload's preflight may read app.py between a truncate and its write (these
+    # saves are not atomic): then that one is refused, and the follow-up serves the last.
+    reloads = state["reloads"]  # type: ignore[index]
+    assert reloads["ok"] + reloads["refused"] == 2, reloads  # not one per save
+    assert (reloads["failed"], reloads["rolled_back"]) == (0, 0), reloads
+    assert state["last_reload"]["result"] == "ok", state["last_reload"]  # type: ignore[index]
     with Load(watched.url + "/", concurrency=2) as load:
         load.wait_requests(20)
         outcome = load.stop()
