@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from supervisor import checks, nginx
 from supervisor.childenv import child_env
 from supervisor.config import Config, ConfigError, load_config, restart_required
-from supervisor.preflight import AppSpec, PreflightError, preflight
+from supervisor.ini import parse_ini
+from supervisor.preflight import AppSpec, PreflightError, app_spec, preflight
 from supervisor.stack import Stack, StackError, identity
+from supervisor.uwsgi import render_ini
 
 Emit = Callable[[str], Awaitable[None]]
 
@@ -141,6 +143,23 @@ class Gate:
             except PreflightError as exc:
                 raise Refused(Failure("preflight", str(exc))) from None
         return Passed(config, conf, spec)
+
+    async def release(
+        self, source: tuple[str, dict[int, str]], emit: Emit = _quiet
+    ) -> AppSpec:
+        """Preflight a release fnud goes back to (``fnud rollback``): the ini text and
+        pinned paths it ran with, as a generation would render them. It passed the gate
+        once, but its directory may have been edited since."""
+        config = self.stack.config
+        text, pinned = source
+        ini = parse_ini(render_ini(text, config.uwsgi.ini, replace=pinned))
+        spec = app_spec(ini, config.uwsgi.ini, config.uwsgi.python, self.stack.environ)
+        await emit(f"importing {spec.label} from {spec.chdir} in a fresh interpreter")
+        try:
+            await self.checkers.import_app(config, spec)
+        except PreflightError as exc:
+            raise Refused(Failure("preflight", str(exc))) from None
+        return spec
 
     def _config(self, reread: bool) -> Config:
         current = self.stack.config

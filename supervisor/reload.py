@@ -18,7 +18,7 @@ from typing import Any
 
 from supervisor import gate, logsetup, nginx, uwsgi
 from supervisor.control import Emit
-from supervisor.generations import Generations, NothingToRollBack, RolledBack, SwitchError
+from supervisor.generations import Generations, RolledBack, SwitchError
 from supervisor.program import Program
 from supervisor.stack import Stack
 from supervisor.states import State
@@ -190,10 +190,14 @@ class Reloader:
         if request.rollback:
             if not stack.generation_mode():
                 raise Refused("fnud rollback needs [uwsgi] reload = \"generation\"")
-            try:
-                message = await self.generations.rollback(emit)
-            except NothingToRollBack as exc:
-                raise Refused(str(exc)) from None
+            target = self.generations.previous
+            if target is None:
+                raise Refused("nothing to roll back to: no previous generation")
+            try:  # only code that passes the gate runs in a worker, going back too
+                await self.gate.release(target.source, emit)
+            except gate.Refused as exc:
+                raise Refused(f"the previous release {target.directory}: {exc}") from None
+            message = await self.generations.rollback(emit)
             return message, len(stack.uwsgi.children()), False
         try:
             passed = await self.gate.run(

@@ -165,6 +165,25 @@ def test_symlink_release_switch_and_fnud_rollback(stack: StackDir) -> None:
     assert outcome.failures == 0, outcome.summary()
 
 
+def test_fnud_rollback_preflights_the_previous_release_again(stack: StackDir) -> None:
+    """The previous release passed the gate once; edited in place since, it is refused
+    and the current one keeps serving."""
+    r1, _ = make_releases(stack)
+    stack.start()
+    switch(stack.root / "current", "releases/r2")
+    assert stack.fnud("reload").returncode == 0
+    (r1 / "app.py").write_text((r1 / "app.py").read_text() + "\ndef broken(:\n")
+    back = stack.fnud("rollback")
+    assert back.returncode == 1, back.stdout + back.stderr
+    assert back.stderr.strip().count("\n") == 0, back.stderr
+    assert "app does not load" in back.stderr and f"{r1}/app.py" in back.stderr, back.stderr
+    assert body(stack) == b"release two\n"
+    assert os.readlink(stack.root / "current") == "releases/r2"
+    (r1 / "app.py").write_text((r1 / "app.py").read_text().replace("\ndef broken(:\n", ""))
+    assert stack.fnud("rollback").returncode == 0  # fixed: it goes back
+    assert body(stack) == b"release one\n"
+
+
 def test_rollback_with_nothing_to_go_back_to_is_one_line(running: StackDir) -> None:
     result = running.fnud("rollback")
     assert result.returncode == 1
