@@ -167,12 +167,12 @@ def generations(bench: Bench) -> list[Table]:
                 killed = kills(bench, stack)
         finally:
             bench.problems += bench.stop_private(stack)
-    saves = saves_to_live(bench, SETTLE)
+    saves = [saves_to_live(bench, SETTLE, extra) for extra in ("", PRELOADED)]
     tables = [_time_table(timings), _memory_table(timings)]
     if under_wrk is not None:
         tables.append(under_wrk.table())
     tables.append(_kill_table(killed, bench.settings.connections))
-    tables.append(save_table(saves, bench))
+    tables += [save_table(run, bench) for run in saves]
     return tables
 
 

@@ -89,12 +89,14 @@ class SaveRun:
     saves: list[SaveOutcome]
     answers: list[Answer]  # every load answer over the section
     load: str  # the load, described
+    preloaded: bool = False
 
 
-def saves_to_live(bench: Bench, settle: float) -> SaveRun:
+def saves_to_live(bench: Bench, settle: float, extra_ini: str = "") -> SaveRun:
+    """``extra_ini``: appended to the bench's ini (``lazy-apps = false``: preloaded)."""
     s = bench.settings
     stack = bench.private_fnud("gen-watch", WATCH_TOML, processes=WORKERS,
-                               reload_mode="generation", settle=settle)
+                               reload_mode="generation", settle=settle, extra_ini=extra_ini)
     app = stack.files.root / "app" / "app.py"
     load = Client(stack.url, clients=s.light_clients, pause=PAUSE,
                   max_seconds=s.saves * (SAVE_TIMEOUT + IDLE_TIMEOUT) + 10)
@@ -108,7 +110,7 @@ def saves_to_live(bench: Bench, settle: float) -> SaveRun:
     finally:
         bench.problems += bench.stop_private(stack)
     _from_answers(saves, answers)
-    return SaveRun(saves, answers, load.describe())
+    return SaveRun(saves, answers, load.describe(), "lazy-apps = false" in extra_ini)
 
 
 def _from_answers(saves: list[SaveOutcome], answers: list[Answer]) -> None:
@@ -130,7 +132,7 @@ def _med(values: list[float | None]) -> float | None:
 def save_table(run: SaveRun, bench: Bench) -> Table:
     table = Table(
         f"save -> live, [watch] debounce_ms = {DEBOUNCE_MS}, generation reload, "
-        f"{WORKERS} workers",
+        f"{WORKERS} workers, {'preloaded' if run.preloaded else 'lazy-apps'}",
         ["save", "write -> live", "write -> reload begins", "first new answer",
          "stale after live", "result"],
     )
