@@ -15,6 +15,7 @@ async def adopt(stack: Stack, found: dict[str, int]) -> set[str]:
     generation = state.get("generation")
     if "uwsgi" in found and isinstance(generation, int) and generation > 0:
         stack.renumber(generation)  # its fifo, stats socket and ini carry the number
+        stack.restore_release(state.get("release"))  # rollback can go back from it
     for name, pid in found.items():
         entry = state.get(name)
         started = entry.get("started") if isinstance(entry, dict) else None

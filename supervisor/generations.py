@@ -19,6 +19,7 @@ from pathlib import Path
 from supervisor import healthprobe, logsetup, policy, uwsgi
 from supervisor.control import Emit
 from supervisor.program import Program
+from supervisor.release import Release
 from supervisor.stack import Stack
 from supervisor.states import State
 
@@ -37,16 +38,6 @@ class NothingToRollBack(SwitchError):
 
 class RolledBack(Exception):
     """The new generation served and failed; the old one serves again."""
-
-
-@dataclass
-class Release:
-    """A generation that was retired, kept to roll back to."""
-
-    number: int
-    directory: str
-    source: tuple[str, dict[int, str]]  # the ini text and pins it ran with
-    link: tuple[str, str] | None  # (symlink, its target then) when reached through one
 
 
 @dataclass
@@ -77,7 +68,8 @@ class Generations:
     def __init__(self, stack: Stack, probe_fn: Probe = healthprobe.probe) -> None:
         self.stack = stack
         self.probe = probe_fn
-        self.previous: Release | None = None  # retired, to roll back to
+        # retired, to roll back to; a restarted daemon reads what the last one retired
+        self.previous = Release.load(stack.paths.previous_release)
         self.warm: Program | None = None  # paused during a settle
         self.end_settle = asyncio.Event()  # another reload waits: end it early
         self.rollback_asked = asyncio.Event()
@@ -237,6 +229,10 @@ class Generations:
                 driver.generation, driver.release, driver.source,
                 driver.link,
             )
+            try:
+                self.previous.save(self.stack.paths.previous_release)
+            except OSError as exc:  # rollback still works until this daemon stops
+                self.log.warning("previous release not saved", error=str(exc))
         await emit(f"generation {driver.generation} stopping (settle passed)")
         await self._stop(old)
 

@@ -67,6 +67,11 @@ class Paths:
         return self.root / "state.json"
 
     @property
+    def previous_release(self) -> Path:
+        """What `fnud rollback` goes back to; kept across daemon restarts and stops."""
+        return self.root / "previous-release.json"
+
+    @property
     def daemon_log(self) -> Path:
         return self.log_dir / "fnud.log"
 

@@ -22,6 +22,7 @@ from supervisor.events import Enqueue
 from supervisor.ini import UwsgiIni, parse_ini
 from supervisor.preflight import AppSpec, app_spec
 from supervisor.program import Program
+from supervisor.release import Release
 from supervisor.runtime import Paths
 
 
@@ -317,12 +318,28 @@ class Stack:
         }
         data = {
             **state, "ini_digest": self.ini_digest, "nginx_digest": self.nginx_digest,
-            "generation": self.generation,
+            "generation": self.generation, "release": self._release(),
             "sockets": {"uwsgi": self.uwsgi_sockets.fds(), "nginx": self.nginx_sockets.fds()},
         }
         tmp = self.paths.state.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, self.paths.state)
+
+    def _release(self) -> dict[str, object] | None:
+        """The serving generation's pinned source, for a daemon that adopts it."""
+        driver = self.uwsgi_driver
+        if driver.source is None:
+            return None
+        return Release(driver.generation, driver.release, driver.source, driver.link).to_dict()
+
+    def restore_release(self, data: object) -> None:
+        """What :meth:`_release` saved, back on the adopted generation's driver."""
+        release = Release.from_dict(data)
+        if release is not None:
+            driver = self.uwsgi_driver
+            driver.source, driver.link, driver.release = (
+                release.source, release.link, release.directory
+            )
 
     def clear_state(self) -> None:
         with contextlib.suppress(FileNotFoundError):

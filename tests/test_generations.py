@@ -184,6 +184,24 @@ def test_fnud_rollback_preflights_the_previous_release_again(stack: StackDir) ->
     assert body(stack) == b"release one\n"
 
 
+def test_a_restarted_daemon_still_knows_what_to_roll_back_to(stack: StackDir) -> None:
+    make_releases(stack)
+    stack.start()
+    switch(stack.root / "current", "releases/r2")
+    assert stack.fnud("reload").returncode == 0
+    daemon = int(stack.status()["daemon"]["pid"])  # type: ignore[index]
+    os.kill(daemon, signal.SIGKILL)  # adopted by the next daemon
+    wait_for(lambda: not psutil.pid_exists(daemon), message="daemon gone")
+    stack.start()
+    back = stack.fnud("rollback")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert body(stack) == b"release one\n"
+    assert stack.fnud("stop").returncode == 0  # and across a stop and start
+    stack.start()
+    assert stack.fnud("rollback").returncode == 0
+    assert body(stack) == b"release two\n"
+
+
 def test_rollback_with_nothing_to_go_back_to_is_one_line(running: StackDir) -> None:
     result = running.fnud("rollback")
     assert result.returncode == 1
