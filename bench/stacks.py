@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.procs import Child, Processes, free_port, kill_under
-from supervisor import uwsgi
+from supervisor.uwsgi import driver as uwsgi
 from tests import stackfiles
 from tests.stackfiles import processes_under
 

@@ -15,7 +15,7 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
-from supervisor import config
+from supervisor.config import schema as config
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

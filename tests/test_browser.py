@@ -162,8 +162,8 @@ def fake_daemon(tmp_path: Path) -> Iterator[str]:
     import asyncio
     import threading
 
-    from supervisor.history import History, RequestRates
-    from supervisor.web import Hooks, WebApp, WebServer
+    from supervisor.web.history import History, RequestRates
+    from supervisor.web.page import Hooks, WebApp, WebServer
 
     async def status() -> dict[str, Any]:
         return GENERATION_STATUS

@@ -19,9 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor import checks, nginx, ports
+from supervisor import checks
 from supervisor.checks import nginx_test
 from supervisor.checks.finding import Finding
+from supervisor.common import ports
+from supervisor.nginx import conf as nginx
 from tests.conftest import ROOT, StackDir, make_stack_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checks"

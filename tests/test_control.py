@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import structlog
 
-from supervisor import control
+from supervisor.control import server as control
 
 
 def test_frames_round_trip() -> None:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor import control
+from supervisor.control import server as control
 from tests.conftest import StackDir, free_port, wait_for
 from tests.load import Load
 
@@ -336,7 +336,7 @@ def test_refused_reload_keeps_the_old_config_in_force(running: StackDir) -> None
 
 
 def test_reload_refuses_settings_that_need_a_restart(running: StackDir) -> None:
-    from supervisor import control
+    from supervisor.control import server as control
 
     text = running.toml.read_text()
     running.toml.write_text(text.replace('runtime_dir = "run"', 'runtime_dir = "run2"'))

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import clientconf, tail
 from supervisor.checks import Finding, check_all
 from supervisor.checks.uwsgi_python import interpreter_prefix
-from supervisor.config import load_config
+from supervisor.config import client as clientconf
+from supervisor.config.schema import load_config
+from supervisor.logs import tail
 from tests.conftest import StackDir, make_stack_dir, wait_for
 
 #: what the commands that only talk to the daemon must never import

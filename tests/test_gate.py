@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import gate
-from supervisor.config import Config, load_config
-from supervisor.nginx import NginxConf
-from supervisor.preflight import AppSpec, PreflightError
-from supervisor.stack import Stack, StackError
+from supervisor.config.schema import Config, load_config
+from supervisor.nginx.conf import NginxConf
+from supervisor.reload import gate
+from supervisor.reload.preflight import AppSpec, PreflightError
+from supervisor.stack.stack import Stack, StackError
 from tests import stackfiles
 
 TOML = """\

@@ -10,8 +10,9 @@ import threading
 import urllib.request
 from collections.abc import Callable
 
-from supervisor import httpget, uwsgi
-from supervisor.healthprobe import blame
+from supervisor.health import httpget
+from supervisor.health.probe import blame
+from supervisor.uwsgi import driver as uwsgi
 from tests.conftest import EXAMPLE_APP, StackDir, wait_for
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from supervisor.config import BackoffSection
-from supervisor.policy import (
+from supervisor.config.schema import BackoffSection
+from supervisor.policy.restart import (
     ExitFacts,
     GiveUp,
     Restart,

@@ -30,10 +30,11 @@ import psutil
 import pytest
 import structlog
 
-from supervisor import logsetup, unit
-from supervisor.cli import fnud_executable
-from supervisor.config import load_config, parse_config
-from supervisor.systemd import Notifier
+from supervisor.cli.main import fnud_executable
+from supervisor.config.schema import load_config, parse_config
+from supervisor.logs import logsetup
+from supervisor.systemd import unit
+from supervisor.systemd.notify import Notifier
 from tests import stackfiles
 from tests.conftest import ROOT, StackDir, wait_for
 
@@ -314,7 +315,7 @@ def exec_lines(text: str) -> dict[str, str]:
 
 def test_shipped_unit_is_the_template_rendered_for_the_documented_layout() -> None:
     assert SHIPPED_UNIT.read_text() == unit.shipped(), (
-        "systemd/fnud.service is generated: python -m supervisor.unit > systemd/fnud.service"
+        "systemd/fnud.service is generated: python -m supervisor.systemd.unit > systemd/fnud.service"
     )
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import uwsgi, uwsgi_options
 from supervisor.checks import uwsgi_ini
 from supervisor.checks import uwsgi_values as values
-from supervisor.ini import parse_ini
-from supervisor.preflight import PreflightError, app_spec, preflight
+from supervisor.reload.preflight import PreflightError, app_spec, preflight
+from supervisor.uwsgi import driver as uwsgi
+from supervisor.uwsgi import options as uwsgi_options
+from supervisor.uwsgi.ini import parse_ini
 
 APP = "def application(environ, start_response):\n    return []\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from supervisor.uwsgi_reap import only_paused
+from supervisor.uwsgi.reap import only_paused
 
 WORKER = 100
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.watch import Change, Debouncer, Rules, Watcher
+from supervisor.triggers.watch import Change, Debouncer, Rules, Watcher
 from tests.conftest import WATCH_TOML, StackDir, wait_for
 from tests.load import Load
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from supervisor.config import ConfigError, parse_config
-from supervisor.history import History, RequestRates
-from supervisor.uwsgi import request_status
-from supervisor.web import Hooks, Page, Request, WebApp, host_name
+from supervisor.config.schema import ConfigError, parse_config
+from supervisor.uwsgi.driver import request_status
+from supervisor.web.history import History, RequestRates
+from supervisor.web.page import Hooks, Page, Request, WebApp, host_name
 from tests.conftest import (
     WATCH_TOML,
     StackDir,
@@ -325,8 +325,8 @@ def test_rollback_button_with_the_token(web_stack: tuple[StackDir, Client]) -> N
 def test_rollback_button_needs_generations() -> None:
     from types import SimpleNamespace
 
-    from supervisor import web
-    from supervisor.states import Phase
+    from supervisor.process.states import Phase
+    from supervisor.web import page as web
 
     chain = SimpleNamespace(
         phase=Phase.RUNNING, stack=SimpleNamespace(generation_mode=lambda: False)

@@ -27,7 +27,7 @@ from supervisor.checks import (
 )
 from supervisor.checks.finding import Finding, Severity, error, summary
 from supervisor.checks.inputs import Inputs, gather
-from supervisor.config import Config
+from supervisor.config.schema import Config
 
 __all__ = [
     "Finding",

@@ -6,10 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
-from supervisor import nginx, uwsgi
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.config import Config, ConfigError, load_config, locate
+from supervisor.config.schema import Config, ConfigError, load_config, locate
+from supervisor.nginx import conf as nginx
+from supervisor.uwsgi import driver as uwsgi
 
 
 def _absolute(path: Path) -> Path:

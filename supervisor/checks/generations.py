@@ -3,10 +3,11 @@ what a generation cannot pin (lazy-apps respawns reading edited files)."""
 
 from __future__ import annotations
 
-from supervisor import sockets, uwsgi
-from supervisor import uwsgi_options as options
 from supervisor.checks.finding import Finding, warning
 from supervisor.checks.inputs import Inputs
+from supervisor.sockets import held as sockets
+from supervisor.uwsgi import driver as uwsgi
+from supervisor.uwsgi import options
 
 
 def uses_chain(inputs: Inputs) -> bool:

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor import nginx
-from supervisor.childenv import child_env
-from supervisor.config import Config
-from supervisor.ini import UwsgiIni, parse_ini
-from supervisor.runtime import Paths, lock_holder
+from supervisor.common.childenv import child_env
+from supervisor.config.schema import Config
+from supervisor.nginx import conf as nginx
+from supervisor.runtime.paths import Paths, lock_holder
+from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 
 
 @dataclass(frozen=True)

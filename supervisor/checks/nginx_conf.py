@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.nginx import NginxConf
+from supervisor.nginx.conf import NginxConf
 
 
 def check(inputs: Inputs) -> list[Finding]:

@@ -17,10 +17,10 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from supervisor import nginx
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs, running_daemon
-from supervisor.config import locate
+from supervisor.config.schema import locate
+from supervisor.nginx import conf as nginx
 
 T = TypeVar("T")
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import psutil
 
-from supervisor import ports, survivors
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs, running_daemon
-from supervisor.config import Config
+from supervisor.common import ports
+from supervisor.config.schema import Config
+from supervisor.stack import survivors
 
 
 @dataclass(frozen=True)

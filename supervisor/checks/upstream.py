@@ -20,12 +20,12 @@ from typing import Any
 
 import crossplane
 
-from supervisor import uwsgi_options as options
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.nginx import Directive
-from supervisor.ports import Address
+from supervisor.common.ports import Address
+from supervisor.nginx.conf import Directive
+from supervisor.uwsgi import options
 
 #: nginx directives that pass a request on, and the protocol they speak
 PASS_PROTOCOLS = {

@@ -14,12 +14,12 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from supervisor import uwsgi_options as options
 from supervisor.checks import generations
 from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs, path_is
-from supervisor.ini import UwsgiIni
+from supervisor.uwsgi import options
+from supervisor.uwsgi.ini import UwsgiIni
 
 _BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "enable"})
 

@@ -20,11 +20,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from supervisor import uwsgi
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.config import locate
-from supervisor.preflight import app_spec
+from supervisor.config.schema import locate
+from supervisor.reload.preflight import app_spec
+from supervisor.uwsgi import driver as uwsgi
 
 MARK = "fnud-base-prefix:"
 SCRIPT = f"import sys\nprint({MARK!r}, sys.base_prefix, flush=True)\n"

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor import uwsgi_options as options
 from supervisor.checks.inputs import path_is
-from supervisor.ini import Option, UwsgiIni
-from supervisor.ports import Address, parse_uwsgi_socket
+from supervisor.common.ports import Address, parse_uwsgi_socket
+from supervisor.uwsgi import options
+from supervisor.uwsgi.ini import Option, UwsgiIni
 
 #: whitespace then ``#`` or ``;``, or a value that starts with one: a would-be comment
 INLINE_COMMENT_RE = re.compile(r"(?:^|\s)[#;]")

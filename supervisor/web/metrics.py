@@ -1,0 +1,166 @@
+"""Prometheus metrics, served from the daemon's own loop when ``[metrics] listen`` is set.
+
+Values are read at scrape time from the daemon (states, counters) and from uWSGI's
+stats socket (per-worker requests, exceptions) plus psutil (RSS); only the reload
+duration histogram is kept here, fed by the reloader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from supervisor.daemon.status import rss
+from supervisor.logs import logsetup
+from supervisor.process.program import Program
+from supervisor.process.states import State
+from supervisor.uwsgi import driver as uwsgi
+
+RELOAD_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+
+
+class Source(Protocol):
+    """What the collector reads from the daemon."""
+
+    def metric_programs(self) -> dict[str, Program]: ...
+
+    def metric_reload_counts(self) -> dict[str, int]: ...
+
+    def metric_probe_failures(self) -> int: ...
+
+    def metric_generation(self) -> tuple[int, bool]:
+        """(serving uWSGI generation, a previous one kept warm for a rollback)"""
+        ...
+
+
+@dataclass
+class Snapshot:
+    stats: uwsgi.Stats | None = None
+
+
+@dataclass(eq=False)  # the registry keys collectors by identity
+class StackCollector(Collector):
+    source: Source
+    snapshot: Snapshot = field(default_factory=Snapshot)
+
+    def collect(self) -> Iterator[Metric]:
+        programs = self.source.metric_programs()
+        up = GaugeMetricFamily(
+            "fnud_program_up", "1 when the program is RUNNING", labels=["program"]
+        )
+        state = GaugeMetricFamily(
+            "fnud_program_state", "1 for the program's current state", labels=["program", "state"]
+        )
+        restarts = CounterMetricFamily(
+            "fnud_program_restarts", "restarts after crashes and probe failures",
+            labels=["program"],
+        )
+        probe_restarts = CounterMetricFamily(
+            "fnud_program_probe_restarts", "restarts ordered by the health probe",
+            labels=["program"],
+        )
+        for name, prog in programs.items():
+            up.add_metric([name], 1.0 if prog.state is State.RUNNING else 0.0)
+            for each in State:
+                state.add_metric([name, each.value], 1.0 if prog.state is each else 0.0)
+            restarts.add_metric([name], prog.restarts)
+            probe_restarts.add_metric([name], prog.probe_restarts)
+        yield from (up, state, restarts, probe_restarts)
+
+        reloads = CounterMetricFamily("fnud_reloads", "reloads by result", labels=["result"])
+        for result, count in self.source.metric_reload_counts().items():
+            reloads.add_metric([result], count)
+        yield reloads
+        yield CounterMetricFamily(
+            "fnud_probe_failures", "failed health probes", value=self.source.metric_probe_failures()
+        )
+        number, settling = self.source.metric_generation()
+        yield GaugeMetricFamily("fnud_generation", "the serving uWSGI generation", value=number)
+        yield GaugeMetricFamily(
+            "fnud_settling", "1 while the previous generation is kept warm", value=settling
+        )
+
+        stats = self.snapshot.stats
+        if stats is None:
+            return
+        requests = CounterMetricFamily(
+            "fnud_uwsgi_worker_requests", "requests served by the worker", labels=["worker"]
+        )
+        exceptions = CounterMetricFamily(
+            "fnud_uwsgi_worker_exceptions", "exceptions in the worker", labels=["worker"]
+        )
+        memory = GaugeMetricFamily(
+            "fnud_uwsgi_worker_rss_bytes", "resident memory of the worker", labels=["worker"]
+        )
+        for worker in stats.live_workers:
+            label = [str(worker.id)]
+            requests.add_metric(label, worker.requests)
+            exceptions.add_metric(label, worker.exceptions)
+            memory.add_metric(label, rss(worker.pid))
+        queue = GaugeMetricFamily(
+            "fnud_uwsgi_listen_queue", "connections waiting in uWSGI's listen queue",
+            value=stats.listen_queue,
+        )
+        yield from (requests, exceptions, memory, queue)
+
+
+class MetricsServer:
+    """A tiny HTTP server in the daemon's loop: any GET returns the exposition."""
+
+    def __init__(self, source: Source, stats_path: Callable[[], Path]) -> None:
+        self.registry = CollectorRegistry()
+        self.collector = StackCollector(source)
+        self.registry.register(self.collector)
+        self.reload_duration = Histogram(
+            "fnud_reload_duration_seconds", "duration of gated reloads", ["result"],
+            buckets=RELOAD_BUCKETS, registry=self.registry,
+        )
+        self.stats_path = stats_path
+        self.server: asyncio.AbstractServer | None = None
+        self.log = logsetup.get("metrics")
+
+    def observe_reload(self, result: str, seconds: float) -> None:
+        self.reload_duration.labels(result=result).observe(seconds)
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await asyncio.start_server(self._client, host, port)
+        self.log.info("serving metrics", listen=f"{host}:{port}")
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 1.0)
+
+    async def render(self) -> bytes:
+        try:
+            self.collector.snapshot.stats = await uwsgi.read_stats(self.stats_path(), timeout=1.0)
+        except (OSError, ValueError, asyncio.TimeoutError):
+            self.collector.snapshot.stats = None
+        return generate_latest(self.registry)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            if not head.startswith(b"GET "):
+                body, status = b"only GET\n", "405 Method Not Allowed"
+            else:
+                body, status = await self.render(), "200 OK"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
