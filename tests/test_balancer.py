@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from supervisor.config.schema import parse_config
+from supervisor.config.parse import parse_config
 from tests.conftest import StackDir, wait_for
 
 BALANCER_CONF = """\

@@ -23,7 +23,7 @@ from supervisor import checks
 from supervisor.checks import nginx_test
 from supervisor.checks.finding import Finding
 from supervisor.common import ports
-from supervisor.nginx import conf as nginx
+from supervisor.nginx.configtest import ConfigTest
 from tests.conftest import ROOT, StackDir, make_stack_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checks"
@@ -366,16 +366,16 @@ def test_nginx_t_output_parsing() -> None:
         '[emerg] unknown directive "x" in /srv/inc/a b.conf:7',
         "configuration file /srv/nginx.conf test failed",
     )
-    found = nginx_test.findings(nginx.ConfigTest(False, lines, conf))
+    found = nginx_test.findings(ConfigTest(False, lines, conf))
     assert [(f.path, f.line, f.severity) for f in found] == [
         ("/srv/nginx.conf", 0, "warning"), ("/srv/inc/a b.conf", 7, "error"),
     ]
     assert found[1].message == 'nginx -t: unknown directive "x"'
-    only_summary = nginx_test.findings(nginx.ConfigTest(False, lines[2:], conf))
+    only_summary = nginx_test.findings(ConfigTest(False, lines[2:], conf))
     assert [(f.line, f.severity) for f in only_summary] == [(0, "error")]
-    no_level = nginx_test.findings(nginx.ConfigTest(False, ("nginx: not found",), conf))
+    no_level = nginx_test.findings(ConfigTest(False, ("nginx: not found",), conf))
     assert [(f.line, f.severity) for f in no_level] == [(0, "error")]
-    assert nginx_test.findings(nginx.ConfigTest(True, (), conf)) == []
+    assert nginx_test.findings(ConfigTest(True, (), conf)) == []
 
 
 def test_daemon_directive(stack: StackDir) -> None:

@@ -15,7 +15,7 @@ import pytest
 from supervisor.checks import Finding, check_all
 from supervisor.checks.uwsgi_python import interpreter_prefix
 from supervisor.config import client as clientconf
-from supervisor.config.schema import load_config
+from supervisor.config.parse import load_config
 from supervisor.logs import tail
 from tests.conftest import StackDir, make_stack_dir, wait_for
 

@@ -71,11 +71,11 @@ def test_probe_blames_the_right_program() -> None:
     timeout = httpget.HealthError("no answer", "timeout")
     refused = httpget.HealthError("refused", "connect")
     assert blame(200, None, None).ok
-    assert blame(502, None, None).culprit == "uwsgi"
-    assert blame(504, None, _stats(0, 3)).culprit == "uwsgi"
+    assert blame(502, None, None).culprit == "app"
+    assert blame(504, None, _stats(0, 3)).culprit == "app"
     assert blame(500, None, _stats(0, 3)).culprit is None  # an app bug: no restart
-    assert blame(None, timeout, _stats(3, 0)).culprit == "uwsgi"
-    assert blame(None, timeout, _stats(1, 2, queue=5)).culprit == "uwsgi"
+    assert blame(None, timeout, _stats(3, 0)).culprit == "app"
+    assert blame(None, timeout, _stats(1, 2, queue=5)).culprit == "app"
     assert blame(None, timeout, _stats(0, 3)).culprit == "nginx"
     assert blame(None, refused, _stats(0, 3)).culprit == "nginx"
 

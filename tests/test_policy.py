@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from supervisor.config.schema import BackoffSection
-from supervisor.policy.restart import (
-    ExitFacts,
-    GiveUp,
-    Restart,
-    SettleFacts,
-    SettleLimits,
-    after_exit,
-    settle_verdict,
-)
+from supervisor.policy.restart import ExitFacts, GiveUp, Restart, after_exit
+from supervisor.policy.settle import SettleFacts, SettleLimits, settle_verdict
 
 BACKOFF = BackoffSection(initial=0.5, max=4.0, quick_failures=5, quick_seconds=5.0, cooldown=60)
 

@@ -31,7 +31,7 @@ import pytest
 import structlog
 
 from supervisor.cli.main import fnud_executable
-from supervisor.config.schema import load_config, parse_config
+from supervisor.config.parse import load_config, parse_config
 from supervisor.logs import logsetup
 from supervisor.systemd import unit
 from supervisor.systemd.notify import Notifier
@@ -315,7 +315,8 @@ def exec_lines(text: str) -> dict[str, str]:
 
 def test_shipped_unit_is_the_template_rendered_for_the_documented_layout() -> None:
     assert SHIPPED_UNIT.read_text() == unit.shipped(), (
-        "systemd/fnud.service is generated: python -m supervisor.systemd.unit > systemd/fnud.service"
+        "systemd/fnud.service is generated: "
+        "python -m supervisor.systemd.unit > systemd/fnud.service"
     )
 
 

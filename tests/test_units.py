@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from supervisor.common.childenv import child_env
 from supervisor.common.ports import Address, parse_nginx_listen, parse_uwsgi_socket
-from supervisor.config.schema import ConfigError, config_path, parse_config
+from supervisor.config.client import config_path
+from supervisor.config.parse import ConfigError, parse_config
 from supervisor.process.states import TRANSITIONS, State, TransitionError, check_transition
 from supervisor.uwsgi import driver as uwsgi
 from supervisor.uwsgi import options
@@ -178,7 +179,7 @@ def test_ports_out_of_range_are_config_errors(text: str) -> None:
 
 
 def test_a_reload_cannot_move_the_runtime_dir() -> None:
-    from supervisor.config.schema import restart_required
+    from supervisor.config.parse import restart_required
 
     old = parse_config("", Path("/c/fnud.toml"))
     new = parse_config('[fnud]\nruntime_dir = "/run/x"\n[health]\ntimeout = 9\n', old.path)

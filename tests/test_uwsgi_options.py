@@ -12,9 +12,10 @@ import pytest
 
 from supervisor.checks import uwsgi_ini
 from supervisor.checks import uwsgi_values as values
-from supervisor.reload.preflight import PreflightError, app_spec, preflight
+from supervisor.reload.preflight import PreflightError, preflight
 from supervisor.uwsgi import driver as uwsgi
 from supervisor.uwsgi import options as uwsgi_options
+from supervisor.uwsgi.app import app_spec
 from supervisor.uwsgi.ini import parse_ini
 
 APP = "def application(environ, start_response):\n    return []\n"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.config.schema import ConfigError, parse_config
+from supervisor.config.parse import ConfigError, parse_config
 from supervisor.uwsgi.driver import request_status
 from supervisor.web.history import History, RequestRates
 from supervisor.web.page import Hooks, Page, Request, WebApp, host_name
@@ -325,7 +325,7 @@ def test_rollback_button_with_the_token(web_stack: tuple[StackDir, Client]) -> N
 def test_rollback_button_needs_generations() -> None:
     from types import SimpleNamespace
 
-    from supervisor.process.states import Phase
+    from supervisor.daemon.phase import Phase
     from supervisor.web import page as web
 
     chain = SimpleNamespace(

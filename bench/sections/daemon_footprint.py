@@ -17,7 +17,7 @@ from bench.report import Table, ms, ratio
 from bench.stacks import VENV_BIN, BenchError, FnudStack, HandStack, StackFiles, clean_env
 from bench.supervisord import SupervisordStack, describe_conf, install
 from bench.wrk import WrkResult
-from supervisor.config.schema import load_config
+from supervisor.config.parse import load_config
 
 SETTLE = 3.0  # seconds after the last status call before the idle window opens
 STATUS_CALLS = 8  # per CLI, alternating

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.config.schema import Config, ConfigError, load_config, locate
-from supervisor.nginx import conf as nginx
+from supervisor.config.parse import ConfigError, load_config, locate
+from supervisor.config.schema import Config
+from supervisor.nginx import driver as nginx
 from supervisor.uwsgi import driver as uwsgi
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from supervisor.checks.finding import Finding, warning
 from supervisor.checks.inputs import Inputs
-from supervisor.sockets import held as sockets
-from supervisor.uwsgi import driver as uwsgi
-from supervisor.uwsgi import options
+from supervisor.uwsgi import options, sockets
+from supervisor.uwsgi.render import release_link
 
 
 def uses_chain(inputs: Inputs) -> bool:
@@ -42,7 +41,7 @@ def check(inputs: Inputs) -> list[Finding]:
     lazy = options.last(ini, options.LAZY_APPS)
     chdir = options.chdir(ini, path, inputs.environ, strict=False)
     through_link = options.last(ini, options.CHDIR) is not None and chdir is not None and (
-        uwsgi.release_link(str(chdir)) is not None
+        release_link(str(chdir)) is not None
     )
     if lazy is not None and options.flag(ini, options.LAZY_APPS) and not through_link:
         out.append(warning(

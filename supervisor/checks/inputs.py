@@ -14,7 +14,7 @@ from pathlib import Path
 from supervisor.common.childenv import child_env
 from supervisor.config.schema import Config
 from supervisor.nginx import conf as nginx
-from supervisor.runtime.paths import Paths, lock_holder
+from supervisor.runtime.lock import lock_holder
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 
 
@@ -56,7 +56,7 @@ def path_is(test: Callable[[Path], bool], path: Path) -> bool:
 def running_daemon(config: Config) -> int | None:
     """PID of the fnud daemon that holds this config's runtime dir (-1: unknown), or None."""
     try:
-        return lock_holder(Paths.from_config(config).lock)
+        return lock_holder(config.paths.lock)
     except (OSError, ValueError):
         return None
 

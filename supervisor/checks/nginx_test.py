@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs, running_daemon
-from supervisor.config.schema import locate
-from supervisor.nginx import conf as nginx
+from supervisor.config.parse import locate
+from supervisor.nginx import configtest
+from supervisor.nginx.driver import find_binary, prepare_prefix
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ def scratch_prefix(prefix: Path, keep: bool) -> Iterator[None]:
     """
     created = _topmost_missing(prefix)
     before = set(os.listdir(prefix)) if created is None else set()
-    nginx.prepare_prefix(prefix)
+    prepare_prefix(prefix)
     try:
         yield
     finally:
@@ -81,7 +82,7 @@ def _remove_if_ours(path: Path) -> None:
             path.unlink()
 
 
-def findings(result: nginx.ConfigTest) -> list[Finding]:
+def findings(result: configtest.ConfigTest) -> list[Finding]:
     """nginx -t's messages as findings; a failure without an error message still is one."""
     out = []
     for message in result.messages:
@@ -97,7 +98,7 @@ def check(inputs: Inputs) -> list[Finding]:
     config, conf = inputs.config, inputs.conf
     if conf is None:
         return []
-    binary = nginx.find_binary(config.nginx.binary)
+    binary = find_binary(config.nginx.binary)
     if binary is None:
         return []  # reported against fnud.toml
     prefix = config.nginx_prefix
@@ -105,7 +106,7 @@ def check(inputs: Inputs) -> list[Finding]:
     try:
         with scratch_prefix(prefix, keep=running):
             result = run_sync(
-                nginx.config_test(
+                configtest.config_test(
                     binary, prefix, config.nginx.conf, conf, dict(inputs.environ)
                 )
             )

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
-from supervisor.config.schema import locate
-from supervisor.reload.preflight import app_spec
+from supervisor.config.parse import locate
 from supervisor.uwsgi import driver as uwsgi
+from supervisor.uwsgi.app import app_spec
 
 MARK = "fnud-base-prefix:"
 SCRIPT = f"import sys\nprint({MARK!r}, sys.base_prefix, flush=True)\n"

@@ -21,7 +21,8 @@ from supervisor.cli.statusview import render_status
 from supervisor.config import client as clientconf
 from supervisor.config.client import ClientConfig
 from supervisor.control import wire
-from supervisor.runtime.paths import Paths, lock_holder
+from supervisor.runtime.lock import lock_holder
+from supervisor.runtime.paths import Paths
 
 if TYPE_CHECKING:
     from supervisor.config.schema import Config
@@ -37,7 +38,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def get_config(ctx: click.Context) -> Config:
     """The full config (start, check, systemd-unit, and thin commands finding no daemon)."""
-    from supervisor.config.schema import ConfigError, load_config
+    from supervisor.config.parse import ConfigError, load_config
 
     path = clientconf.config_path(ctx.obj.get("config"), os.environ)
     try:
@@ -92,7 +93,7 @@ def start(
 ) -> None:
     """Start uWSGI then nginx; return once a request through nginx succeeds."""
     config = get_config(ctx)
-    paths = Paths.from_config(config)
+    paths = config.paths
     holder = lock_holder(paths.lock)
     if holder is not None:
         message = f"fnud is already running (pid {holder}) on {paths.root}"

@@ -1,9 +1,11 @@
-"""Is a listen address free? Probed by binding, with the holder named where visible."""
+"""Listen addresses: parsed from fnud.toml, uWSGI and nginx; is one free? (probed by
+binding, with the holder named where visible)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import socket
 from dataclasses import dataclass
 
@@ -17,6 +19,25 @@ class Address:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+_LISTEN_RE = re.compile(
+    r"^(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$"
+)
+LOOPBACK_HOSTS = ("localhost", "[::1]")
+
+
+def parse_listen(text: str) -> Address | None:
+    """``HOST:PORT`` or ``[V6]:PORT`` with a port in 1-65535; None for anything else."""
+    match = _LISTEN_RE.match(text)
+    if not match or not 0 < int(match.group("port")) < 65536:
+        return None
+    return Address(match.group("v6") or match.group("host"), int(match.group("port")))
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, [::1] or localhost (a name, not resolved: no OS calls here)."""
+    return host in LOOPBACK_HOSTS or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None
 
 
 def parse_nginx_listen(arg: str) -> Address | None:

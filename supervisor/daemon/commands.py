@@ -1,78 +1,217 @@
-"""Control commands the daemon answers on its socket (the CLI is a thin client)."""
+"""The command registry: every operation fnud can be asked for, one object each.
+
+Every door dispatches here: the control socket (the CLI; it waits for the answer and
+reads the progress), signals (SIGTERM stop, SIGHUP reload, SIGUSR1 reopen-logs), saved
+and touched files (reload), and the status page's buttons (reload, rollback). A door
+that cannot wait (a signal, a save, a button) starts the command and gets back whether
+it was accepted; the command itself does the same whoever asked.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from typing import Any, Protocol
 
-from supervisor.control.server import CommandError, Emit, Handler
-from supervisor.process.states import Phase
-from supervisor.reload.reloader import ReloadRequest
+from supervisor.common.progress import Emit
+from supervisor.control.server import CommandError
+from supervisor.daemon.phase import Phase
+from supervisor.daemon.reloads import Reloads
+from supervisor.reload.request import OK, ROLLED_BACK, ReloadRequest
 
-if TYPE_CHECKING:
-    from supervisor.daemon.loop import Daemon
-
-
-def _trigger(args: dict[str, Any]) -> str:
-    """Who ran the CLI, as the status page's history shows it."""
-    return "systemd" if args.get("trigger") == "systemd" else "cli"
+Args = Mapping[str, Any]
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 
-def handlers(daemon: Daemon) -> dict[str, Handler]:
-    async def ping(args: dict[str, Any], emit: Emit) -> Any:
-        return {"pid": os.getpid(), "phase": daemon.phase.value}
+class Command(Protocol):
+    name: str
+    started: str  # what a door that does not wait says once it is accepted
 
-    async def stop(args: dict[str, Any], emit: Emit) -> Any:
-        await emit("stopping nginx, then uWSGI")
-        await asyncio.shield(daemon.begin_shutdown(0))
+    def refusal(self, args: Args) -> str:
+        """Why the command cannot run now ('' when it can): checked before it starts,
+        at every door."""
+        ...
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        """Do it; the answer for the CLI (raises CommandError with one line)."""
+        ...
+
+
+class Registry:
+    def __init__(self, commands: Iterable[Command], spawn: Spawn, log: Any) -> None:
+        self.commands = {command.name: command for command in commands}
+        self.spawn = spawn
+        self.log = log
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.commands
+
+    async def call(self, name: str, args: Args, emit: Emit) -> Any:
+        """Run ``name`` and wait for its answer (the control socket)."""
+        command = self._get(name)
+        refusal = command.refusal(args)
+        if refusal:
+            raise CommandError(refusal)
+        return await command.run(args, emit)
+
+    def start(self, name: str, args: Args) -> tuple[bool, str]:
+        """Start ``name`` without waiting (signals, saves, the page's buttons): (accepted,
+        one line); its progress and outcome go to fnud's log."""
+        command = self._get(name)
+        refusal = command.refusal(args)
+        if refusal:
+            self.log.info("command not accepted", command=name, reason=refusal)
+            return False, refusal
+        self.spawn(self._logged(command, args), name)
+        return True, command.started
+
+    async def _logged(self, command: Command, args: Args) -> None:
+        async def emit(text: str) -> None:
+            self.log.info(text, command=command.name)
+
+        try:
+            await command.run(args, emit)
+        except CommandError as exc:
+            self.log.error("command failed", command=command.name, reason=str(exc))
+
+    def _get(self, name: str) -> Command:
+        command = self.commands.get(name)
+        if command is None:
+            known = ", ".join(sorted(self.commands))
+            raise CommandError(f"unknown command {name!r} (known: {known})")
+        return command
+
+
+def _running(phase: Callable[[], Phase], what: str) -> str:
+    current = phase()
+    return "" if current is Phase.RUNNING else f"cannot {what} while {current.value}"
+
+
+def _trigger(args: Args, default: str) -> str:
+    """Who asked, as the status page's history shows it."""
+    trigger = args.get("trigger")
+    return trigger if isinstance(trigger, str) and trigger else default
+
+
+class Ping:
+    name = "ping"
+    started = "ping"
+
+    def __init__(self, answer: Callable[[], dict[str, Any]]) -> None:
+        self.answer = answer
+
+    def refusal(self, args: Args) -> str:
+        return ""
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        return self.answer()
+
+
+class Status:
+    """Never waits for an operation: it reads what is there."""
+
+    name = "status"
+    started = "status read"
+
+    def __init__(self, status: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self.status = status
+
+    def refusal(self, args: Args) -> str:
+        return ""
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        return await self.status()
+
+
+class Stop:
+    name = "stop"
+    started = "stopping"
+
+    def __init__(self, shutdown: Callable[[], Awaitable[None]], message: str) -> None:
+        self.shutdown = shutdown
+        self.message = message
+
+    def refusal(self, args: Args) -> str:
+        return ""
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        await emit(self.message)
+        await asyncio.shield(self.shutdown())
         return {"stopped": True}
 
-    async def run(request: ReloadRequest, emit: Emit) -> Any:
-        if daemon.phase is not Phase.RUNNING:
-            raise CommandError(f"cannot reload while {daemon.phase.value}")
-        task = daemon.spawn_task(daemon.reloader.reload(request, emit), "reload")
-        if request.no_wait and request.switched is not None:  # back at the switch
-            switched = asyncio.ensure_future(request.switched.wait())
-            await asyncio.wait({task, switched}, return_when=asyncio.FIRST_COMPLETED)
-            switched.cancel()
-            if not task.done():
-                return {"result": "ok", "message": "switched; settling in the background"}
-        result = await asyncio.shield(task)
-        # fnud rollback during a settle: the settling generation was rolled back, as asked
-        wanted = ("ok", "rolled_back") if request.rollback else ("ok",)
-        if result.result not in wanted:
-            raise CommandError(f"{result.result}: {result.message}")
-        return result.as_dict()
 
-    async def reload(args: dict[str, Any], emit: Emit) -> Any:
-        return await run(ReloadRequest(
+class ReopenLogs:
+    name = "reopen-logs"
+    started = "reopening the logs"
+
+    def __init__(self, reopen: Callable[[], Awaitable[dict[str, list[str]]]]) -> None:
+        self.reopen = reopen
+
+    def refusal(self, args: Args) -> str:
+        return ""
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        return await self.reopen()
+
+
+class Reload:
+    """A gated reload. Args: nginx, app, force_nginx (bools), no_wait (return at the
+    switch), reason, trigger."""
+
+    name = "reload"
+    started = "reload queued: the timeline shows its result"
+
+    def __init__(self, reloads: Reloads, phase: Callable[[], Phase]) -> None:
+        self.reloads = reloads
+        self.phase = phase
+
+    def refusal(self, args: Args) -> str:
+        return _running(self.phase, "reload")
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        request = ReloadRequest(
             nginx=bool(args.get("nginx", True)),
             app=bool(args.get("app", True)),
             force_nginx=bool(args.get("force_nginx", False)),
-            reason="fnud reload",
-            no_wait=bool(args.get("no_wait", False)),
-            switched=asyncio.Event(),
-            trigger=_trigger(args),
-        ), emit)
-
-    async def rollback(args: dict[str, Any], emit: Emit) -> Any:
-        return await run(
-            ReloadRequest(nginx=False, app=True, reason="fnud rollback", rollback=True,
-                          trigger=_trigger(args)), emit
+            reason=str(args.get("reason") or "fnud reload"),
+            trigger=_trigger(args, "cli"),
         )
+        ticket = self.reloads.submit(request, emit)
+        if args.get("no_wait"):
+            early = await ticket.switch_or_result()
+            if early is None:
+                return {"result": OK, "message": "switched; settling in the background"}
+        result = await ticket.result()
+        if result.result != OK:
+            raise CommandError(f"{result.result}: {result.message}")
+        return result.as_dict()
 
-    async def reopen_logs(args: dict[str, Any], emit: Emit) -> Any:
-        return await daemon.reopen_logs()
 
-    async def status(args: dict[str, Any], emit: Emit) -> Any:
-        return await daemon.status()
+class Rollback:
+    """Back to the previous release (generation mode). Never merges with a reload."""
 
-    return {
-        "ping": ping,
-        "status": status,
-        "stop": stop,
-        "reload": reload,
-        "rollback": rollback,
-        "reopen-logs": reopen_logs,
-    }
+    name = "rollback"
+    started = "rollback started: the timeline shows its result"
+
+    def __init__(
+        self, reloads: Reloads, phase: Callable[[], Phase], generation_mode: Callable[[], bool]
+    ) -> None:
+        self.reloads = reloads
+        self.phase = phase
+        self.generation_mode = generation_mode
+
+    def refusal(self, args: Args) -> str:
+        if not self.generation_mode():
+            return 'rollback is not available: it needs [uwsgi] reload = "generation"'
+        return _running(self.phase, "roll back")
+
+    async def run(self, args: Args, emit: Emit) -> Any:
+        request = ReloadRequest(
+            nginx=False, app=True, reason=str(args.get("reason") or "fnud rollback"),
+            rollback=True, trigger=_trigger(args, "cli"),
+        )
+        result = await self.reloads.submit(request, emit).result()
+        # during a settle, the settling generation was what went back, as asked
+        if result.result not in (OK, ROLLED_BACK):
+            raise CommandError(f"{result.result}: {result.message}")
+        return result.as_dict()

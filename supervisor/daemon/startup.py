@@ -1,18 +1,20 @@
-"""`fnud start`: the gate, adoption of survivors, then uWSGI and nginx in order, until a
-request through nginx succeeds."""
+"""`fnud start`: the gate, adoption of survivors, then the app server and nginx in order,
+until a request through nginx succeeds."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from supervisor.health import httpget
-from supervisor.nginx import conf as nginx
+from supervisor.nginx.driver import prepare_prefix
 from supervisor.process.program import Program
 from supervisor.process.states import State
 from supervisor.reload import gate
 from supervisor.stack import adoption, survivors
-from supervisor.stack.stack import Stack, StackError
+from supervisor.stack.plan import StackError
+from supervisor.stack.stack import Stack
 from supervisor.systemd.notify import Notifier
 
 
@@ -25,18 +27,13 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     config = stack.config
     # workers a dead master left (nginx's hold the port): not adoptable, so they go
     await asyncio.to_thread(survivors.reap_orphans, config)
-    try:
-        conf = stack.nginx_conf()
-    except StackError as exc:
-        raise StartupError(str(exc)) from None
-    nginx.prepare_prefix(stack.paths.nginx_prefix, nginx.worker_uid(conf, config.fnud.user))
+    prepare_prefix(stack.paths.nginx_prefix, stack.plan.nginx_worker_uid())
     found = survivors.find(config)  # the checks' port rule knows these are ours
     # sockets systemd kept for us are bound already (by us): their ports are not "in use"
-    inherited = bool(stack.uwsgi_sockets.inherited or stack.nginx_sockets.inherited)
     try:
         await the_gate.run(gate.Request(
-            nginx=True, app=config.uwsgi.enabled and "uwsgi" not in found, reread=False,
-            check_ports=not inherited,
+            nginx=True, app=config.uwsgi.enabled and stack.app.name not in found,
+            reread=False, check_ports=not stack.inherited(),
         ))
     except gate.Refused as exc:
         raise StartupError(str(exc)) from None
@@ -46,7 +43,7 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     except (OSError, StackError) as exc:
         raise StartupError(str(exc)) from None
     notifier.store_fds(stack.held_fds())
-    for prog in stack.programs.values():  # uWSGI first: nginx only once uWSGI accepts
+    for prog in stack.programs.values():  # the app first: nginx once the app accepts
         if prog.name not in adopted:
             await prog.spawn()
             await wait_running(prog, config.fnud.start_timeout + 5)
@@ -54,7 +51,7 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     return adopted
 
 
-async def wait_running(prog: Program, timeout: float) -> None:
+async def wait_running(prog: Program[Any], timeout: float) -> None:
     settled = {State.RUNNING, State.FATAL, State.STOPPED, State.STOPPING}
     await prog.wait_state(settled, timeout)
     if prog.state is State.RUNNING:

@@ -1,30 +1,25 @@
-"""What `fnud status` shows: programs, their workers, and the one-line summary."""
+"""What `fnud status` shows: programs, their workers, the generations, and the one-line
+summary for `fnud start`, systemd's STATUS= and the log. Read-only: it never waits for
+an operation to end."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
-import psutil
-
-from supervisor.nginx import conf as nginx
+from supervisor.appserver.port import WorkersUnknown
+from supervisor.appserver.workers import Stats
+from supervisor.nginx.driver import worker_pids
+from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
-from supervisor.reload.reloader import ReloadResult
-from supervisor.stack.stack import Stack
-from supervisor.uwsgi import driver as uwsgi
+from supervisor.reload.request import ReloadResult
+from supervisor.stack.stack import AppProgram, Stack
+
+ALIVE = (State.STARTING, State.RUNNING, State.STOPPING)
 
 
-def rss(pid: int) -> int:
-    try:
-        return int(psutil.Process(pid).memory_info().rss)
-    except psutil.Error:
-        return 0
-
-
-def program_status(prog: Program) -> dict[str, Any]:
-    alive = prog.state in (State.STARTING, State.RUNNING, State.STOPPING)
+def program_status(prog: Program[Any]) -> dict[str, Any]:
+    alive = prog.state in ALIVE
     return {
         "state": prog.state.value,
         "pid": prog.pid if prog.state is not State.STOPPED else 0,
@@ -38,20 +33,22 @@ def program_status(prog: Program) -> dict[str, Any]:
 
 
 async def programs(stack: Stack) -> dict[str, Any]:
-    """Each program's state, with its workers (uWSGI's from the stats socket)."""
-    stats: uwsgi.Stats | None = None
-    if stack.uwsgi.state in (State.RUNNING, State.STARTING):
-        with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
-            stats = await uwsgi.read_stats(stack.uwsgi_driver.stats, timeout=1.0)
+    """Each program's state, with its workers (the app server's from its own facts)."""
+    stats: Stats | None = None
+    if stack.app.state in (State.RUNNING, State.STARTING):
+        try:
+            stats = await stack.app.driver.workers()
+        except WorkersUnknown:
+            stats = None
     out: dict[str, Any] = {}
     for name, prog in stack.programs.items():
         entry = program_status(prog)
-        if name == "uwsgi":
+        if prog is stack.app:
             workers = [w.as_dict() for w in stats.live_workers] if stats else []
             if stats:
                 entry["listen_queue"] = stats.listen_queue
         else:
-            pids = nginx.worker_pids(prog.pid) if prog.state is State.RUNNING else set()
+            pids = worker_pids(prog.pid) if prog.state is State.RUNNING else set()
             workers = [{"pid": pid} for pid in sorted(pids)]
         for worker in workers:
             worker["rss"] = rss(worker["pid"])
@@ -61,14 +58,13 @@ async def programs(stack: Stack) -> dict[str, Any]:
 
 
 def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
-    """One line for `fnud start`, systemd's STATUS= and the log: programs, workers,
-    last reload."""
+    """One line: programs, workers, last reload."""
     parts = []
     for name, prog in stack.programs.items():
         text = f"{name} {prog.state.value.lower()}"
         if name in adopted:
             text += " (adopted)"
-        if prog is stack.uwsgi and stack.generation > 1:
+        if prog is stack.app and stack.generation > 1:
             text += f" generation {stack.generation}"
         if prog.running:
             text += f" ({len(prog.children())} workers)"
@@ -78,20 +74,19 @@ def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
     return ", ".join(parts)
 
 
-def generation(stack: Stack, warm: Program | None) -> dict[str, Any]:
-    """The serving uWSGI generation and, while a settle keeps it warm, the previous one."""
-    driver = stack.uwsgi_driver
+def generation(stack: Stack, warm: AppProgram | None) -> dict[str, Any]:
+    """The serving generation and, while a settle keeps it warm, the previous one."""
+    driver = stack.app.driver
     out: dict[str, Any] = {
-        "number": driver.generation,
+        "number": driver.number,
         "release": driver.release,
         "state": "settling" if warm is not None else "serving",
-        "mode": "generation" if stack.generation_mode() else "chain",
+        "mode": "generation" if stack.plan.generation_mode else "chain",
         "previous": None,
     }
     if warm is not None:
-        old = stack.driver_of(warm)
         out["previous"] = {
-            "number": old.generation, "release": old.release, "state": "paused",
+            "number": warm.driver.number, "release": warm.driver.release, "state": "paused",
             "pid": warm.pid,
         }
     return out

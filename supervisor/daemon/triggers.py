@@ -1,6 +1,7 @@
-"""Reload triggers that watch files: uWSGI's touch-reload files and `[watch]` saves.
+"""The file triggers wired to the stack: the ini's touch-reload files and `[watch]` saves.
 
-Their callbacks run outside the loop's handlers and only enqueue a ReloadEvent.
+Their callbacks run outside the loop's handlers and only enqueue an ``Invoke`` of the
+reload command (the loop dispatches it like any other door).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor.daemon.events import Enqueue, Invoke
 from supervisor.logs import logsetup
-from supervisor.process.events import Enqueue, ReloadEvent
-from supervisor.stack.stack import Stack, StackError
+from supervisor.stack.plan import StackError
+from supervisor.stack.stack import Stack
 from supervisor.triggers.touch import TouchWatcher
 
 if TYPE_CHECKING:  # watchdog and its threads only when [watch] is on (an idle daemon's RSS)
@@ -29,7 +31,7 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
 
     try:
         dirs = code_dirs(stack)
-        nginx_files = [Path(f) for f in stack.nginx_conf().files]
+        nginx_files = [Path(f) for f in stack.plan.nginx_conf.files]
     except StackError as exc:
         logsetup.get("daemon").error("cannot watch files", reason=str(exc))
         return None
@@ -43,9 +45,10 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
     )
 
     def changed(change: Change) -> None:
-        enqueue(ReloadEvent(
-            reason=change.describe(), nginx=change.nginx, app=change.app, trigger="save"
-        ))
+        enqueue(Invoke("reload", {
+            "reason": change.describe(), "nginx": change.nginx, "app": change.app,
+            "trigger": "save",
+        }))
 
     watcher = Watcher(rules, watch.debounce_ms / 1000, changed)
     watcher.start(asyncio.get_running_loop())
@@ -54,14 +57,14 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
 
 def code_dirs(stack: Stack) -> tuple[Path, ...]:
     """The app's directories as they resolve now (a release symlink followed)."""
-    paths = stack.config.watch.paths or (Path(stack.app().chdir),)
+    paths = stack.config.watch.paths or (Path(stack.plan.app().chdir),)
     return tuple(p.resolve() for p in paths)
 
 
 def touch_watcher(stack: Stack, enqueue: Enqueue) -> Any | None:
     """The coroutine following the ini's touch-reload files; None when there are none."""
     try:
-        files = stack.touch_files()
+        files = stack.plan.touch_files()
     except StackError:
         return None
     if not files:
@@ -71,6 +74,6 @@ def touch_watcher(stack: Stack, enqueue: Enqueue) -> Any | None:
     )
 
     def touched(path: Path) -> None:
-        enqueue(ReloadEvent(reason=f"touched {path}", trigger="touch"))
+        enqueue(Invoke("reload", {"reason": f"touched {path}", "trigger": "touch"}))
 
     return TouchWatcher(files, touched).run()

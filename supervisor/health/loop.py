@@ -1,21 +1,22 @@
 """The periodic health probe: after N failures in a row, restart the culprit.
 
-It probes only while the daemon runs, every program is RUNNING and no reload or
-restart holds the lock; a reload that began during a probe voids its result.
+It probes only while ``allowed()`` (the daemon runs, every program is RUNNING, no other
+operation is in progress); an operation that began during a probe voids its result.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 from supervisor.config.schema import HealthSection
-from supervisor.health import probe as healthprobe
+from supervisor.health.probe import Workers, probe
 from supervisor.logs import logsetup
 from supervisor.process.program import Program
 
-Restart = Callable[[Program, str], Awaitable[None]]
+#: restarts a culprit (taking the daemon's one-operation slot itself)
+Restart = Callable[[Program[Any], str], Awaitable[None]]
 
 
 class ProbeLoop:
@@ -23,17 +24,15 @@ class ProbeLoop:
         self,
         health: Callable[[], HealthSection],  # the config in force (a reload may change it)
         allowed: Callable[[], bool],
-        programs: Callable[[], dict[str, Program]],
-        lock: asyncio.Lock,
+        culprits: Callable[[], dict[str, Program[Any]]],  # {"app": ..., "nginx": ...}
         restart: Restart,
-        stats: Callable[[], Path],  # the serving generation's stats socket
+        workers: Workers,  # the serving generation's
     ) -> None:
         self.health = health
         self.allowed = allowed
-        self.programs = programs
-        self.lock = lock
+        self.culprits = culprits
         self.restart = restart
-        self.stats = stats
+        self.workers = workers
         self.failures = 0  # in a row
         self.total_failures = 0
         self.log = logsetup.get("probe")
@@ -49,9 +48,9 @@ class ProbeLoop:
         if not self.allowed():
             self.failures = 0
             return
-        result = await healthprobe.probe(cfg.url, cfg.timeout, self.stats())
+        result = await probe(cfg.url, cfg.timeout, self.workers)
         if not self.allowed():
-            self.failures = 0  # a reload began while we probed: its effects don't count
+            self.failures = 0  # an operation began while we probed: its effects don't count
             return
         if result.ok:
             self.failures = 0
@@ -62,9 +61,8 @@ class ProbeLoop:
             "health probe failed", reason=result.reason, culprit=result.culprit,
             failures=self.failures, limit=cfg.failures,
         )
-        # (balancer mode has no uWSGI: a 502 there is the app hosts', nothing to restart)
-        culprit = self.programs().get(result.culprit or "")
+        # (balancer mode has no app server: a 502 there is the app hosts', nothing to restart)
+        culprit = self.culprits().get(result.culprit or "")
         if self.failures >= cfg.failures and culprit is not None:
             self.failures = 0
-            async with self.lock:
-                await self.restart(culprit, f"health probe: {result.reason}")
+            await self.restart(culprit, f"health probe: {result.reason}")

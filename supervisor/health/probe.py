@@ -1,38 +1,39 @@
 """Health probe: is the stack alive *and* answering? If not, who is to blame?
 
-A request goes through nginx to the health URL; separately, uWSGI's stats tell whether
-its workers are all busy or its listen queue is filling. nginx not answering at all
-points at nginx; nginx answering 502/503/504, or a timeout while every uWSGI worker is
-busy, points at uWSGI. An application error (another 5xx) is reported, not "fixed" by
-a restart.
+A request goes through nginx to the health URL; separately, the app server's worker
+facts tell whether its workers are all busy or its listen queue is filling. nginx not
+answering at all points at nginx; nginx answering 502/503/504, or a timeout while every
+worker is busy, points at the app server. An application error (another 5xx) is
+reported, not "fixed" by a restart.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from supervisor.appserver.port import WorkersUnknown
+from supervisor.appserver.workers import Stats
 from supervisor.health import httpget
-from supervisor.uwsgi import driver as uwsgi
 
 
 @dataclass(frozen=True)
 class ProbeResult:
     ok: bool
-    culprit: str | None = None  # "nginx", "uwsgi" or None
+    culprit: str | None = None  # "nginx", "app" (the app server) or None
     reason: str = ""
 
 
 def blame(
-    status: int | None, error: httpget.HealthError | None, stats: uwsgi.Stats | None
+    status: int | None, error: httpget.HealthError | None, stats: Stats | None
 ) -> ProbeResult:
     """Pure decision from what the probe saw."""
     if status is not None:
         if 200 <= status < 400:
             return ProbeResult(True)
         if status in (502, 503, 504):
-            return ProbeResult(False, "uwsgi", f"nginx answered {status}: uWSGI is not serving")
+            why = f"nginx answered {status}: the app server is not serving"
+            return ProbeResult(False, "app", why)
         return ProbeResult(False, None, f"the app answered HTTP {status}")
     assert error is not None
     wedged = stats is None or all(w.status == "busy" for w in stats.live_workers) or (
@@ -43,11 +44,14 @@ def blame(
             f"{sum(w.status == 'busy' for w in stats.live_workers)}/{len(stats.live_workers)}"
             f" workers busy, listen queue {stats.listen_queue}"
         )
-        return ProbeResult(False, "uwsgi", f"{error} ({detail})")
+        return ProbeResult(False, "app", f"{error} ({detail})")
     return ProbeResult(False, "nginx", str(error))
 
 
-async def probe(url: str, timeout: float, stats_path: Path) -> ProbeResult:
+Workers = Callable[[], Awaitable[Stats]]  # the serving generation's (raises WorkersUnknown)
+
+
+async def probe(url: str, timeout: float, workers: Workers) -> ProbeResult:
     status: int | None = None
     error: httpget.HealthError | None = None
     try:
@@ -57,7 +61,7 @@ async def probe(url: str, timeout: float, stats_path: Path) -> ProbeResult:
     stats = None
     if status is None or status >= 500:
         try:
-            stats = await uwsgi.read_stats(stats_path, timeout=min(timeout, 2.0))
-        except (OSError, ValueError, asyncio.TimeoutError):
+            stats = await workers()
+        except WorkersUnknown:
             stats = None
     return blame(status, error, stats)

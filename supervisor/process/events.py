@@ -1,34 +1,13 @@
-"""Everything the daemon's loop reacts to, as typed values.
+"""What a program reports to the daemon's queue: it exited, it is ready, retry it now.
 
-Signal handlers, watchers, timers and the programs' exit/readiness watchers only put
-one of these on the queue; the loop looks the handler up in a table keyed by type
-(``daemon.HANDLERS``), which is checked against ``ALL`` at import time.
+A program never decides what follows; it puts one of these on the queue and the
+daemon's loop moves its state machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class SignalEvent:
-    signum: int
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """Put on the queue periodically; handling it proves the loop is not wedged."""
-
-
-@dataclass(frozen=True)
-class ReloadEvent:
-    """An automatic reload (SIGHUP, a touch file, a saved file)."""
-
-    reason: str
-    nginx: bool = True
-    app: bool = True
-    trigger: str = ""  # sighup, save, touch, web (the status page's history shows it)
 
 
 @dataclass(frozen=True)
@@ -49,6 +28,5 @@ class Retry:
     program: str
 
 
-Event = SignalEvent | Heartbeat | ReloadEvent | Exited | Ready | Retry
-ALL: tuple[type, ...] = (SignalEvent, Heartbeat, ReloadEvent, Exited, Ready, Retry)
-Enqueue = Callable[[Event], None]
+ProcessEvent = Exited | Ready | Retry
+Enqueue = Callable[[ProcessEvent], None]

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import psutil
 
 from supervisor.logs import logsetup, tail
 from supervisor.policy import restart as policy
 from supervisor.process.events import Enqueue, Exited, Ready, Retry
+from supervisor.process.group import child_pids, group_members, kill_group
 from supervisor.process.states import State, check_transition
 
 
@@ -34,6 +35,10 @@ class Command:
     cwd: str
     env: dict[str, str]
     pass_fds: tuple[int, ...] = ()  # held listening sockets, inherited at these numbers
+
+
+class NotReopenable(Exception):
+    """This program's log cannot be reopened in its current mode (a note, not a failure)."""
 
 
 class Driver(Protocol):
@@ -65,7 +70,8 @@ class Driver(Protocol):
         ...
 
     async def reopen_logs(self, pid: int) -> None:
-        """Make the program reopen the log files it writes itself."""
+        """Make the program reopen the log files it writes itself (raises
+        :class:`NotReopenable` when its mode does not allow it)."""
         ...
 
 
@@ -73,36 +79,12 @@ _ERRORISH = ("error", "emerg", "fail", "unable", "cannot", "can't", "no such", "
              "exception", "game over", "in use", "invalid", "not found")
 
 
-def group_members(pgid: int) -> list[psutil.Process]:
-    members = []
-    for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error, OSError):
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc)
-    return members
+D = TypeVar("D", bound=Driver)
 
 
-def child_pids(pid: int) -> set[int]:
-    try:
-        return {child.pid for child in psutil.Process(pid).children()}
-    except (psutil.Error, ValueError):
-        return set()
-
-
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
-    """Signal a whole process group; False when it is already empty."""
-    if pgid <= 0:  # never 0 (our own group) or -1 (everything)
-        return False
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-@dataclass
-class Program:
-    driver: Driver
+@dataclass(eq=False)  # programs are compared by identity
+class Program(Generic[D]):
+    driver: D
     enqueue: Enqueue
     start_timeout: float = 30.0
     state: State = State.STOPPED
@@ -136,6 +118,11 @@ class Program:
     @property
     def name(self) -> str:
         return self.driver.name
+
+    def use(self, driver: D) -> None:
+        """Spawn with ``driver`` from now on (a reload changed the program's settings;
+        the running process keeps what it was started with)."""
+        self.driver = driver
 
     def children(self) -> set[int]:
         """PIDs of the master's children (its workers)."""

@@ -1,4 +1,5 @@
-"""Program states and the transitions allowed between them (after supervisord's states.py)."""
+"""A program's states and the transitions allowed between them (after supervisord's
+states.py). Every change goes through :func:`check_transition`."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 
 class TransitionError(RuntimeError):
-    def __init__(self, program: str, old: State | Phase, new: State | Phase) -> None:
+    def __init__(self, program: str, old: enum.Enum, new: enum.Enum) -> None:
         super().__init__(f"{program}: illegal transition {old.value} -> {new.value}")
         self.old = old
         self.new = new
@@ -43,23 +44,3 @@ class TransitionError(RuntimeError):
 def check_transition(program: str, old: State, new: State) -> None:
     if new not in TRANSITIONS[old]:
         raise TransitionError(program, old, new)
-
-
-class Phase(enum.Enum):
-    """The daemon's own life: one start, one run, one stop."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-
-
-PHASES: dict[Phase, frozenset[Phase]] = {
-    Phase.STARTING: frozenset({Phase.RUNNING, Phase.STOPPING}),
-    Phase.RUNNING: frozenset({Phase.STOPPING}),
-    Phase.STOPPING: frozenset(),
-}
-
-
-def check_phase(old: Phase, new: Phase) -> None:
-    if new not in PHASES[old]:
-        raise TransitionError("daemon", old, new)

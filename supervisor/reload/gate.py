@@ -2,7 +2,7 @@
 
 One sequence for start, reload and every reload trigger:
 re-read fnud.toml -> lint -> ``nginx -t`` -> app preflight in a fresh interpreter.
-The gate checks and never switches: it returns what passed (the config, the parsed
+The gate checks and never switches: it returns what passed (the plan, the parsed
 nginx.conf, the app spec) or raises :class:`Refused` carrying one structured
 :class:`Failure`. This is the only module that runs the app preflight.
 """
@@ -14,15 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from supervisor import checks
+from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
-from supervisor.config.schema import Config, ConfigError, load_config, restart_required
-from supervisor.nginx import conf as nginx
-from supervisor.reload.preflight import AppSpec, PreflightError, app_spec, preflight
-from supervisor.stack.stack import Stack, StackError, identity
-from supervisor.uwsgi.driver import render_ini
-from supervisor.uwsgi.ini import parse_ini
-
-Emit = Callable[[str], Awaitable[None]]
+from supervisor.common.progress import Emit, quiet
+from supervisor.config.parse import ConfigError, load_config, restart_required
+from supervisor.config.schema import Config
+from supervisor.nginx.conf import NginxConf
+from supervisor.nginx.configtest import config_test
+from supervisor.reload.preflight import PreflightError, preflight
+from supervisor.runtime.release import Release
+from supervisor.stack.plan import Plan, StackError
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Passed:
-    config: Config
-    conf: nginx.NginxConf | None  # None when nginx was not asked for
+    plan: Plan  # what the checked config means: the stack applies it
+    conf: NginxConf | None  # None when nginx was not asked for
     spec: AppSpec | None  # None when the app was not asked for
 
 
@@ -65,39 +66,36 @@ class Request:
     check_ports: bool = False  # at start: the ports must be free (nginx -t ignores it)
 
 
-async def _quiet(_: str) -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class Checkers:
     """The checks themselves, injected so the gate's order and verdicts can be tested
-    without nginx or uWSGI (tests/test_gate.py)."""
+    without nginx or uWSGI."""
 
-    binaries: Callable[[Config], None]  # raises StackError
+    binaries: Callable[[Plan], None]  # raises StackError
     lint: Callable[[Config, bool], list[str]]  # (config, check_ports) -> error lines
-    root: Callable[[Config], str]  # why the app must not run as root, or ""
-    nginx_test: Callable[[Config, nginx.NginxConf], Awaitable[tuple[bool, str]]]
-    import_app: Callable[[Config, AppSpec], Awaitable[str]]  # raises PreflightError
+    root: Callable[[Plan], str]  # why the app must not run as root, or ""
+    nginx_test: Callable[[Plan, NginxConf], Awaitable[tuple[bool, str]]]
+    import_app: Callable[[Plan, AppSpec], Awaitable[str]]  # raises PreflightError
 
 
-def real_checkers(stack: Stack) -> Checkers:
-    async def nginx_test(config: Config, conf: nginx.NginxConf) -> tuple[bool, str]:
-        result = await nginx.config_test(
-            stack.nginx_binary(config), config.nginx_prefix, config.nginx.conf, conf,
-            child_env(stack.environ), *identity(config),
+def real_checkers() -> Checkers:
+    async def nginx_test(plan: Plan, conf: NginxConf) -> tuple[bool, str]:
+        config = plan.config
+        result = await config_test(
+            plan.nginx_binary(), config.nginx_prefix, config.nginx.conf, conf,
+            child_env(plan.environ), *plan.identity(),
         )
         return result.ok, result.text
 
-    async def import_app(config: Config, spec: AppSpec) -> str:
+    async def import_app(plan: Plan, spec: AppSpec) -> str:
         return await preflight(
-            spec, stack.environ, owner=stack.owner(config), smoke=smoke_paths(config)
+            spec, plan.environ, owner=plan.owner, smoke=smoke_paths(plan.config)
         )
 
     return Checkers(
-        binaries=stack.check_binaries,
+        binaries=Plan.check_binaries,
         lint=lambda config, ports: checks.errors_for(config, check_ports=ports),
-        root=stack.root_refusal,
+        root=Plan.root_refusal,
         nginx_test=nginx_test,
         import_app=import_app,
     )
@@ -111,70 +109,67 @@ def smoke_paths(config: Config) -> tuple[str, ...]:
 
 
 class Gate:
-    def __init__(self, stack: Stack, checkers: Checkers | None = None) -> None:
-        self.stack = stack
-        self.checkers = checkers or real_checkers(stack)
+    def __init__(self, current: Callable[[], Plan], checkers: Checkers | None = None) -> None:
+        """``current``: the plan in force (its config is what a reload re-reads)."""
+        self.current = current
+        self.checkers = checkers or real_checkers()
 
-    async def run(self, request: Request, emit: Emit = _quiet) -> Passed:
+    async def run(self, request: Request, emit: Emit = quiet) -> Passed:
         """Run every check ``request`` asks for, in order; raise :class:`Refused` at the
-        first that fails. Nothing is signalled and the stack's config is not replaced."""
+        first that fails. Nothing is signalled and the stack's plan is not replaced."""
         check = self.checkers
-        config = self._config(request.reread)
+        plan = self._plan(request.reread)
         try:
-            check.binaries(config)
-            conf = self.stack.nginx_conf(config) if request.nginx else None
-            spec = self.stack.app(config) if request.app else None
+            check.binaries(plan)
+            conf = plan.nginx_conf if request.nginx else None
+            spec = plan.app() if request.app else None
         except StackError as exc:
             raise Refused(Failure("binaries", str(exc))) from None
-        errors = check.lint(config, request.check_ports)
+        errors = check.lint(plan.config, request.check_ports)
         if errors:
             raise Refused(Failure("lint", errors[0], len(errors) - 1))
-        refusal = check.root(config)
+        refusal = check.root(plan)
         if refusal:
             raise Refused(Failure("root", refusal))
         if conf is not None:
             await emit("nginx -t")
-            ok, text = await check.nginx_test(config, conf)
+            ok, text = await check.nginx_test(plan, conf)
             if not ok:
                 raise Refused(Failure("nginx -t", text))
         if spec is not None:
             await emit(f"importing {spec.label} in a fresh interpreter")
             try:
-                await check.import_app(config, spec)
+                await check.import_app(plan, spec)
             except PreflightError as exc:
                 raise Refused(Failure("preflight", str(exc))) from None
-        return Passed(config, conf, spec)
+        return Passed(plan, conf, spec)
 
-    async def release(
-        self, source: tuple[str, dict[int, str]], emit: Emit = _quiet
-    ) -> AppSpec:
-        """Preflight a release fnud goes back to (``fnud rollback``): the ini text and
-        pinned paths it ran with, as a generation would render them. It passed the gate
-        once, but its directory may have been edited since."""
-        config = self.stack.config
-        text, pinned = source
-        ini = parse_ini(render_ini(text, config.uwsgi.ini, replace=pinned))
-        spec = app_spec(ini, config.uwsgi.ini, config.uwsgi.python, self.stack.environ)
+    async def release(self, release: Release, emit: Emit = quiet) -> AppSpec:
+        """Preflight a release fnud goes back to (``fnud rollback``): what it ran with,
+        as a generation would load it. It passed the gate once, but its directory may
+        have been edited since."""
+        plan = self.current()
+        spec = plan.release_app(release)
         await emit(f"importing {spec.label} from {spec.chdir} in a fresh interpreter")
         try:
-            await self.checkers.import_app(config, spec)
+            await self.checkers.import_app(plan, spec)
         except PreflightError as exc:
             raise Refused(Failure("preflight", str(exc))) from None
         return spec
 
-    def _config(self, reread: bool) -> Config:
-        current = self.stack.config
+    def _plan(self, reread: bool) -> Plan:
+        current = self.current()
         if not reread:
             return current
         try:
-            config = load_config(current.path)
+            config = load_config(current.config.path)
         except ConfigError as exc:
             raise Refused(Failure("config", str(exc))) from None
-        needs_restart = restart_required(current, config)
+        needs_restart = restart_required(current.config, config)
         if needs_restart:
             raise Refused(Failure(
                 "config",
                 f"{config.path}: {', '.join(needs_restart)} changed: that needs "
                 "fnud stop && fnud start, not a reload",
             ))
-        return config
+        return Plan(config, current.environ)

@@ -1,61 +1,38 @@
-"""Generation reloads: a new uWSGI master beside the serving one, on the held sockets.
+"""Generation reloads: a new app-server master beside the serving one, on the held sockets.
 
 start N+1 (every worker accepting with the app loaded) -> it serves, N is paused (warm)
--> settle: N+1 is watched (master, worker deaths, health probes, 5xx share) -> N is
-stopped gracefully, or resumed while N+1 is stopped (rolled back). The verdict is
-policy.settle_verdict's; this module only carries it out.
+-> settle: N+1 is watched (settle.py) -> N is stopped gracefully, or resumed while N+1
+is stopped (rolled back). The verdict is policy.settle's; this module carries it out.
+
+The generations themselves come from an injected factory (the stack's in production),
+and the clock and the wait between settle looks are injected too, so switching, settling
+and rolling back are tested without processes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from supervisor.control.server import Emit
-from supervisor.health import probe as healthprobe
+from supervisor.common.progress import Emit
+from supervisor.health.probe import ProbeResult, probe
 from supervisor.logs import logsetup
-from supervisor.policy import restart as policy
-from supervisor.process.program import Program
+from supervisor.policy.settle import SettleLimits
 from supervisor.process.states import State
+from supervisor.reload import settle
+from supervisor.reload.request import Failed, RolledBack
 from supervisor.runtime.release import Release
-from supervisor.stack.stack import Stack
-from supervisor.uwsgi import driver as uwsgi
+from supervisor.stack.stack import AppProgram, Stack
 
-Probe = Callable[[str, float, Path], Awaitable[healthprobe.ProbeResult]]
-SETTLE_TICK = 0.25
-SETTLE_PROBE_EVERY = 0.5  # faster than [health] interval: the settle is short
+#: the generation ``number``, loading ``source`` when given (else the ini on disk)
+Factory = Callable[[int, Release | None], AppProgram]
+Probe = Callable[[AppProgram], Awaitable[ProbeResult]]
 
 
-class SwitchError(Exception):
+class SwitchError(Failed):
     """The new generation never served; the old one kept serving."""
-
-
-class NothingToRollBack(SwitchError):
-    pass
-
-
-class RolledBack(Exception):
-    """The new generation served and failed; the old one serves again."""
-
-
-@dataclass
-class RequestCounter:
-    """Answers of one generation's workers, from uWSGI's request log lines."""
-
-    pids: set[int] = field(default_factory=set)
-    requests: int = 0
-    errors: int = 0
-
-    def observe(self, line: str) -> None:
-        seen = uwsgi.request_status(line)
-        if seen is not None and seen[0] in self.pids:
-            self.requests += 1
-            self.errors += seen[1] >= 500
 
 
 def point_link(link: str, target: str) -> None:
@@ -68,156 +45,132 @@ def point_link(link: str, target: str) -> None:
 
 
 class Generations:
-    def __init__(self, stack: Stack, probe_fn: Probe = healthprobe.probe) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        make: Factory | None = None,
+        probe_fn: Probe | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], Awaitable[None]] | None = None,
+        on_settle: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_settle``: called when a settle begins (the daemon's operation is then
+        "settling": another reload ends it early, a rollback rolls it back)."""
         self.stack = stack
-        self.probe = probe_fn
+        self.on_settle = on_settle
+        self.make = make or (lambda number, source: stack.make_generation(number, source, True))
+        self.probe = probe_fn or self._probe
+        self.clock = clock
+        self.interrupts = settle.Interrupts()
+        self.wait = wait or self.interrupts.wait
         # retired, to roll back to; a restarted daemon reads what the last one retired
         self.previous = Release.load(stack.paths.previous_release)
-        self.warm: Program | None = None  # paused during a settle
-        self.end_settle = asyncio.Event()  # another reload waits: end it early
-        self.rollback_asked = asyncio.Event()
+        self.warm: AppProgram | None = None  # paused during a settle
         self.log = logsetup.get("generations")
+
+    async def _probe(self, prog: AppProgram) -> ProbeResult:
+        health = self.stack.config.health
+        return await probe(health.url, health.timeout, prog.driver.workers)
+
+    def _deadline(self) -> float:
+        """A stop's deadline (the programs' own clock, not the settle's)."""
+        return time.monotonic() + self.stack.config.fnud.stop_timeout
 
     # -- the steps -----------------------------------------------------------------
 
-    async def reload(
-        self, emit: Emit, switched: asyncio.Event | None = None
-    ) -> tuple[int, str]:
-        """Start, switch (then ``switched`` is set), settle, retire. Raises SwitchError
-        or RolledBack."""
-        old = self.stack.uwsgi
+    async def reload(self, emit: Emit, switched: Callable[[], None]) -> tuple[int, str]:
+        """Start, switch (then ``switched()``), settle, retire. Raises SwitchError or
+        RolledBack."""
+        old = self.stack.app
         new = await self.start_next(emit)
         await self.switch(new, old, emit)
-        if switched is not None:
-            switched.set()
+        switched()
         verdict = await self.settle(new, emit)
         if verdict:
             await self.roll_back(new, emit)
-            raise RolledBack(f"generation {self._number(new)} rolled back: {verdict}")
+            raise RolledBack(f"generation {new.driver.number} rolled back: {verdict}")
         await self.retire(emit)
-        return len(new.children()), f"generation {self._number(new)}"
+        return len(new.children()), f"generation {new.driver.number}"
 
-    def _number(self, prog: Program) -> int:
-        return self.stack.driver_of(prog).generation
-
-    async def start_next(self, emit: Emit, source: Release | None = None) -> Program:
+    async def start_next(self, emit: Emit, source: Release | None = None) -> AppProgram:
         stack = self.stack
-        number = max(self._number(p) for p in (stack.uwsgi, *stack.others)) + 1
-        new = stack.make_generation(number)
-        driver = stack.driver_of(new)
-        driver.require_all = True
-        driver.pinned = True
-        if source is not None:
-            driver.source, driver.link = source.source, source.link
+        number = max(p.driver.number for p in (stack.app, *stack.others)) + 1
+        new = self.make(number, source)
         new.echo = False
         new.start_timeout = 1e9  # the deadline is ours: a stuck one is stopped gracefully
         stack.others.append(new)
         timeout = stack.config.fnud.start_timeout
-        await emit(f"generation {number}: starting uWSGI on the held sockets")
+        await emit(f"generation {number}: starting {new.driver.display} on the held sockets")
         await new.spawn()
         await new.wait_state([State.RUNNING, State.FATAL, State.STOPPED], timeout)
         if new.state is State.RUNNING:
-            await emit(f"generation {number}: every worker accepts ({driver.release})")
+            await emit(f"generation {number}: every worker accepts ({new.driver.release})")
             return new
         why = new.last_exit or new.why or "no answer"
-        await new.stop(time.monotonic() + stack.config.fnud.stop_timeout)
+        await new.stop(self._deadline())
         stack.forget(new)
         raise SwitchError(f"generation {number} not ready after {timeout:g}s: {why}")
 
-    async def switch(self, new: Program, old: Program, emit: Emit) -> None:
+    async def switch(self, new: AppProgram, old: AppProgram, emit: Emit) -> None:
         stack = self.stack
         stack.promote(new)
         self.warm = None
         if old.running:
             try:
-                await stack.driver_of(old).pause(True, old.pid)
+                await old.driver.pause(old.pid)
                 self.warm = old
             except OSError as exc:  # it cannot be kept warm: retire it now
                 self.log.warning("cannot pause the previous generation", error=str(exc))
         new.start_timeout = stack.config.fnud.start_timeout  # for its respawns
         stack.save_state()
         await emit(
-            f"generation {self._number(new)} serving; generation {self._number(old)} "
+            f"generation {new.driver.number} serving; generation {old.driver.number} "
             + ("paused (warm)" if self.warm else "stopping")
         )
         if self.warm is None:
             await self._stop(old)
 
-    async def settle(self, new: Program, emit: Emit) -> str:
+    async def settle(self, new: AppProgram, emit: Emit) -> str:
         """Watch the new generation for ``[reload] settle`` seconds; why to roll back,
         or '' (also when ended early by another reload)."""
         cfg = self.stack.config
         if self.warm is None or cfg.reload.settle <= 0:
             return ""
+        self.on_settle()
         await emit(f"settling for {cfg.reload.settle:g}s (previous generation warm)")
-        limits = policy.SettleLimits(max_error_ratio=cfg.reload.max_error_ratio)
-        counter = RequestCounter()
+        counter = settle.RequestCounter(new.driver.answer)
+        watch = settle.Watch(
+            workers=new.driver.workers, probe=lambda: self.probe(new),
+            alive=lambda: new.running, drain=new.drain, counter=counter, clock=self.clock,
+        )
         new.observers.append(counter.observe)
-        stats_path = self.stack.driver_of(new).stats
-        base: int | None = None
-        deaths = failures = 0
-        deadline = time.monotonic() + cfg.reload.settle
-        next_probe = time.monotonic()
         try:
-            while time.monotonic() < deadline:
-                if self.rollback_asked.is_set():
-                    return "fnud rollback asked for it"
-                if self.end_settle.is_set():
-                    await emit("settle ended early: another reload is waiting")
-                    return ""
-                with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
-                    stats = await uwsgi.read_stats(stats_path, timeout=1.0)
-                    respawns = sum(w.respawns for w in stats.workers)
-                    base = respawns if base is None else base
-                    deaths = respawns - base
-                    counter.pids = {w.pid for w in stats.live_workers}
-                if time.monotonic() >= next_probe:
-                    result = await self.probe(cfg.health.url, cfg.health.timeout, stats_path)
-                    failed = not result.ok and result.culprit != "nginx"
-                    failures = failures + 1 if failed else 0
-                    next_probe = time.monotonic() + SETTLE_PROBE_EVERY
-                new.drain()
-                verdict = policy.settle_verdict(
-                    policy.SettleFacts(
-                        new.running, deaths, failures, counter.requests, counter.errors
-                    ),
-                    limits,
-                )
-                if verdict:
-                    return verdict
-                await self._pause_tick()
+            verdict = await settle.settle(
+                watch, cfg.reload.settle,
+                SettleLimits(max_error_ratio=cfg.reload.max_error_ratio),
+                self.interrupts, self.wait,
+            )
         finally:
             new.observers.remove(counter.observe)
-        return ""
+        if not verdict and self.interrupts.end.is_set():
+            await emit("settle ended early: another reload is waiting")
+        return verdict
 
-    async def _pause_tick(self) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._any_request(), SETTLE_TICK)
-
-    async def _any_request(self) -> None:
-        waits = [asyncio.ensure_future(e.wait()) for e in (self.end_settle, self.rollback_asked)]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-
-    async def roll_back(self, new: Program, emit: Emit) -> None:
+    async def roll_back(self, new: AppProgram, emit: Emit) -> None:
         """The warm generation serves again; the new one stops gracefully."""
         old = self.warm
         assert old is not None
+        self.warm = None
         if not old.running:  # it died while paused: keep the new one, say so
-            self.warm = None
             self.stack.forget(old)
             raise SwitchError(
-                f"generation {self._number(new)} should roll back, but generation "
-                f"{self._number(old)} died during the settle: keeping the new one"
+                f"generation {new.driver.number} should roll back, but generation "
+                f"{old.driver.number} died during the settle: keeping the new one"
             )
-        self.warm = None
         self.stack.promote(old)
-        await self.stack.driver_of(old).pause(False, old.pid)
-        await emit(f"generation {self._number(old)} resumed; stopping generation "
-                   f"{self._number(new)}")
+        await old.driver.resume(old.pid)
+        await emit(f"generation {old.driver.number} resumed; stopping generation "
+                   f"{new.driver.number}")
         self.stack.save_state()
         await self._stop(new)
 
@@ -226,33 +179,28 @@ class Generations:
         old, self.warm = self.warm, None
         if old is None:
             return
-        driver = self.stack.driver_of(old)
-        if driver.source is not None:
-            self.previous = Release(
-                driver.generation, driver.release, driver.source,
-                driver.link,
-            )
+        pinned = old.driver.pinned()
+        if pinned is not None:
+            self.previous = pinned
             try:
-                self.previous.save(self.stack.paths.previous_release)
+                pinned.save(self.stack.paths.previous_release)
             except OSError as exc:  # rollback still works until this daemon stops
                 self.log.warning("previous release not saved", error=str(exc))
-        await emit(f"generation {driver.generation} stopping (settle passed)")
+        await emit(f"generation {old.driver.number} stopping (settle passed)")
         await self._stop(old)
 
-    async def _stop(self, prog: Program) -> None:
-        await prog.stop(time.monotonic() + self.stack.config.fnud.stop_timeout)
+    async def _stop(self, prog: AppProgram) -> None:
+        await prog.stop(self._deadline())
         self.stack.forget(prog)
 
     # -- fnud rollback -------------------------------------------------------------
 
-    async def rollback(self, emit: Emit) -> str:
-        """Back to the previous release: resume it when warm (a settle in progress is
-        ended by the caller through ``rollback_asked``), else start it again from its
-        pinned directory; point the release symlink back."""
-        target = self.previous
-        if target is None:
-            raise NothingToRollBack("nothing to roll back to: no previous generation")
-        current = self.stack.uwsgi
+    async def rollback(self, target: Release, emit: Emit) -> str:
+        """Back to ``target`` (the previous release, preflighted by the caller): start
+        it again from its pinned directory, then point the release symlink back. (A
+        settle in progress is rolled back by its own reload instead, through
+        ``interrupts.rollback``.)"""
+        current = self.stack.app
         new = await self.start_next(emit, source=target)
         await self.switch(new, current, emit)
         link = target.link
@@ -260,5 +208,4 @@ class Generations:
             point_link(*link)  # disk and service agree again
             await emit(f"{link[0]} -> {link[1]} again")
         await self.retire(emit)  # the one we left becomes the one to go back to
-        return f"generation {self._number(new)} serves {target.directory}"
-
+        return f"generation {new.driver.number} serves {target.directory}"

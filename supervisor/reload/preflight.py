@@ -14,14 +14,10 @@ import json
 import os
 import pwd
 import signal
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 
+from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
-from supervisor.uwsgi import options
-from supervisor.uwsgi.ini import UwsgiIni
 
 # Runs in the child interpreter. Keep it dependency-free and Python-3.8 compatible.
 _PROBE = r"""
@@ -114,21 +110,6 @@ print(json.dumps({"ok": True, "file": getattr(mod, "__file__", None)}))
 """
 
 
-@dataclass(frozen=True)
-class AppSpec:
-    python: str
-    chdir: str
-    pythonpath: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
-    module: str
-    wsgi_file: str
-    callable: str
-
-    @property
-    def label(self) -> str:
-        return self.module or self.wsgi_file
-
-
 def supplementary_groups(owner: tuple[int, int]) -> list[int]:
     """The groups uWSGI's initgroups() gives the workers' user."""
     try:
@@ -145,35 +126,6 @@ class PreflightError(Exception):
         self.file, self.line, self.message = file, line, message
         where = (f"{file}:{line}: " if line > 0 else f"{file}: ") if file else ""
         super().__init__(where + message)
-
-
-def app_spec(
-    ini: UwsgiIni, ini_path: Path, python: str = "", environ: Mapping[str, str] | None = None
-) -> AppSpec:
-    """What uWSGI will load, from the user's ini, its placeholders expanded against
-    ``environ`` as uWSGI will (default: fnud's own environment, scrubbed like uWSGI's)."""
-    env = child_env(os.environ if environ is None else environ)
-
-    def value(names: tuple[str, ...]) -> str:
-        option = options.last(ini, names)
-        if option is None:
-            return ""
-        return options.resolve(option.value, ini_path, ini, env, strict=False) or ""
-
-    chdir = options.chdir(ini, ini_path, env, strict=False) or ini_path.parent
-    venv = value(options.VIRTUALENV)
-    return AppSpec(
-        python=str(chdir / venv / "bin" / "python") if venv else python or sys.executable,
-        chdir=str(chdir),
-        pythonpath=tuple(
-            options.resolve(opt.value, ini_path, ini, env, strict=False) or opt.value
-            for opt in options.every(ini, options.PYTHONPATH)
-        ),
-        env=tuple(options.env_lines(ini, ini_path, env).items()),
-        module=value(options.MODULE),
-        wsgi_file=value(options.WSGI_FILE),
-        callable=value(options.CALLABLE) or "application",
-    )
 
 
 async def preflight(

@@ -4,14 +4,14 @@ dir (``previous-release.json``, ``state.json``)."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor.common.files import read_json, write_json
 
-@dataclass
+
+@dataclass(frozen=True)
 class Release:
     number: int
     directory: str
@@ -37,14 +37,9 @@ class Release:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict()), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Release | None:
         """What a previous daemon saved; None when there is nothing (readable) there."""
-        try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            return None
+        return cls.from_dict(read_json(path))

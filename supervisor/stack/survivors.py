@@ -9,72 +9,60 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
-from typing import Any
 
 import psutil
 
 from supervisor.config.schema import Config
-from supervisor.runtime.paths import Paths
-from supervisor.uwsgi import driver as uwsgi
+from supervisor.runtime import state as state_file
+from supervisor.runtime.state import ProgramRecord, StackState
+from supervisor.uwsgi.fifo import GRACEFUL_STOP, write_fifo
+
+PROGRAMS = ("uwsgi", "nginx")
 
 
-def load_state(paths: Paths) -> dict[str, Any]:
-    try:
-        data = json.loads(paths.state.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def load(config: Config) -> StackState:
+    return state_file.load(config.paths.state, PROGRAMS)
 
 
 def mark(name: str, config: Config) -> str:
     """What the command line of our uWSGI or nginx master must contain."""
     if name == "uwsgi":
-        return Paths.from_config(config).rendered_ini_prefix
+        return config.paths.rendered_ini_prefix
     return f"-c {config.nginx.conf}"
 
 
-def _started(entry: Any) -> float:
-    value = entry.get("started") if isinstance(entry, dict) else None
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def verified(name: str, entry: Any, config: Config) -> int:
-    """PID of a still-running program from a state entry if it is really ours, else 0.
+def verified(name: str, record: ProgramRecord | None, config: Config) -> int:
+    """PID of a still-running program from its record if it is really ours, else 0.
 
     Ours: created when we started it (PID and creation time together cannot be reused),
     or, lacking that, its command line names this config's files. (uWSGI's procname
     options rewrite the command line, so that alone is not enough.)
     """
-    if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
+    if record is None:
         return 0
-    pid = int(entry["pid"])
     try:
-        proc = psutil.Process(pid)
+        proc = psutil.Process(record.pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return 0
-        same_birth = abs(proc.create_time() - _started(entry)) < 2.0
+        same_birth = abs(proc.create_time() - record.started) < 2.0
         cmdline = " ".join(proc.cmdline())
     except psutil.Error:
         return 0
-    return pid if same_birth or mark(name, config) in cmdline else 0
+    return record.pid if same_birth or mark(name, config) in cmdline else 0
 
 
 def orphans(config: Config) -> list[psutil.Process]:
     """Workers whose master (one we started) is dead: still in its process group, born
     after it. nginx's keep serving the listen port, so a new master could not bind."""
-    state = load_state(Paths.from_config(config))
+    state = load(config)
     found: list[psutil.Process] = []
-    for name in ("uwsgi", "nginx"):
-        entry = state.get(name)
-        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
-            continue
-        if verified(name, entry, config):
+    for name, record in state.programs.items():
+        if verified(name, record, config):
             continue  # the master lives: its workers are not orphans
-        pgid, born = int(entry["pid"]), _started(entry) - 2.0
+        pgid, born = record.pid, record.started - 2.0
         if born < psutil.boot_time():
             continue  # a state file from before a reboot: those processes are long gone
         for proc in psutil.process_iter(["pid"]):
@@ -110,8 +98,8 @@ def reap_orphans(config: Config, grace: float = 2.0) -> int:
 
 def find(config: Config) -> dict[str, int]:
     """{program: master pid} of this config's programs still running without a daemon."""
-    state = load_state(Paths.from_config(config))
-    found = {name: verified(name, state.get(name), config) for name in ("uwsgi", "nginx")}
+    state = load(config)
+    found = {name: verified(name, state.programs.get(name), config) for name in PROGRAMS}
     return {name: pid for name, pid in found.items() if pid}
 
 
@@ -138,15 +126,14 @@ def stop(config: Config, timeout: float) -> dict[str, int]:
     process groups after ``timeout``. Returns what was found."""
     reap_orphans(config)
     found = find(config)
-    paths = Paths.from_config(config)
+    paths = config.paths
     if "nginx" in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(found["nginx"], signal.SIGQUIT)
     if "uwsgi" in found:
         try:
-            generation = load_state(paths).get("generation", 1)
-            fifo = paths.uwsgi_fifo(generation if isinstance(generation, int) else 1)
-            asyncio.run(uwsgi.write_fifo(fifo, uwsgi.GRACEFUL_STOP, timeout=2.0))
+            fifo = paths.uwsgi_fifo(load(config).generation)
+            asyncio.run(write_fifo(fifo, GRACEFUL_STOP, timeout=2.0))
         except OSError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(found["uwsgi"], signal.SIGINT)
@@ -156,6 +143,5 @@ def stop(config: Config, timeout: float) -> dict[str, int]:
     for pid in found.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        paths.state.unlink()
+    state_file.clear(paths.state)
     return found

@@ -19,7 +19,3 @@ DIRECT_NOTE = (
     "uwsgi.log is written by uWSGI's workers directly ([uwsgi] log_master = false): "
     "rotate it with copytruncate"
 )
-
-
-class NotReopenable(Exception):
-    """This program's log cannot be reopened in its current mode (a note, not a failure)."""

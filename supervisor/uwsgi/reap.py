@@ -24,7 +24,7 @@ import platform
 import signal
 import time
 
-from supervisor.process.program import child_pids
+from supervisor.process.group import child_pids
 
 #: machine -> (poll-like syscalls, futex)
 _SYSCALLS = {"x86_64": ({7, 271}, 202), "aarch64": ({73}, 98)}

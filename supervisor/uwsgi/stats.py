@@ -1,4 +1,5 @@
-"""uWSGI's stats socket (JSON: workers, their state, respawns) and its request log lines."""
+"""uWSGI's stats socket (JSON: workers, their state, respawns), its request log lines,
+and a chain reload's progress read from them."""
 
 from __future__ import annotations
 
@@ -10,51 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Worker:
-    id: int
-    pid: int
-    status: str
-    accepting: bool
-    apps: int
-    requests: int
-    exceptions: int
-    rss: int
-    respawns: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "pid": self.pid,
-            "status": self.status,
-            "accepting": self.accepting,
-            "apps": self.apps,
-            "requests": self.requests,
-            "exceptions": self.exceptions,
-        }
-
-
-@dataclass(frozen=True)
-class Stats:
-    master_pid: int
-    listen_queue: int
-    workers: tuple[Worker, ...]
-
-    @property
-    def live_workers(self) -> tuple[Worker, ...]:
-        return tuple(w for w in self.workers if w.pid > 0)
-
-    @property
-    def serving(self) -> bool:
-        """At least one worker accepts with an app loaded."""
-        return any(w.accepting and w.apps > 0 for w in self.live_workers)
-
-    @property
-    def all_ready(self) -> bool:
-        live = self.live_workers
-        return bool(live) and all(w.accepting and w.apps > 0 for w in live)
-
+from supervisor.appserver.workers import Stats, Worker
 
 _REQUEST_RE = re.compile(r"^\[pid: (\d+)\|.*\(HTTP/[\d.]+ (\d{3})\)")
 

@@ -2,8 +2,9 @@
 
 ``History`` keeps the last reloads (``ReloadResult.as_dict()`` plus its trigger) in a small
 JSON file in the runtime dir, rewritten atomically after each reload, so it survives a
-daemon restart. ``RequestRates`` counts the request lines of uWSGI's log (the log fnud
-already follows; uwsgi.py reads them) in 10-second buckets over the last 15 minutes, in memory.
+daemon restart. ``RequestRates`` counts the serving generation's answers (read from the
+app server's log, which fnud already follows) in 10-second buckets over the last 15
+minutes, in memory.
 """
 
 from __future__ import annotations
@@ -15,13 +16,9 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from supervisor.logs import logsetup
-from supervisor.uwsgi import driver as uwsgi
-
-if TYPE_CHECKING:
-    from supervisor.reload.reloader import Reloader
 
 HISTORY_FILE = "history.json"
 KEEP = 50
@@ -42,13 +39,6 @@ class History:
     @classmethod
     def in_dir(cls, runtime_dir: Path) -> History:
         return cls(runtime_dir / HISTORY_FILE)
-
-    @classmethod
-    def of(cls, reloader: Reloader, runtime_dir: Path) -> History:
-        """The history of ``reloader``'s results, kept in ``runtime_dir``."""
-        history = cls.in_dir(runtime_dir)
-        reloader.listeners.append(lambda result: history.record(result.as_dict()))
-        return history
 
     def _load(self) -> list[dict[str, Any]]:
         try:
@@ -99,13 +89,8 @@ class RequestRates:
             maxlen=int(window // bucket) + 1
         )
 
-    def line(self, line: str) -> None:
-        """Take one line of uWSGI's log (every line passes here: be cheap)."""
-        seen = uwsgi.request_status(line)
-        if seen is not None:
-            self.add(seen[1])
-
     def add(self, status: int) -> None:
+        """One answer of the serving generation (every answer passes here: be cheap)."""
         start = self.clock() // self.bucket * self.bucket
         if not self.buckets or self.buckets[-1][0] != start:
             self.buckets.append([start, 0, 0])

@@ -9,41 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from supervisor.daemon.status import rss
+from supervisor.appserver.port import WorkersUnknown
+from supervisor.appserver.workers import Stats
 from supervisor.logs import logsetup
+from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
-from supervisor.uwsgi import driver as uwsgi
 
 RELOAD_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
-class Source(Protocol):
-    """What the collector reads from the daemon."""
+@dataclass(frozen=True)
+class Source:
+    """What the collector reads from the daemon, at scrape time."""
 
-    def metric_programs(self) -> dict[str, Program]: ...
-
-    def metric_reload_counts(self) -> dict[str, int]: ...
-
-    def metric_probe_failures(self) -> int: ...
-
-    def metric_generation(self) -> tuple[int, bool]:
-        """(serving uWSGI generation, a previous one kept warm for a rollback)"""
-        ...
+    programs: Callable[[], dict[str, Program[Any]]]
+    reload_counts: Callable[[], dict[str, int]]
+    probe_failures: Callable[[], int]
+    generation: Callable[[], tuple[int, bool]]  # (serving generation, one kept warm)
+    workers: Callable[[], Awaitable[Stats]]  # the serving generation's (WorkersUnknown)
 
 
 @dataclass
 class Snapshot:
-    stats: uwsgi.Stats | None = None
+    stats: Stats | None = None
 
 
 @dataclass(eq=False)  # the registry keys collectors by identity
@@ -52,7 +49,7 @@ class StackCollector(Collector):
     snapshot: Snapshot = field(default_factory=Snapshot)
 
     def collect(self) -> Iterator[Metric]:
-        programs = self.source.metric_programs()
+        programs = self.source.programs()
         up = GaugeMetricFamily(
             "fnud_program_up", "1 when the program is RUNNING", labels=["program"]
         )
@@ -76,13 +73,13 @@ class StackCollector(Collector):
         yield from (up, state, restarts, probe_restarts)
 
         reloads = CounterMetricFamily("fnud_reloads", "reloads by result", labels=["result"])
-        for result, count in self.source.metric_reload_counts().items():
+        for result, count in self.source.reload_counts().items():
             reloads.add_metric([result], count)
         yield reloads
         yield CounterMetricFamily(
-            "fnud_probe_failures", "failed health probes", value=self.source.metric_probe_failures()
+            "fnud_probe_failures", "failed health probes", value=self.source.probe_failures()
         )
-        number, settling = self.source.metric_generation()
+        number, settling = self.source.generation()
         yield GaugeMetricFamily("fnud_generation", "the serving uWSGI generation", value=number)
         yield GaugeMetricFamily(
             "fnud_settling", "1 while the previous generation is kept warm", value=settling
@@ -115,7 +112,7 @@ class StackCollector(Collector):
 class MetricsServer:
     """A tiny HTTP server in the daemon's loop: any GET returns the exposition."""
 
-    def __init__(self, source: Source, stats_path: Callable[[], Path]) -> None:
+    def __init__(self, source: Source) -> None:
         self.registry = CollectorRegistry()
         self.collector = StackCollector(source)
         self.registry.register(self.collector)
@@ -123,7 +120,6 @@ class MetricsServer:
             "fnud_reload_duration_seconds", "duration of gated reloads", ["result"],
             buckets=RELOAD_BUCKETS, registry=self.registry,
         )
-        self.stats_path = stats_path
         self.server: asyncio.AbstractServer | None = None
         self.log = logsetup.get("metrics")
 
@@ -142,8 +138,8 @@ class MetricsServer:
 
     async def render(self) -> bytes:
         try:
-            self.collector.snapshot.stats = await uwsgi.read_stats(self.stats_path(), timeout=1.0)
-        except (OSError, ValueError, asyncio.TimeoutError):
+            self.collector.snapshot.stats = await self.collector.source.workers()
+        except WorkersUnknown:
             self.collector.snapshot.stats = None
         return generate_latest(self.registry)
 

@@ -1,7 +1,7 @@
 """The status page: ``[web] listen`` serves one HTML file, its data and two buttons.
 
 Routes (anything else is 404):
-  GET  /              the page (supervisor/page.html: its CSS and script inline, no CDN)
+  GET  /              the page (page.html beside this module: CSS and script inline, no CDN)
   GET  /status.json   what ``fnud status --json`` prints
   GET  /history.json  the last reloads, the request rate, whether the buttons work
   GET  /metrics       Prometheus text, when ``[metrics] listen`` is the same address
@@ -10,9 +10,9 @@ Routes (anything else is 404):
 Without a token in the config, or with a wrong one, POSTs get 403 and nothing happens.
 
 The page reads status and never signals: the two actions go through hooks the daemon
-gives (they queue what ``fnud reload`` would do). Every answer carries a strict
-Content-Security-Policy (the inline script and style are allowed by their hashes) and
-forbids framing.
+gives (its command registry: the same reload and rollback as every other door). Every
+answer carries a strict Content-Security-Policy (the inline script and style are allowed
+by their hashes) and forbids framing.
 """
 
 from __future__ import annotations
@@ -27,17 +27,11 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from supervisor.config.schema import is_loopback
+from supervisor.common.ports import is_loopback
 from supervisor.logs import logsetup
-from supervisor.process.events import ReloadEvent
-from supervisor.process.states import Phase
-from supervisor.reload.reloader import ReloadRequest
 from supervisor.web.history import History, RequestRates
-
-if TYPE_CHECKING:
-    from supervisor.daemon.loop import Daemon
 
 MAX_HEAD = 16384
 MAX_BODY = 4096
@@ -288,71 +282,3 @@ class WebServer:
         except Exception:  # a bug here must not take the daemon's loop with it
             self.log.exception("status page request crashed", path=request.path)
             return json_response(500, {"error": "internal error: see fnud's log"})
-
-
-# -- wiring into the daemon ---------------------------------------------------------------
-
-
-class Site:
-    """The status page as the daemon holds it: the reload history always (a page turned
-    on later shows it), the server and the request rate only with ``[web] listen``."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.history = History.of(daemon.reloader, daemon.paths.root)
-        self.server: WebServer | None = None
-
-    async def start(self) -> None:
-        daemon = self.daemon
-        listen = daemon.config.web.listen
-        if not listen:
-            return
-        host, _, port = listen.rpartition(":")
-        metrics = daemon.metrics if listen == daemon.config.metrics.listen else None
-        hooks = Hooks(
-            status=daemon.status,
-            reload=lambda: _reload(daemon),
-            rollback=lambda: _rollback(daemon),
-            token=lambda: daemon.config.web.token,  # a reload may change it
-            metrics=metrics.render if metrics is not None else None,
-        )
-        rates = RequestRates()
-        server = WebServer(WebApp(hooks, self.history, rates, loopback_only=is_loopback(host)))
-        try:
-            await server.start(host.strip("[]"), int(port))
-        except OSError as exc:
-            server.log.error("cannot serve the status page", listen=listen, error=exc.strerror)
-            return
-        daemon.stack.uwsgi_lines.append(rates.line)
-        self.server = server
-
-    async def close(self) -> None:
-        if self.server is not None:
-            await self.server.close()
-
-
-def _reload(daemon: Daemon) -> tuple[bool, str]:
-    """The Reload button: what SIGHUP does (queued; merges with one already waiting)."""
-    if daemon.phase is not Phase.RUNNING:
-        return False, f"cannot reload while {daemon.phase.value}"
-    daemon.enqueue(ReloadEvent(reason="reload button on the status page", trigger="web"))
-    return True, "reload queued: the timeline shows its result"
-
-
-def _rollback(daemon: Daemon) -> tuple[bool, str]:
-    """The Rollback button: what `fnud rollback` does, without waiting for it."""
-    if daemon.phase is not Phase.RUNNING:
-        return False, f"cannot roll back while {daemon.phase.value}"
-    if not daemon.stack.generation_mode():
-        return False, 'rollback is not available: it needs [uwsgi] reload = "generation"'
-    request = ReloadRequest(
-        nginx=False, app=True, reason="rollback button on the status page", rollback=True,
-        trigger="web",
-    )
-    log = logsetup.get("web")
-
-    async def progress(text: str) -> None:
-        log.info(text)
-
-    daemon.spawn_task(daemon.reloader.reload(request, progress), "rollback")
-    return True, "rollback started: the timeline shows its result"

@@ -1,0 +1,209 @@
+"""What one fnud.toml means for the stack: its files read once, its programs' settings.
+
+A reload checks a new config by building its Plan; the stack applies a Plan only after
+every check passed. Nothing here starts or signals a process.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+
+from supervisor.appserver.spec import AppSpec
+from supervisor.common.childenv import child_env
+from supervisor.config.schema import Config
+from supervisor.nginx import driver as nginx_driver
+from supervisor.nginx.conf import NginxConf, analyze, fingerprint
+from supervisor.runtime.paths import Paths
+from supervisor.runtime.release import Release
+from supervisor.sockets.held import Holder, Spec
+from supervisor.uwsgi import driver as uwsgi_driver
+from supervisor.uwsgi.app import app_spec, release_spec
+from supervisor.uwsgi.ini import UwsgiIni, parse_ini
+from supervisor.uwsgi.options import resolve
+from supervisor.uwsgi.render import release_dir, touch_files
+from supervisor.uwsgi.sockets import unholdable, uwsgi_specs
+
+
+class StackError(Exception):
+    """Something that keeps the stack from starting: one line for the user."""
+
+
+def primary_group(user: str) -> str:
+    try:
+        gid = pwd.getpwnam(user).pw_gid
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+class Plan:
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        self.config = config
+        self.environ = environ
+        self.paths: Paths = config.paths
+
+    # -- the files -------------------------------------------------------------------
+
+    @cached_property
+    def ini(self) -> UwsgiIni:
+        """The app server's ini (raises StackError when it cannot be read)."""
+        path = self.config.uwsgi.ini
+        try:
+            return parse_ini(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise StackError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise StackError(
+                f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
+
+    @cached_property
+    def nginx_conf(self) -> NginxConf:
+        return analyze(self.config.nginx.conf)
+
+    def app(self) -> AppSpec:
+        """What the app server will import (the preflight imports the same)."""
+        return app_spec(self.ini, self.config.uwsgi.ini, self.config.uwsgi.python, self.environ)
+
+    def release_app(self, release: Release) -> AppSpec:
+        """What a generation pinned to ``release`` loads (a rollback preflights it)."""
+        config = self.config
+        return release_spec(release.source, config.uwsgi.ini, config.uwsgi.python, self.environ)
+
+    def ini_digest(self) -> str:
+        return file_digest(self.config.uwsgi.ini)
+
+    def nginx_digest(self) -> str:
+        return fingerprint(self.nginx_conf)
+
+    def release_dir(self) -> str:
+        """Where the app's directory resolves now (through any symlink)."""
+        return release_dir(self.ini, self.config.uwsgi.ini, self.environ)
+
+    def touch_files(self) -> list[Path]:
+        if not self.config.uwsgi.enabled:
+            return []
+        return touch_files(self.ini, self.config.uwsgi.ini, Path(self.app().chdir))
+
+    def uwsgi_specs(self) -> list[Spec]:
+        path = self.config.uwsgi.ini
+        env = child_env(self.environ)
+        ini = self.ini
+        return uwsgi_specs(
+            ini, str(path), lambda v: resolve(v, path, ini, env, strict=False) or v
+        )
+
+    @cached_property
+    def generation_mode(self) -> bool:
+        """Reloads start a new generation: configured so, and every socket can be held."""
+        if self.config.uwsgi.reload != "generation":
+            return False
+        try:
+            specs = self.uwsgi_specs()
+        except StackError:
+            return False
+        return bool(specs) and not unholdable(self.ini, str(self.config.uwsgi.ini))
+
+    # -- who runs it -----------------------------------------------------------------
+
+    def identity(self) -> tuple[str, str]:
+        """(user, group) the workers run as when fnud is root; ('', '') to leave it be."""
+        user = self.config.fnud.user
+        return user, self.config.fnud.group or (primary_group(user) if user else "")
+
+    @cached_property
+    def owner(self) -> tuple[int, int] | None:
+        """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the
+        ini's uid/gid; None when not root or neither is set (or the user is unknown)."""
+        if os.geteuid() != 0:
+            return None
+        user, group = self.identity()
+        if not user:
+            try:
+                user, group = self.ini.value("uid") or "", self.ini.value("gid") or ""
+            except StackError:
+                return None
+        if not user:
+            return None
+        try:
+            entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+            if not group:
+                gid = entry.pw_gid
+            else:
+                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            return None  # fnud check reports an unknown user
+        return entry.pw_uid, gid
+
+    def root_refusal(self) -> str:
+        """Why fnud must not start the app as root ('' when it may)."""
+        config = self.config
+        fnud = config.fnud
+        if os.geteuid() != 0 or fnud.user or fnud.allow_root or not config.uwsgi.enabled:
+            return ""  # (balancer mode runs no app; nginx's workers drop root themselves)
+        if self.ini.value("uid"):
+            return ""
+        return (
+            f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
+            f"{config.path} or uid in {config.uwsgi.ini}, "
+            "or [fnud] allow_root = true to run it as root anyway"
+        )
+
+    # -- the binaries ----------------------------------------------------------------
+
+    def uwsgi_binary(self) -> str:
+        configured = self.config.uwsgi.binary
+        return uwsgi_driver.find_binary(configured) or configured or "uwsgi"
+
+    def nginx_binary(self) -> str:
+        configured = self.config.nginx.binary
+        return nginx_driver.find_binary(configured) or configured
+
+    def check_binaries(self) -> None:
+        config = self.config
+        if config.uwsgi.enabled and not os.access(self.uwsgi_binary(), os.X_OK):
+            raise StackError(
+                f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'}): "
+                "pip install uwsgi, or set [uwsgi] binary"
+            )
+        if not os.access(self.nginx_binary(), os.X_OK):
+            raise StackError(
+                f"nginx binary not found ({config.nginx.binary}): "
+                "apt-get install nginx-light, or set [nginx] binary"
+            )
+
+    # -- the programs' settings ------------------------------------------------------
+
+    def uwsgi_settings(self, holder: Holder) -> uwsgi_driver.UwsgiSettings:
+        user, group = self.identity()
+        return uwsgi_driver.UwsgiSettings(
+            binary=self.uwsgi_binary(), ini_path=self.config.uwsgi.ini, paths=self.paths,
+            environ=self.environ, log_path=self.config.fnud.log_dir / "uwsgi.log",
+            holder=holder, user=user, group=group, owner=self.owner,
+            pinned=self.generation_mode, log_master=self.config.uwsgi.log_master,
+        )
+
+    def nginx_settings(self, holder: Holder) -> nginx_driver.NginxSettings:
+        user, group = self.identity()
+        return nginx_driver.NginxSettings(
+            binary=self.nginx_binary(), conf_path=self.config.nginx.conf,
+            prefix=self.paths.nginx_prefix, env=child_env(self.environ),
+            log_path=self.config.fnud.log_dir / "nginx.log", holder=holder,
+            user=user, group=group,
+        )
+
+    def nginx_worker_uid(self) -> int | None:
+        return nginx_driver.worker_uid(self.nginx_conf, self.config.fnud.user)
