@@ -264,6 +264,39 @@ def test_documented_key_table_is_a_config_of_defaults() -> None:
     assert parse_config(text, path) == parse_config("", path)
 
 
+def _user_docs() -> list[Path]:
+    root = configdoc.ROOT
+    docs = sorted((root / "docs").glob("*.md"))
+    return [root / "README.md", *docs, root / "deploy" / "README.md"]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a markdown heading."""
+    import re
+
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_relative_links_in_the_docs_resolve() -> None:
+    """Every relative link in README.md, docs/ and deploy/README.md names a file (and, with
+    #anchor into a markdown file, a heading) that exists."""
+    import re
+
+    link = re.compile(r"\]\(([^)\s]+)\)")
+    for doc in _user_docs():
+        text = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
+        for target in link.findall(text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http:, https:, mailto:
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            assert file.exists(), f"{doc.name}: {target}: no such file"
+            if anchor and file.suffix == ".md":
+                headings = re.findall(r"^#+ (.*)$", file.read_text(encoding="utf-8"), flags=re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{doc.name}: {target}: no heading"
+
+
 def test_key_comments_come_from_the_field_line() -> None:
     source = "class S:\n    a: int = 1  # one\n    b: tuple[int, ...] = (\n        2,\n    )  # 2\n"
     assert configdoc.field_comments(source) == {("S", "a"): "one", ("S", "b"): "2"}
