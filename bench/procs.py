@@ -21,7 +21,7 @@ from typing import IO
 
 import psutil
 
-from tests.stackfiles import processes_under
+from testkit.stackfiles import processes_under
 
 
 def free_port() -> int:

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from bench.procs import Child, Processes, free_port, kill_under
 from supervisor.uwsgi import driver as uwsgi
-from tests import stackfiles
-from tests.stackfiles import processes_under
+from testkit import stackfiles
+from testkit.stackfiles import processes_under
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_APP = REPO / "example" / "app.py"

@@ -27,7 +27,7 @@ from bench.stacks import (
     http_ok,
     tail,
 )
-from tests.stackfiles import processes_under
+from testkit.stackfiles import processes_under
 
 SUPERVISORD_CONF = """\
 ; written by the bench: the same two programs fnud runs, with fnud's flags

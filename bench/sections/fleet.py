@@ -7,8 +7,8 @@ import time
 
 from bench.context import Bench
 from bench.report import Table, ms, secs
-from tests import fleetbed
-from tests.load import Load, LoadResult
+from testkit import fleetbed
+from testkit.load import Load, LoadResult
 
 HOSTS = 3
 NAME = "fbench"

@@ -12,45 +12,20 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
 from supervisor.cli.statusview import render_status
-from supervisor.config import client as clientconf
-from supervisor.config.client import ClientConfig
 from supervisor.control import wire
 from supervisor.runtime.lock import lock_holder
-from supervisor.runtime.paths import Paths
 
 if TYPE_CHECKING:
-    from supervisor.config.schema import Config
+    pass
 
-EXIT_CONFIG = 2
-EXIT_NOT_RUNNING = 3
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"fnud: {message}", err=True)
-    sys.exit(code)
-
-
-def get_config(ctx: click.Context) -> Config:
-    """The full config (start, check, systemd-unit, and thin commands finding no daemon)."""
-    from supervisor.config.parse import ConfigError, load_config
-
-    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
-
-
-def get_client(ctx: click.Context) -> ClientConfig:
-    """What a thin command needs; a file clientconf cannot read gets config.py's error."""
-    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
-    return clientconf.read(path) or clientconf.from_config(get_config(ctx))
+from supervisor.cli import admin, logs
+from supervisor.cli import start as start_command
+from supervisor.cli.support import EXIT_NOT_RUNNING, call_daemon, fail, get_client, get_config
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -78,112 +53,6 @@ def main(ctx: click.Context, config: str | None) -> None:
     """fnud: run nginx and uWSGI as one stack; reload without dropping a request."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
-
-
-# -- start -------------------------------------------------------------------------
-
-
-@main.command()
-@click.option("--foreground", is_flag=True, help="Stay attached (systemd, make run).")
-@click.option("--ready-fd", type=int, default=None, hidden=True)
-@click.option("--log-file", default=None, hidden=True)
-@click.pass_context
-def start(
-    ctx: click.Context, foreground: bool, ready_fd: int | None, log_file: str | None
-) -> None:
-    """Start uWSGI then nginx; return once a request through nginx succeeds."""
-    config = get_config(ctx)
-    paths = config.paths
-    holder = lock_holder(paths.lock)
-    if holder is not None:
-        message = f"fnud is already running (pid {holder}) on {paths.root}"
-        if foreground:  # under systemd this must fail: it would wait for a READY=1
-            fail(f"{message}; not starting a second one")
-        click.echo(message)
-        sys.exit(0)
-    if foreground:
-        sys.exit(run_foreground(config, ready_fd, log_file))
-    sys.exit(start_background(config, paths))
-
-
-def without_openssl() -> None:
-    """Keep OpenSSL out of the daemon: it speaks plain HTTP ([health] url is http://) and
-    hashes config files only, yet asyncio imports ssl and hashlib loads libcrypto, 5.9 MiB
-    of its idle RSS (measured). With both marked absent, asyncio runs without TLS support
-    and hashlib uses Python's builtin sha256 (the same digests). Not with [metrics]:
-    prometheus_client imports ssl."""
-    for name in ("ssl", "_ssl", "_hashlib"):
-        if name not in sys.modules:
-            sys.modules[name] = None  # type: ignore[assignment]
-
-
-def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -> int:
-    if not config.metrics.listen:
-        without_openssl()
-    import asyncio
-
-    from supervisor.daemon.loop import Daemon
-    from supervisor.logs import logsetup
-    from supervisor.logs.logfile import DaemonLog
-
-    log = DaemonLog(Path(log_file)) if log_file else None
-    if log is not None:
-        log.open()
-        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    logsetup.configure()
-    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log)
-    return asyncio.run(daemon.run())
-
-
-def start_background(config: Config, paths: Paths) -> int:
-    import select
-    import subprocess
-
-    try:
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(paths.daemon_log, "ab"):
-            pass
-    except OSError as exc:
-        fail(f"{paths.log_dir}: cannot write the daemon log: {exc.strerror}")
-    read_end, write_end = os.pipe()
-    argv = [
-        sys.executable, "-m", "supervisor", "-c", str(config.path),
-        "start", "--foreground", "--ready-fd", str(write_end),
-        "--log-file", str(paths.daemon_log),
-    ]
-    env = dict(os.environ)
-    env.pop("NOTIFY_SOCKET", None)  # a detached daemon is not the unit's main process
-    daemon = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        pass_fds=(write_end,), start_new_session=True, env=env, cwd="/",
-    )
-    os.close(write_end)
-    # the daemon checks, starts uWSGI, then nginx, then probes: bound the wait anyway
-    budget = 3 * config.fnud.start_timeout + 60
-    with os.fdopen(read_end, "rb") as reader:
-        ready, _, _ = select.select([reader], [], [], budget)
-        line = reader.readline().decode(errors="replace").strip() if ready else ""
-    if not line and daemon.poll() is None:
-        click.echo(f"fnud: no answer from the daemon after {budget:g}s; stopping it", err=True)
-        daemon.terminate()
-    kind, _, message = line.partition(" ")
-    if kind == "READY":
-        click.echo(f"fnud started (pid {daemon.pid}): {message}; serving {config.health.url}")
-        return 0
-    if kind == "RUNNING":
-        click.echo(f"fnud is {message}")
-        return 0
-    # the daemon stops what it started before exiting: wait for it, then make sure
-    deadline = config.fnud.stop_timeout + 15
-    try:
-        code = daemon.wait(deadline)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        code = daemon.wait()
-    if kind == "ERROR":
-        fail(f"start failed: {message}")
-    fail(f"the daemon exited with code {code} before it was ready; see {paths.daemon_log}")
 
 
 # -- stop ----------------------------------------------------------------------------
@@ -231,36 +100,6 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in (b"Z", b"X")
-
-
-# -- status --------------------------------------------------------------------------
-
-
-def not_running(ctx: click.Context) -> NoReturn:
-    """No daemon: a broken fnud.toml is what to say first (exit 2), as before the thin
-    client; else "not running" (exit 3)."""
-    get_config(ctx)
-    fail("fnud is not running", EXIT_NOT_RUNNING)
-
-
-def call_daemon(
-    ctx: click.Context, client: ClientConfig, cmd: str, args: dict[str, Any] | None = None,
-    timeout: float = 30.0, progress: bool = False, failure: str = "",
-) -> Any:
-    """One command to the daemon; exits with a one-line error (``failure`` + the daemon's
-    reason) if it is not running, unreachable or says no."""
-    paths = client.paths
-    if lock_holder(paths.lock) is None:
-        not_running(ctx)
-    try:
-        return wire.call(
-            paths.socket, cmd, args, timeout=timeout,
-            on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
-        )
-    except wire.ClientError as exc:
-        fail(f"{failure}{exc}")
-    except OSError as exc:
-        fail(f"cannot reach the daemon at {paths.socket}: {exc}")
 
 
 @main.command()
@@ -347,105 +186,9 @@ def rollback(ctx: click.Context) -> None:
     click.echo(f"rolled back in {result['duration']:.1f}s: {result['message']}")
 
 
-# -- check ---------------------------------------------------------------------------
 
-
-@main.command()
-@click.pass_context
-def check(ctx: click.Context) -> None:
-    """Lint fnud.toml, the uWSGI ini and nginx.conf; exit 1 on any error."""
-    from supervisor import checks
-
-    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
-    findings = checks.check_all(path)
-    for finding in findings:
-        click.echo(finding.format())
-    click.echo(checks.summary(findings))
-    sys.exit(1 if any(f.is_error for f in findings) else 0)
-
-
-# -- systemd -------------------------------------------------------------------------
-
-
-@main.command("systemd-unit")
-@click.pass_context
-def systemd_unit(ctx: click.Context) -> None:
-    """Print a systemd unit for this config and this installation (like `pm2 startup`)."""
-    from supervisor.systemd import unit
-
-    config = get_config(ctx)
-    click.echo(unit.render(config, fnud_executable()), nl=False)
-
-
-def fnud_executable() -> str:
-    """The installed `fnud` script next to this Python, else `python -m supervisor`."""
-    import shutil
-
-    beside = Path(sys.executable).parent / "fnud"
-    if beside.exists():
-        return str(beside)
-    return shutil.which("fnud") or f"{sys.executable} -m supervisor"
-
-
-# -- logs ----------------------------------------------------------------------------
-
-
-@main.command("reopen-logs")
-@click.pass_context
-def reopen_logs(ctx: click.Context) -> None:
-    """Reopen every log file (after logrotate moved them); nothing restarts."""
-    client = get_client(ctx)
-    result = call_daemon(ctx, client, "reopen-logs")
-    for line in result["reopened"]:
-        click.echo(f"reopened {line}")
-    for line in result.get("not_reopened", []):
-        click.echo(f"not reopened: {line}")
-
-
-@main.command()
-@click.argument("program", required=False, type=click.Choice(["fnud", "uwsgi", "nginx"]))
-@click.option("-n", "lines", type=int, default=50, show_default=True, help="Lines to show.")
-@click.option("-f", "follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
-@click.pass_context
-def logs(ctx: click.Context, program: str | None, lines: int, follow: bool) -> None:
-    """Show a program's log (default: fnud's own, which includes both programs)."""
-    from supervisor.logs.tail import Tail, end_of
-
-    path = get_client(ctx).log_dir / f"{program or 'fnud'}.log"
-    if not path.exists():
-        fail(f"{path}: no such log yet", 1)
-    for line in last_lines(path, lines):
-        click.echo(line)
-    if not follow:
-        return
-    follower = Tail(path, end_of(path))
-    try:
-        while True:
-            for line in follower.read_lines():
-                click.echo(line)
-            if follower.rotated():
-                for line in follower.read_lines():
-                    click.echo(line)
-                follower.close()
-                follower = Tail(path, 0)
-                continue
-            follower.wait(5.0)  # inotify: returns as soon as the file changes
-    except KeyboardInterrupt:
-        pass
-
-
-def last_lines(path: Path, count: int, block: int = 65536) -> list[str]:
-    """The last ``count`` lines of a file without reading all of it."""
-    if count <= 0:
-        return []
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        end = handle.tell()
-        data = b""
-        while end > 0 and data.count(b"\n") <= count:
-            start = max(0, end - block)
-            handle.seek(start)
-            data = handle.read(end - start) + data
-            end = start
-    text = data.decode(errors="replace").splitlines()
-    return text[-count:]
+main.add_command(start_command.start)
+main.add_command(admin.check)
+main.add_command(admin.systemd_unit)
+main.add_command(logs.reopen_logs)
+main.add_command(logs.logs)

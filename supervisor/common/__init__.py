@@ -1,1 +1,5 @@
-"""common."""
+"""Small building blocks every part may use: listen addresses and who holds a port,
+the environment children get, atomic file writes, progress reporting, inotify.
+
+May import: nothing.
+"""

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from supervisor.health import httpget
-from supervisor.nginx.driver import prepare_prefix
 from supervisor.process.program import Program
 from supervisor.process.states import State
 from supervisor.reload import gate
@@ -27,7 +26,7 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     config = stack.config
     # workers a dead master left (nginx's hold the port): not adoptable, so they go
     await asyncio.to_thread(survivors.reap_orphans, config)
-    prepare_prefix(stack.paths.nginx_prefix, stack.plan.nginx_worker_uid())
+    stack.prepare()
     found = survivors.find(config)  # the checks' port rule knows these are ours
     # sockets systemd kept for us are bound already (by us): their ports are not "in use"
     try:

@@ -8,7 +8,6 @@ from typing import Any
 
 from supervisor.appserver.port import WorkersUnknown
 from supervisor.appserver.workers import Stats
-from supervisor.nginx.driver import worker_pids
 from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
@@ -48,7 +47,7 @@ async def programs(stack: Stack) -> dict[str, Any]:
             if stats:
                 entry["listen_queue"] = stats.listen_queue
         else:
-            pids = worker_pids(prog.pid) if prog.state is State.RUNNING else set()
+            pids = prog.children() if prog.state is State.RUNNING else set()
             workers = [{"pid": pid} for pid in sorted(pids)]
         for worker in workers:
             worker["rss"] = rss(worker["pid"])

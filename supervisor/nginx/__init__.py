@@ -1,1 +1,5 @@
-"""nginx."""
+"""The nginx adapter: its config read with crossplane, nginx -t, its command line and
+signals, holding its listens, and its confirmed reload.
+
+May import: common, process, sockets.
+"""

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from supervisor import checks
+from supervisor.checks import runner as checks
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
 from supervisor.common.progress import Emit, quiet

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from supervisor.config.schema import Config
-from supervisor.nginx.driver import NginxDriver
+from supervisor.nginx.driver import NginxDriver, prepare_prefix
 from supervisor.process.events import Enqueue
 from supervisor.process.program import Program
 from supervisor.runtime import state as state_file
@@ -132,6 +132,11 @@ class Stack:
             number = self.app.driver.number
             self.app.use(UwsgiDriver(plan.uwsgi_settings(self.app_sockets), number))
         self.app.start_timeout = self.nginx.start_timeout = plan.config.fnud.start_timeout
+
+    def prepare(self) -> None:
+        """The directories nginx writes to under its prefix (its temp dirs belong to
+        its workers' user)."""
+        prepare_prefix(self.paths.nginx_prefix, self.plan.nginx_worker_uid())
 
     # -- held sockets ------------------------------------------------------------------
 

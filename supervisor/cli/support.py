@@ -1,0 +1,73 @@
+"""What every `fnud` command shares: one-line errors, the config (thin or full), and one
+call to the daemon."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from supervisor.config import client as clientconf
+from supervisor.config.client import ClientConfig
+from supervisor.control import wire
+from supervisor.runtime.lock import lock_holder
+
+if TYPE_CHECKING:
+    from supervisor.config.schema import Config
+
+EXIT_CONFIG = 2
+EXIT_NOT_RUNNING = 3
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"fnud: {message}", err=True)
+    sys.exit(code)
+
+
+def get_config(ctx: click.Context) -> Config:
+    """The full config (start, check, systemd-unit, and thin commands finding no daemon)."""
+    from supervisor.config.parse import ConfigError, load_config
+
+    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+def get_client(ctx: click.Context) -> ClientConfig:
+    """What a thin command needs; a file clientconf cannot read gets config.py's error."""
+    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
+    return clientconf.read(path) or clientconf.from_config(get_config(ctx))
+
+
+
+def not_running(ctx: click.Context) -> NoReturn:
+    """No daemon: a broken fnud.toml is what to say first (exit 2), as before the thin
+    client; else "not running" (exit 3)."""
+    get_config(ctx)
+    fail("fnud is not running", EXIT_NOT_RUNNING)
+
+
+def call_daemon(
+    ctx: click.Context, client: ClientConfig, cmd: str, args: dict[str, Any] | None = None,
+    timeout: float = 30.0, progress: bool = False, failure: str = "",
+) -> Any:
+    """One command to the daemon; exits with a one-line error (``failure`` + the daemon's
+    reason) if it is not running, unreachable or says no."""
+    paths = client.paths
+    if lock_holder(paths.lock) is None:
+        not_running(ctx)
+    try:
+        return wire.call(
+            paths.socket, cmd, args, timeout=timeout,
+            on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
+        )
+    except wire.ClientError as exc:
+        fail(f"{failure}{exc}")
+    except OSError as exc:
+        fail(f"cannot reach the daemon at {paths.socket}: {exc}")
+
+

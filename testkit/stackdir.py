@@ -1,0 +1,241 @@
+"""A throwaway stack directory and the real CLI run against it, for tests that run the
+real nginx and app server on 127.0.0.1.
+
+Every stack lives in its own short temp dir (unix socket paths are limited to 108
+bytes) with ports picked free at runtime. ``assert_no_leftovers`` fails when a process
+a stack started is still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from testkit import stackfiles
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_APP = ROOT / "example" / "app.py"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
+    message: str = "condition",
+) -> object:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+FNUD_TOML = """\
+[fnud]
+runtime_dir = "run"
+log_dir = "log"
+stop_timeout = {stop_timeout}
+start_timeout = {start_timeout}
+allow_root = {allow_root}
+
+[uwsgi]
+ini = "uwsgi.ini"
+reload_timeout = {reload_timeout}
+reload = "{reload_mode}"
+
+[nginx]
+conf = "nginx.conf"
+reload_timeout = 15.0
+
+[health]
+url = "http://127.0.0.1:{http_port}/health"
+{health}
+
+[reload]
+settle = {settle}
+
+[backoff]
+initial = {backoff_initial}
+max = {backoff_max}
+quick_failures = {quick_failures}
+quick_seconds = 3.0
+cooldown = {cooldown}
+{extra_toml}
+"""
+
+
+class InFlight:
+    """One request running in a thread: ``answer`` is (status, body), or (0, error name)
+    when the connection was cut."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.answer: tuple[int, bytes | str] | None = None
+        self.thread = threading.Thread(target=self._get)
+
+    def _get(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
+                self.answer = (response.status, response.read())
+        except OSError as exc:  # urllib's HTTPError is an OSError too
+            self.answer = (0, type(exc).__name__)
+
+    def result(self) -> tuple[int, bytes | str]:
+        self.thread.join(timeout=self.timeout + 10)
+        assert self.answer is not None, f"{self.url} never finished"
+        return self.answer
+
+
+@dataclass
+class StackDir(stackfiles.StackLayout):
+    root: Path
+    http_port: int
+    uwsgi_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def fnud(
+        self, *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI (as a user would) and capture its output."""
+        full_env = {**os.environ, **self.env, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor", "-c", str(self.toml), *args],
+            capture_output=True, text=True, timeout=timeout, env=full_env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        result = self.fnud("start")
+        assert result.returncode == 0, f"start failed: {result.stdout}{result.stderr}"
+        return result
+
+    def status(self) -> dict[str, object]:
+        import json
+
+        result = self.fnud("status", "--json")
+        return dict(json.loads(result.stdout))
+
+    def programs(self) -> dict[str, Any]:
+        return dict(self.status()["programs"])  # type: ignore[call-overload]
+
+    def worker_pids(self, program: str = "uwsgi") -> set[int]:
+        return {w["pid"] for w in self.programs()[program]["workers"]}
+
+    def serving(self) -> bool:
+        """GET / through nginx answers 200."""
+        try:
+            with urllib.request.urlopen(self.url + "/", timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def request_in_flight(self, seconds: float) -> InFlight:
+        """GET /sleep?s=SECONDS in a thread; return once a uWSGI worker is busy with it."""
+        flight = InFlight(f"{self.url}/sleep?s={seconds:g}", seconds + 60)
+        flight.thread.start()
+        wait_for(
+            lambda: any(w["status"] == "busy" for w in self.programs()["uwsgi"]["workers"]),
+            message="the slow request to reach a worker",
+        )
+        return flight
+
+    def set_greeting(self, text: str) -> None:
+        source = self.app.read_text()
+        start = source.index('GREETING = "')
+        end = source.index('"', start + len('GREETING = "'))
+        self.app.write_text(source[:start] + f'GREETING = "{text}' + source[end:])
+
+    def daemon_log(self) -> str:
+        path = self.root / "log" / "fnud.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def make_stack_dir(
+    processes: int = 3,
+    stop_timeout: float = 10.0,
+    quick_failures: int = 3,
+    cooldown: float = 0.0,
+    extra_ini: str = "",
+    extra_toml: str = "",
+    health: str = "",
+    start_timeout: float = 30.0,
+    allow_root: bool = True,
+    backoff_initial: float = 0.2,
+    reload_timeout: float = 60.0,
+    settle: float = 1.0,
+    reload_mode: str = "generation",
+) -> StackDir:
+    root = Path(tempfile.mkdtemp(prefix="fnud-"))
+    root.chmod(0o755)  # like /etc/fnud: nginx's workers (nobody, as root) must traverse it
+    stack = StackDir(root, free_port(), free_port())
+    (root / "app").mkdir()
+    shutil.copy(EXAMPLE_APP, root / "app" / "app.py")
+    values = {
+        "uwsgi_port": stack.uwsgi_port, "http_port": stack.http_port, "processes": processes,
+        "stop_timeout": stop_timeout, "quick_failures": quick_failures, "cooldown": cooldown,
+        "extra_ini": extra_ini, "extra_toml": extra_toml, "health": health,
+        "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
+        "backoff_initial": backoff_initial, "backoff_max": max(2.0, backoff_initial),
+        "reload_timeout": reload_timeout, "settle": settle,
+        "reload_mode": reload_mode,
+    }
+    stack.ini.write_text(stackfiles.uwsgi_ini(
+        stack.uwsgi_port, processes, extra_ini=extra_ini, lazy=reload_mode == "chain"
+    ))
+    stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
+    stack.toml.write_text(FNUD_TOML.format(**values))
+    return stack
+
+
+def assert_no_leftovers(roots: list[Path], timeout: float = 10.0) -> None:
+    """Wait for the stacks' processes to be gone; kill and fail if some stay."""
+    leaked: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leaked = {proc.pid for proc in stackfiles.processes_under(roots)}
+        if not leaked:
+            return
+        time.sleep(0.1)
+    described = []
+    for pid in leaked:
+        try:
+            proc = psutil.Process(pid)
+            described.append(f"{pid} {' '.join(proc.cmdline())[:80]}")
+            proc.kill()
+        except psutil.Error:
+            pass
+    pytest.fail(f"processes left behind: {described}")
+
+
+WATCH_TOML = """
+[watch]
+enabled = true
+debounce_ms = 300
+"""

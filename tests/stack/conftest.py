@@ -1,0 +1,51 @@
+"""Fixtures for tests that run the real stack: stack directories that are stopped and
+checked for leftover processes after every test, whatever it did."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from testkit.stackdir import StackDir, assert_no_leftovers, make_stack_dir
+
+
+@pytest.fixture
+def stack_factory() -> Iterator[Callable[..., StackDir]]:
+    """Make stack dirs; every one is stopped and checked for leftovers after the test."""
+    made: list[StackDir] = []
+
+    def make(**kwargs: object) -> StackDir:
+        stack = make_stack_dir(**kwargs)  # type: ignore[arg-type]
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.fnud("stop", timeout=60)
+    try:
+        assert_no_leftovers([stack.root for stack in made])
+    finally:
+        for stack in made:
+            shutil.rmtree(stack.root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(stack_factory: Callable[..., StackDir]) -> StackDir:
+    return stack_factory()
+
+
+@pytest.fixture
+def running(stack: StackDir) -> StackDir:
+    stack.start()
+    return stack
+
+
+@pytest.fixture
+def running_chain(stack_factory: Callable[..., StackDir]) -> StackDir:
+    """A running stack whose reloads are chain reloads (uWSGI's 'c'), as before
+    generations."""
+    stack = stack_factory(reload_mode="chain")
+    stack.start()
+    return stack

@@ -1,0 +1,192 @@
+"""Operations: health probes, FATAL cool-down, log reopen, metrics, status table."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import urllib.request
+from collections.abc import Callable
+
+from supervisor.uwsgi import driver as uwsgi
+from testkit.stackdir import EXAMPLE_APP, StackDir, wait_for
+
+
+def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., StackDir]) -> None:
+    # the probe fails twice within ~3 s; the stuck requests are cut by the restart (after
+    # stop_timeout), and those still in the held socket's backlog are then served by the
+    # new uWSGI: a short sleep keeps that tail short
+    stack = stack_factory(health="interval = 0.5\ntimeout = 1.0\nfailures = 2",
+                          stop_timeout=3.0)
+    stack.start()
+    old_master = stack.programs()["uwsgi"]["pid"]
+
+    def stuck() -> None:
+        with contextlib.suppress(OSError):  # cut by the restart, as intended
+            urllib.request.urlopen(stack.url + "/sleep?s=15", timeout=60).read()
+
+    threads = [threading.Thread(target=stuck) for _ in range(8)]  # 3 workers x 2 threads
+    for thread in threads:
+        thread.start()
+    wait_for(
+        lambda: stack.programs()["uwsgi"]["probe_restarts"] == 1, timeout=60,
+        message="probe restart",
+    )
+    wait_for(lambda: stack.serving(), timeout=30, message="serving again")
+    uw = stack.programs()["uwsgi"]
+    assert uw["pid"] != old_master and uw["state"] == "RUNNING"
+    assert stack.programs()["nginx"]["probe_restarts"] == 0  # nginx was not blamed
+    assert "health probe" in stack.daemon_log()
+    for thread in threads:
+        thread.join(timeout=90)
+
+
+def test_fatal_program_recovers_after_cooldown_once_fixed(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(quick_failures=2, cooldown=2.0)
+    stack.start()
+    stack.app.write_text("raise SystemError('dependency down')\n")
+    os.kill(stack.programs()["uwsgi"]["pid"], signal.SIGKILL)
+    wait_for(lambda: stack.programs()["uwsgi"]["state"] == "FATAL", timeout=60, message="FATAL")
+    stack.app.write_text(EXAMPLE_APP.read_text())  # the dependency comes back
+    wait_for(lambda: stack.programs()["uwsgi"]["state"] == "RUNNING", timeout=60,
+             message="retry after the cool-down")
+    assert stack.serving()
+
+
+def _stats(busy: int, idle: int, queue: int = 0) -> uwsgi.Stats:
+    workers = [{"id": i, "pid": 100 + i, "status": "busy", "accepting": 1, "apps": [{}]}
+               for i in range(busy)]
+    workers += [{"id": 50 + i, "pid": 200 + i, "status": "idle", "accepting": 1, "apps": [{}]}
+                for i in range(idle)]
+    return uwsgi.parse_stats({"pid": 1, "listen_queue": queue, "workers": workers})
+
+
+
+
+def test_reopen_logs_after_rotation_creates_new_files_without_restarts(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    """Rotation by rename: uWSGI reopens through its log master ([uwsgi] log_master;
+    the default direct log is rotated with copytruncate, see test_footprint). A chain
+    stack: a chain reload makes the running master log again."""
+    stack = stack_factory(reload_mode="chain")
+    toml = stack.toml.read_text()
+    stack.toml.write_text(toml.replace("[uwsgi]\n", "[uwsgi]\nlog_master = true\n", 1))
+    running = stack
+    running.start()
+    logs = running.root / "log"
+    before = {name: prog["pid"] for name, prog in running.programs().items()}
+    workers = {w["pid"] for w in running.programs()["uwsgi"]["workers"]}
+    for name in ("fnud", "uwsgi", "nginx"):
+        (logs / f"{name}.log").rename(logs / f"{name}.log.1")
+    result = running.fnud("reopen-logs")
+    assert result.returncode == 0, result.stderr
+    for name in ("fnud", "uwsgi", "nginx"):
+        wait_for(lambda name=name: (logs / f"{name}.log").exists(), message=f"new {name}.log")
+    after = running.programs()
+    assert {name: prog["pid"] for name, prog in after.items()} == before
+    assert {w["pid"] for w in after["uwsgi"]["workers"]} == workers
+    # new output lands in the new files, and fnud still relays uWSGI's lines
+    assert running.fnud("reload", "--app").returncode == 0
+    wait_for(lambda: "chain reload" in (logs / "uwsgi.log").read_text(), message="uwsgi.log")
+    wait_for(
+        lambda: "chain reload" in (logs / "fnud.log").read_text()
+        and "program=uwsgi" in (logs / "fnud.log").read_text(),
+        message="fnud.log relaying uWSGI",
+    )
+    shown = running.fnud("logs", "uwsgi", "-n", "5")
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 5
+
+
+def test_sigusr1_reopens_logs(running: StackDir) -> None:
+    logs = running.root / "log"
+    (logs / "nginx.log").rename(logs / "nginx.log.1")
+    os.kill(running.status()["daemon"]["pid"], signal.SIGUSR1)  # type: ignore[index]
+    wait_for(lambda: (logs / "nginx.log").exists(), message="nginx reopened its log")
+
+
+def test_metrics_endpoint_parses_and_counters_move(stack_factory: Callable[..., StackDir]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from testkit.stackdir import free_port
+
+    port = free_port()
+    stack = stack_factory(extra_toml=f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    stack.start()
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    before = scrape()
+    assert before[("fnud_program_up", (("program", "uwsgi"),))] == 1.0
+    assert before[("fnud_program_state", (("program", "nginx"), ("state", "RUNNING")))] == 1.0
+    assert before[("fnud_reloads_total", (("result", "ok"),))] == 0.0
+    assert ("fnud_uwsgi_worker_requests_total", (("worker", "1"),)) in before
+    assert before[("fnud_uwsgi_worker_rss_bytes", (("worker", "1"),))] > 0
+    assert stack.fnud("reload").returncode == 0
+    after = scrape()
+    assert after[("fnud_reloads_total", (("result", "ok"),))] == 1.0
+    assert before[("fnud_generation", ())] == 1.0 and after[("fnud_generation", ())] == 2.0
+    assert after[("fnud_settling", ())] == 0.0  # fnud reload returns after the settle
+    assert after[("fnud_reload_duration_seconds_count", (("result", "ok"),))] == 1.0
+
+
+def test_nginx_starts_only_once_uwsgi_accepts(stack: StackDir) -> None:
+    slow = "import time\ntime.sleep(2)  # a slow import: uWSGI stays STARTING a while\n"
+    source = stack.app.read_text()
+    future = "from __future__ import annotations\n"
+    stack.app.write_text(source.replace(future, future + slow, 1))
+    seen: list[tuple[str, str, str]] = []
+    starter = threading.Thread(target=stack.start)
+    starter.start()
+    try:
+        while starter.is_alive():
+            if (stack.run / "fnud.sock").exists():
+                result = stack.fnud("status", "--json")
+                progs = json.loads(result.stdout or "{}").get("programs")
+                if progs:
+                    seen.append(
+                        (progs["uwsgi"]["state"], progs["nginx"]["state"], progs["uwsgi"]["why"])
+                    )
+    finally:
+        starter.join(timeout=120)
+    # while uWSGI was loading, nginx had not been started, and status said why
+    loading = [s for s in seen if s[0] == "STARTING"]
+    assert loading, seen
+    assert all(nginx_state == "STOPPED" for _, nginx_state, _ in loading), loading
+    assert any("workers loading the app" in why or "stats socket" in why
+               for _, _, why in loading), loading
+    log = stack.daemon_log()
+    uwsgi_ready = log.index("program=uwsgi old=STARTING new=RUNNING")
+    nginx_starting = log.index("program=nginx old=STOPPED new=STARTING")
+    assert uwsgi_ready < nginx_starting
+
+
+def test_hung_nginx_is_blamed_and_restarted_by_the_probe(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    stack = stack_factory(health="interval = 0.5\ntimeout = 1.0\nfailures = 2")
+    stack.start()
+    master = stack.programs()["nginx"]["pid"]
+    os.killpg(master, signal.SIGSTOP)  # alive but wedged: accepts nothing, answers nothing
+    try:
+        wait_for(
+            lambda: stack.programs()["nginx"]["probe_restarts"] == 1, timeout=60,
+            message="probe restart of nginx",
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master, signal.SIGCONT)
+    wait_for(stack.serving, timeout=30, message="serving again")
+    progs = stack.programs()
+    assert progs["nginx"]["pid"] != master and progs["uwsgi"]["probe_restarts"] == 0

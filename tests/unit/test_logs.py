@@ -1,0 +1,40 @@
+"""TODO."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from supervisor.logs import tail
+
+
+def test_tail_wakes_on_write_and_on_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_bytes(b"old\n")
+
+    async def scenario() -> list[str]:
+        follower = tail.Tail(log, tail.end_of(log))
+        seen: list[str] = []
+        waiter = asyncio.ensure_future(follower.changed(settle=0))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # nothing written: it sleeps
+        with open(log, "ab") as out:
+            out.write(b"one\n")
+        await asyncio.wait_for(waiter, 10)
+        seen += follower.read_lines()
+        log.rename(tmp_path / "x.log.1")
+        waiter = asyncio.ensure_future(follower.changed(settle=0))
+        await asyncio.sleep(0.05)
+        log.write_bytes(b"new\n")
+        await asyncio.wait_for(waiter, 10)
+        assert follower.rotated()
+        follower.close()
+        follower = tail.Tail(log, 0)
+        seen += follower.read_lines()
+        waiter = asyncio.ensure_future(follower.changed(settle=0))
+        await asyncio.sleep(0.05)
+        follower.close()  # closing wakes a waiter and leaves the loop's fds alone
+        await asyncio.wait_for(waiter, 10)
+        return seen
+
+    assert asyncio.run(scenario()) == ["one", "new"]
