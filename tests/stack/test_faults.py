@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor.control import server as control
+from supervisor.control import wire as control
 from testkit.load import Load
 from testkit.stackdir import StackDir, free_port, wait_for
 
@@ -336,7 +336,7 @@ def test_refused_reload_keeps_the_old_config_in_force(running: StackDir) -> None
 
 
 def test_reload_refuses_settings_that_need_a_restart(running: StackDir) -> None:
-    from supervisor.control import server as control
+    from supervisor.control import wire as control
 
     text = running.toml.read_text()
     running.toml.write_text(text.replace('runtime_dir = "run"', 'runtime_dir = "run2"'))

@@ -10,7 +10,6 @@ import threading
 import urllib.request
 from collections.abc import Callable
 
-from supervisor.uwsgi import driver as uwsgi
 from testkit.stackdir import EXAMPLE_APP, StackDir, wait_for
 
 
@@ -55,14 +54,6 @@ def test_fatal_program_recovers_after_cooldown_once_fixed(
     wait_for(lambda: stack.programs()["uwsgi"]["state"] == "RUNNING", timeout=60,
              message="retry after the cool-down")
     assert stack.serving()
-
-
-def _stats(busy: int, idle: int, queue: int = 0) -> uwsgi.Stats:
-    workers = [{"id": i, "pid": 100 + i, "status": "busy", "accepting": 1, "apps": [{}]}
-               for i in range(busy)]
-    workers += [{"id": 50 + i, "pid": 200 + i, "status": "idle", "accepting": 1, "apps": [{}]}
-                for i in range(idle)]
-    return uwsgi.parse_stats({"pid": 1, "listen_queue": queue, "workers": workers})
 
 
 

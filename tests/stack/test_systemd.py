@@ -29,7 +29,7 @@ import psutil
 import pytest
 import structlog
 
-from supervisor.cli.main import fnud_executable
+from supervisor.cli.admin import fnud_executable
 from supervisor.config.parse import parse_config
 from supervisor.systemd import unit
 from testkit import stackfiles
