@@ -1,0 +1,205 @@
+"""`fnud init`: the seed tutorial's ini and nginx site -> a fnud directory.
+
+The pure parts (supervisor.adopt.ini_fix, site, toml) are tested on text; the command
+itself in a subprocess, in temp dirs, on loopback ports picked free at runtime. Nothing
+is started here but `nginx -t`, `uwsgi --pyrun` (fnud check's wheel-trap probe) and the
+app preflight.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from supervisor import uwsgi_options as options
+from supervisor.adopt import ini_fix
+from supervisor.adopt.errors import InitError
+from supervisor.checks import uwsgi_ini
+from supervisor.checks.inputs import gather
+from supervisor.config import parse_config
+from supervisor.ini import parse_ini
+from supervisor.preflight import app_spec
+from tests.conftest import ROOT
+
+SEED = ROOT / "tests" / "fixtures" / "checks" / "seed_uwsgi.ini"
+SEED_INI = Path("/home/flaskproject/uwsgi.ini")
+
+
+def fix(
+    text: str, path: Path = SEED_INI, *, debian_uwsgi: bool = False, venv: str = ""
+) -> ini_fix.FixedIni:
+    source = ini_fix.Source(path, debian_uwsgi=debian_uwsgi, venv=venv)
+    return ini_fix.fix_ini(textwrap.dedent(text), source)
+
+
+def edits_of(fixed: ini_fix.FixedIni) -> list[tuple[int, str]]:
+    return [(edit.line, edit.text) for edit in fixed.edits]
+
+
+# -- the ini -----------------------------------------------------------------------------
+
+
+def test_the_seed_ini_gets_every_edit() -> None:
+    fixed = ini_fix.fix_ini(SEED.read_text(), ini_fix.Source(SEED_INI))
+    got = edits_of(fixed)
+    expected = [
+        (2, "added 'master = true'"),
+        *((line, "moved the inline comment") for line in (3, 7, 8, 9, 10, 11, 15)),
+        (8, "made 'wsgi-file = manage.py' absolute: '/home/flaskproject/manage.py'"),
+        (12, "removed 'stats = 127.0.0.1:9191'"),
+        (13, "removed 'pidfile = uwsgi.pid'"),
+        (14, "removed 'daemonize = ./log/uwsgi.log'"),
+        (16, "removed 'master-fifo = /opt/mt-search/web-service/mfifo'"),
+        (17, "removed 'touch-chain-reload = true'"),
+    ]
+    assert len(got) == len(expected), got
+    for line, phrase in expected:
+        assert any(g_line == line and phrase in text for g_line, text in got), (line, phrase)
+    assert "(and the 3 comment lines continuing it)" in dict(got)[3]
+    assert fixed.pidfile == "/home/flaskproject/uwsgi.pid"  # for `uwsgi --stop`
+
+
+def test_the_seed_ini_keeps_its_comments_and_settings() -> None:
+    fixed = ini_fix.fix_ini(SEED.read_text(), ini_fix.Source(SEED_INI))
+    ini = parse_ini(fixed.text)
+    assert [(o.key, o.value) for o in ini] == [
+        ("master", "true"),
+        ("socket", "127.0.0.1:5000"),
+        ("chdir", "/home/flaskproject/"),
+        ("wsgi-file", "/home/flaskproject/manage.py"),
+        ("callable", "app"),
+        ("processes", "4"),
+        ("threads", "2"),
+        ("lazy-apps", "true"),
+    ]
+    lines = fixed.text.split("\n")
+    chdir = lines.index("chdir = /home/flaskproject/")
+    assert lines[chdir - 1] == "#  项目目录"  # the comment, on its own line above
+    socket_line = lines.index("socket = 127.0.0.1:5000")
+    seed = SEED.read_text().split("\n")
+    said = [seed[2].partition("#")[1] + seed[2].partition("#")[2]] + [
+        line.strip() for line in seed[3:6]
+    ]
+    assert lines[socket_line - 4:socket_line] == said
+    # every line of the new ini knows its original line (findings are told about those)
+    assert fixed.original_line(chdir + 1) == 7
+    assert fixed.original_line(socket_line + 1) == 3
+    assert fixed.original_line(1) == 0  # the note on top
+
+
+def test_check_finds_nothing_init_could_fix_in_the_result(tmp_path: Path) -> None:
+    """fnud check's ini findings on the result: no error left (the app exists here)."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "manage.py").write_text("app = None\n")
+    original = app / "uwsgi.ini"
+    text = SEED.read_text().replace("/home/flaskproject/", f"{app}/")
+    fixed = ini_fix.fix_ini(text, ini_fix.Source(original))
+    new_dir = tmp_path / "fnud"
+    new_dir.mkdir()
+    (new_dir / "uwsgi.ini").write_text(fixed.text)
+    toml_path = new_dir / "fnud.toml"
+    config = parse_config('[uwsgi]\nini = "uwsgi.ini"\nreload = "chain"\n', toml_path)
+    found = uwsgi_ini.check(gather(config, {}))
+    assert [f.format() for f in found] == []
+    # before: the same checks on the original
+    before = uwsgi_ini.check(gather(parse_config(f'[uwsgi]\nini = "{original}"\n', toml_path)))
+    assert before == []  # no such file there yet
+    original.write_text(text)
+    before = uwsgi_ini.check(gather(parse_config(f'[uwsgi]\nini = "{original}"\n', toml_path)))
+    assert sum(f.is_error for f in before) == 13  # the README counts them too
+
+
+def test_debian_uwsgi_gets_the_python3_plugin() -> None:
+    fixed = ini_fix.fix_ini(SEED.read_text(), ini_fix.Source(SEED_INI, debian_uwsgi=True))
+    ini = parse_ini(fixed.text)
+    assert ini.value("plugins") == "python3"
+    assert ini.options[0].key == "plugins"  # before any python option
+    assert any("added 'plugins = python3'" in text for _, text in edits_of(fixed))
+    already = fix("[uwsgi]\nplugin = python3\nmodule = app\nmaster = true\n", debian_uwsgi=True)
+    assert parse_ini(already.text).value("plugins") is None
+
+
+def test_magic_and_relative_paths_keep_their_meaning(tmp_path: Path) -> None:
+    """From another directory, the new ini names the same files as the original did."""
+    original = tmp_path / "conf" / "uwsgi.ini"
+    text = """\
+        [uwsgi]
+        chdir = ../app
+        wsgi-file = main.py
+        virtualenv = %d../venv
+        pythonpath = lib
+        socket = app.sock
+        touch-reload = %dreload.trigger
+        env = NAME=%n %%d $(HOME)
+        logto = $(LOGS)/uwsgi.log
+        master = true
+    """
+    fixed = fix(text, original)
+    ini = parse_ini(fixed.text)
+    conf, app = tmp_path / "conf", tmp_path / "conf" / "../app"
+    assert ini.value("chdir") == str(app)
+    assert ini.value("wsgi-file") == str(app / "main.py")
+    assert ini.value("virtualenv") == f"{conf}/../venv"
+    assert ini.value("pythonpath") == str(app / "lib")
+    assert ini.value("socket") == str(app / "app.sock")
+    assert ini.value("touch-reload") == f"{conf}/reload.trigger"
+    assert ini.value("env") == "NAME=uwsgi %%d $(HOME)"  # %% is uWSGI's, $(VAR) too
+    assert ini.value("logto") == "$(LOGS)/uwsgi.log"
+    assert fixed.venv == f"{conf}/../venv"
+    # what the preflight makes of it, from the original and from the new place
+    moved = tmp_path / "fnud" / "uwsgi.ini"
+    before = app_spec(parse_ini(textwrap.dedent(text)), original, environ={})
+    after = app_spec(ini, moved, environ={})
+    assert os.path.join(before.chdir, before.wsgi_file) == after.wsgi_file
+    assert before.python == after.python and before.chdir == after.chdir
+
+
+def test_an_ini_without_chdir_gets_the_original_directory() -> None:
+    fixed = fix("[uwsgi]\nmodule = app\nmaster = true\nsocket = :8001\n",
+                Path("/srv/site/uwsgi.ini"))
+    ini = parse_ini(fixed.text)
+    assert ini.value("chdir") == "/srv/site"
+    assert ini.value("socket") == ":8001"
+    assert (1, "added 'chdir = /srv/site': uWSGI ran in the original ini's directory; fnud "
+            "starts it in the new ini's") in edits_of(fixed)
+
+
+@pytest.mark.parametrize(("line", "kept"), [
+    ("master = false", "master = true"),
+    ("stats = /run/app/stats.sock", "stats = /run/app/stats.sock"),
+    ("touch-chain-reload = /srv/app/reload", "touch-chain-reload = /srv/app/reload"),
+])
+def test_values_kept_or_set(line: str, kept: str) -> None:
+    fixed = fix(f"[uwsgi]\nchdir = /srv/app\nmodule = app\n{line}\n")
+    assert kept in fixed.text.split("\n")
+
+
+@pytest.mark.parametrize("line", [
+    "daemonize2 = /var/log/app.log", "stats = @stats", "stats-server = :9191",
+    "touch-reload = yes", "safe-pidfile = /tmp/app.pid", "master-fifo = %dfifo",
+])
+def test_options_removed(line: str) -> None:
+    fixed = fix(f"[uwsgi]\nchdir = /srv/app\nmodule = app\nmaster = true\n{line}\n")
+    assert parse_ini(fixed.text).get(line.split(" =")[0]) is None
+    assert f"; fnud init removed: {line}" in fixed.text
+
+
+def test_other_sections_are_left_alone() -> None:
+    fixed = fix("[other]\nchdir = rel  # c\n[uwsgi]\nchdir = /srv\nmodule = app\nmaster = 1\n")
+    assert "[other]\nchdir = rel  # c\n" in fixed.text
+    assert fixed.edits == ()
+
+
+def test_an_ini_without_uwsgi_section_is_refused() -> None:
+    with pytest.raises(InitError, match=r"^/srv/x.ini: no options in a \[uwsgi\] section"):
+        fix("[app]\nmodule = app\n", Path("/srv/x.ini"))
+
+
+def test_venv_is_added_when_the_ini_has_none() -> None:
+    fixed = fix("[uwsgi]\nchdir = /srv\nmodule = app\nmaster = 1\n", venv="/srv/venv")
+    assert options.last(parse_ini(fixed.text), options.VIRTUALENV) is not None
+    assert fixed.venv == "/srv/venv"
