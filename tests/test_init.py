@@ -12,10 +12,11 @@ import os
 import textwrap
 from pathlib import Path
 
+import crossplane
 import pytest
 
 from supervisor import uwsgi_options as options
-from supervisor.adopt import ini_fix
+from supervisor.adopt import ini_fix, report, site, toml
 from supervisor.adopt.errors import InitError
 from supervisor.checks import uwsgi_ini
 from supervisor.checks.inputs import gather
@@ -203,3 +204,172 @@ def test_venv_is_added_when_the_ini_has_none() -> None:
     fixed = fix("[uwsgi]\nchdir = /srv\nmodule = app\nmaster = 1\n", venv="/srv/venv")
     assert options.last(parse_ini(fixed.text), options.VIRTUALENV) is not None
     assert fixed.venv == "/srv/venv"
+
+
+# -- the nginx site ----------------------------------------------------------------------
+
+
+def site_stmts(tmp_path: Path, text: str) -> tuple[site.Stmt, ...]:
+    path = tmp_path / "mysite"
+    path.write_text(textwrap.dedent(text))
+    payload = crossplane.parse(str(path), single=True, check_ctx=False, comments=False)
+    assert site.first_error(payload) is None
+    return site.statements(payload)
+
+
+def test_relative_includes_get_links(tmp_path: Path) -> None:
+    stmts = site_stmts(tmp_path, """\
+        server {
+            listen 80;
+            ssl_certificate certs/site.pem;
+            location / {
+                include uwsgi_params;
+                include snippets/headers.conf;
+                include /etc/nginx/proxy_params;
+                include snippets/*.conf;
+                uwsgi_pass 127.0.0.1:5000;
+            }
+        }
+    """)
+    refs = site.conf_relative(stmts)
+    assert [(r.line, r.arg) for r in refs] == [
+        (3, "certs/site.pem"), (5, "uwsgi_params"), (6, "snippets/headers.conf"),
+        (8, "snippets/*.conf"),
+    ]
+    links = site.links(refs, Path("/etc/nginx"))
+    assert [(link.name, link.target) for link in links] == [
+        ("certs", "/etc/nginx/certs"), ("uwsgi_params", "/etc/nginx/uwsgi_params"),
+        ("snippets", "/etc/nginx/snippets"),
+    ]
+    assert site.include_patterns(stmts, Path("/etc/nginx")) == (
+        "/etc/nginx/uwsgi_params", "/etc/nginx/snippets/headers.conf",
+        "/etc/nginx/proxy_params", "/etc/nginx/snippets/*.conf",
+    )
+
+
+@pytest.mark.parametrize("arg", ["../shared.conf", "*.conf", "nginx.conf", "fnud.toml"])
+def test_relative_includes_that_cannot_be_linked(tmp_path: Path, arg: str) -> None:
+    stmts = site_stmts(tmp_path, f"server {{\n    include {arg};\n}}\n")
+    with pytest.raises(InitError, match=rf"mysite:2: include {arg.replace('*', '[*]')}: "):
+        site.links(site.conf_relative(stmts), Path("/etc/nginx"))
+
+
+@pytest.mark.parametrize(("listen", "url"), [
+    ("80", "http://127.0.0.1:80/health"),
+    ("*:8080", "http://127.0.0.1:8080/health"),
+    ("0.0.0.0:80 default_server", "http://127.0.0.1:80/health"),
+    ("[::]:80", "http://[::1]:80/health"),
+    ("[::1]:8081", "http://[::1]:8081/health"),
+    ("127.0.0.2:8082", "http://127.0.0.2:8082/health"),
+])
+def test_health_url_from_the_first_plain_listen(tmp_path: Path, listen: str, url: str) -> None:
+    stmts = site_stmts(tmp_path, f"server {{\n    listen 443 ssl;\n    listen {listen};\n}}\n")
+    assert site.health_url(stmts, str(tmp_path / "mysite"), "/health") == url
+    config = parse_config(f'[health]\nurl = "{url}"\n', tmp_path / "fnud.toml")
+    assert config.health.url == url
+
+
+def test_health_url_without_listen_or_plain_http(tmp_path: Path) -> None:
+    stmts = site_stmts(tmp_path, "server {\n    server_name a;\n}\n")
+    assert site.health_url(stmts, str(tmp_path / "mysite"), "/") == "http://127.0.0.1:80/"
+    stmts = site_stmts(tmp_path, "server {\n    listen 443 ssl;\n}\n")
+    with pytest.raises(InitError, match="mysite:2: no plain-HTTP listen"):
+        site.health_url(stmts, str(tmp_path / "mysite"), "/")
+
+
+def test_a_main_conf_is_not_a_site(tmp_path: Path) -> None:
+    stmts = site_stmts(tmp_path, "events {}\nhttp {\n    server {}\n}\n")
+    problem = site.not_a_site(stmts, str(tmp_path / "mysite"))
+    assert problem is not None and problem.line == 1 and "'events'" in problem.message
+
+
+def test_syntax_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "mysite"
+    path.write_text("server {\n    listen 80;\n    location / {\n")
+    payload = crossplane.parse(str(path), single=True, check_ctx=False, comments=False)
+    problem = site.first_error(payload)
+    assert problem is not None and str(problem).startswith(f"{path}:3: nginx syntax: ")
+
+
+def test_prefix_relative_paths_are_reported(tmp_path: Path) -> None:
+    stmts = site_stmts(tmp_path, "server {\n    root html;\n    access_log off;\n"
+                       "    error_log /var/log/x.log;\n    alias $x;\n}\n")
+    found = site.prefix_relative(stmts)
+    assert [(f.line, f.severity) for f in found] == [(2, "warning")]
+
+
+@pytest.mark.parametrize(("ini", "protocol", "address"), [
+    ("socket = 127.0.0.1:5000", "uwsgi", "127.0.0.1:5000"),
+    ("socket = :5000", "uwsgi", "127.0.0.1:5000"),
+    ("http-socket = [::]:8001", "http", "[::1]:8001"),
+    ("http = 0.0.0.0:5000", "http", "127.0.0.1:5000"),
+    ("uwsgi-socket = /run/app/app.sock", "uwsgi", "unix:/run/app/app.sock"),
+    ("socket = /run/app.sock\nprotocol = http", "http", "unix:/run/app.sock"),
+])
+def test_upstream_from_the_ini(ini: str, protocol: str, address: str) -> None:
+    up = site.upstream(parse_ini(f"[uwsgi]\n{ini}\n"))
+    assert up == site.Upstream(protocol, address)
+
+
+def test_generated_main_conf_parses(tmp_path: Path) -> None:
+    up = site.Upstream("uwsgi", "127.0.0.1:5000")
+    for params in ("", "/etc/nginx/uwsgi_params"):
+        body = site.default_server("127.0.0.1:8080", up, params)
+        text = site.main_conf(body=body, origin="the app", mime_types="")
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(text)
+        payload = crossplane.parse(str(conf), single=True, comments=False)
+        assert payload["errors"] == [], payload["errors"]
+        names = {s.name for s in site.statements(payload)}
+        assert {"events", "http", "server", "uwsgi_pass", "uwsgi_temp_path"} <= names
+        assert ("uwsgi_param" in names) == (not params)
+    proxied = site.default_server("80", site.Upstream("http", "unix:/run/a.sock"), "")
+    assert "proxy_pass http://unix:/run/a.sock:;" in proxied
+    included = site.main_conf(body=site.site_include("/etc/my site"), origin="x",
+                              mime_types="/etc/nginx/mime.types")
+    assert 'include "/etc/my site";' in included
+    assert "include /etc/nginx/mime.types;" in included
+
+
+# -- fnud.toml ---------------------------------------------------------------------------
+
+
+def test_fnud_toml_parses_with_every_key(tmp_path: Path) -> None:
+    spec = toml.TomlSpec(
+        origin_ini="/home/flaskproject/uwsgi.ini", site="/etc/nginx/sites-enabled/mysite",
+        runtime_dir="/run/fnud", log_dir="/var/log/fnud", user="www-data",
+        binary="/usr/bin/uwsgi", binary_why="Debian's uwsgi", python="/srv/venv/bin/python",
+        health_url="http://127.0.0.1:80/",
+    )
+    text = toml.render(spec)
+    config = parse_config(text, tmp_path / "fnud.toml")
+    assert config.fnud.runtime_dir == Path("/run/fnud")
+    assert config.fnud.log_dir == Path("/var/log/fnud")
+    assert config.fnud.user == "www-data"
+    assert config.uwsgi.ini == tmp_path / "uwsgi.ini"
+    assert (config.uwsgi.binary, config.uwsgi.python) == ("/usr/bin/uwsgi", "/srv/venv/bin/python")
+    assert config.nginx.conf == tmp_path / "nginx.conf"
+    assert config.health.url == "http://127.0.0.1:80/"
+    assert all("#" in line for line in text.splitlines() if "=" in line)  # each key commented
+    bare = toml.render(toml.TomlSpec("/a\n.ini", "", "run", "log", "", "", "", "", "http://h:1/"))
+    config = parse_config(bare, tmp_path / "fnud.toml")
+    assert (config.fnud.runtime_dir, config.fnud.user) == (tmp_path / "run", "")
+    assert config.uwsgi.binary == config.uwsgi.python == ""
+
+
+def test_how_to_stop_the_old_stack() -> None:
+    assert report.stop_hint("nginx", 10, nginx_unit=True, pidfile="") == (
+        "systemctl disable --now nginx"
+    )
+    assert report.stop_hint("nginx", 10, nginx_unit=False, pidfile="") == (
+        "nginx -s quit (or kill -QUIT 10)"
+    )
+    assert report.stop_hint("uwsgi", 11, nginx_unit=True, pidfile="/srv/uwsgi.pid") == (
+        "uwsgi --stop /srv/uwsgi.pid (or kill -INT 11)"
+    )
+    assert report.stop_hint("uwsgi", 11, nginx_unit=False, pidfile="") == "kill -INT 11"
+    assert report.next_commands(Path("/srv/fnud/fnud.toml"))[1:] == [
+        "  fnud -c /srv/fnud/fnud.toml check",
+        "  fnud -c /srv/fnud/fnud.toml start",
+        "  sudo fnud -c /srv/fnud/fnud.toml systemd-unit --install",
+    ]
