@@ -3,7 +3,7 @@ Pure: lines of text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from supervisor.adopt.ini_fix import Edit
@@ -35,11 +35,18 @@ def written(directory: Path, files: Iterable[str], links: Iterable[Link]) -> lis
     ]
 
 
-def dry_run(directory: Path, files: Iterable[tuple[str, str]], links: Iterable[Link]) -> list[str]:
-    """Each file's content under a header line, then the links; nothing is written."""
+def dry_run(
+    directory: Path, files: Iterable[tuple[str, str]], links: Iterable[Link],
+    existing: Collection[str] = (),
+) -> list[str]:
+    """Each file's content under a header line, then the links; nothing is written.
+    ``existing``: names already there (the real run needs --force for them)."""
     out = []
     for name, text in files:
-        out.append(f"==> {directory / name} (would be written) <==")
+        how = "exists: would be overwritten with --force" if name in existing else (
+            "would be written"
+        )
+        out.append(f"==> {directory / name} ({how}) <==")
         out += text.rstrip("\n").split("\n")
     out += [f"==> {directory / link.name} -> {link.target} (would be linked) <==" for link in links]
     out.append("dry run: nothing written")
