@@ -368,7 +368,7 @@ def test_how_to_stop_the_old_stack() -> None:
         "systemctl disable --now nginx"
     )
     assert report.stop_hint("nginx", 10, nginx_unit=False, pidfile="") == (
-        "nginx -s quit (or kill -QUIT 10)"
+        "kill -QUIT 10 (its graceful stop)"
     )
     assert report.stop_hint("uwsgi", 11, nginx_unit=True, pidfile="/srv/uwsgi.pid") == (
         "uwsgi --stop /srv/uwsgi.pid (or kill -INT 11)"

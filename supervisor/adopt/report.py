@@ -58,7 +58,7 @@ def stop_hint(name: str, pid: int, *, nginx_unit: bool, pidfile: str) -> str:
     if name == "nginx":
         if nginx_unit:
             return "systemctl disable --now nginx"
-        return f"nginx -s quit (or kill -QUIT {pid})"
+        return f"kill -QUIT {pid} (its graceful stop)"
     if pidfile:
         return f"uwsgi --stop {pidfile} (or kill -INT {pid})"
     return f"kill -INT {pid}"
