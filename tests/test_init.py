@@ -618,3 +618,16 @@ def test_without_a_site_file_nginx_passes_to_the_ini_socket(layout: Layout) -> N
     assert f"            uwsgi_pass 127.0.0.1:{layout.uwsgi_port};\n" in conf
     check = fnud("-c", str(layout.out / "fnud.toml"), "check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_fixing_a_fixed_ini_changes_nothing() -> None:
+    once = ini_fix.fix_ini(SEED.read_text(), ini_fix.Source(SEED_INI, debian_uwsgi=True))
+    twice = ini_fix.fix_ini(once.text, ini_fix.Source(Path("/srv/fnud/uwsgi.ini"), True))
+    assert twice.edits == ()
+    assert twice.text == once.text.replace(str(SEED_INI), "/srv/fnud/uwsgi.ini")
+
+
+def test_an_unreadable_include_is_named(tmp_path: Path) -> None:
+    payload = crossplane.parse(str(tmp_path / "gone"), single=True, check_ctx=False)
+    problem = site.first_error(payload)
+    assert str(problem) == f"{tmp_path / 'gone'}: cannot read: No such file or directory"

@@ -252,14 +252,16 @@ def fix_ini(text: str, source: Source) -> FixedIni:
     by_line = {opt.line: opt for opt in ini}
     workdir = _workdir(ini, source)
     lines = text.split("\n")
-    out: list[tuple[str, int]] = [(f"; written by {MARK} from {source.path}", 0)]
+    note = f"; written by {MARK} from "
+    out: list[tuple[str, int]] = [(note + str(source.path), 0)]
     edits: list[Edit] = []
     index = 0
     while index < len(lines):
         number = index + 1
         opt = by_line.get(number)
         if opt is None:
-            out.append((lines[index], number))
+            if number > 1 or not lines[0].startswith(note):  # one note on top, not two
+                out.append((lines[index], number))
             if number == ini.section_line:
                 for key, value, why in _additions(ini, source):
                     out += [(f"; {MARK} added: {why}", number), (f"{key} = {value}", number)]

@@ -11,6 +11,7 @@ its own: those are reported, not fixed (the site file stays as it is).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ MAIN_ONLY = frozenset({"http", "events", "worker_processes", "pid", "user", "dae
 #: names fnud init writes beside the main conf: no link may take them
 OWN_NAMES = frozenset({"nginx.conf", "uwsgi.ini", "fnud.toml", "run", "log", "run-nginx"})
 _GLOB = frozenset("*?[")
+_ERRNO_RE = re.compile(r"^\[Errno \d+\] (?P<reason>.*?): '(?P<path>.*)'$")
 _NOT_PATHS = ("off", "stderr", "syslog:", "data:", "engine:", "memory:")
 _TLS_LISTEN = frozenset({"ssl", "quic", "http3"})
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -122,6 +124,10 @@ def first_error(payload: Mapping[str, Any]) -> InitError | None:
         for error in entry.get("errors", []):
             file, line = str(entry["file"]), int(error.get("line") or 0)
             text = str(error.get("error")).removesuffix(f" in {file}:{line}")
+            unreadable = _ERRNO_RE.match(text)
+            if unreadable:
+                return InitError(unreadable.group("path"), 0,
+                                 f"cannot read: {unreadable.group('reason')}")
             return InitError(file, line, f"nginx syntax: {text}")
     return None
 
