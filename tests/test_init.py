@@ -631,3 +631,11 @@ def test_an_unreadable_include_is_named(tmp_path: Path) -> None:
     payload = crossplane.parse(str(tmp_path / "gone"), single=True, check_ctx=False)
     problem = site.first_error(payload)
     assert str(problem) == f"{tmp_path / 'gone'}: cannot read: No such file or directory"
+
+
+def test_a_health_path_the_app_does_not_answer_writes_nothing(layout: Layout) -> None:
+    result = init(layout, "--health-path", "/nothere")
+    assert result.returncode == 1
+    assert "smoke check GET /nothere answered 404" in result.stdout, result.stdout
+    assert "--health-path names a path the app answers with 2xx/3xx" in result.stdout
+    assert not layout.out.exists()

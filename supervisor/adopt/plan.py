@@ -422,8 +422,17 @@ def import_app(config: Config, plan: Plan) -> list[Finding]:
         fixed = parse_ini(plan.fixed.text)
         app = options.last(fixed, options.MODULE) or options.last(fixed, options.WSGI_FILE)
         line = app.line if app is not None else fixed.section_line
-        return [error(config.uwsgi.ini, line, str(exc.failure))]
+        return [error(config.uwsgi.ini, line, str(exc.failure), _preflight_hint(config, exc))]
     return []
+
+
+def _preflight_hint(config: Config, exc: Exception) -> str:
+    hints = []
+    if "smoke check" in str(exc):
+        hints.append("--health-path names a path the app answers with 2xx/3xx")
+    if os.geteuid() == 0 and config.fnud.user:
+        hints.append(f"imported as {config.fnud.user}, the workers' user: --user changes it")
+    return "; ".join(hints)
 
 
 def write(plan: Plan) -> None:
