@@ -111,7 +111,10 @@ def run(opts: Options, out: Output, err: Output) -> int:
 
 
 def absolute(path: str) -> Path:
-    expanded = Path(path).expanduser()
+    try:
+        expanded = Path(path).expanduser()
+    except RuntimeError:  # ~user that does not exist: a plain name then
+        expanded = Path(path)
     return Path(os.path.abspath(expanded))
 
 
