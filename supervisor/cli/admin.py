@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -52,3 +52,31 @@ def fnud_executable() -> str:
     return shutil.which("fnud") or f"{sys.executable} -m supervisor"
 
 
+@click.command()
+@click.option("--ini", required=True, metavar="PATH", help="Your uwsgi.ini (read only).")
+@click.option("--nginx-site", "site", default="", metavar="PATH",
+              help="Your nginx site file (server {} blocks), included unchanged.")
+@click.option("--dir", "directory", default="fnud", show_default=True, metavar="DIR",
+              help="Where uwsgi.ini, nginx.conf and fnud.toml are written.")
+@click.option("--venv", default="", metavar="PATH", help="The app's virtualenv.")
+@click.option("--health-path", default="/", show_default=True, metavar="PATH",
+              help="GET through nginx by fnud's probe (and through the app by the preflight).")
+@click.option("--listen", default="", metavar="ADDR",
+              help="nginx's listen without --nginx-site.  [default: 80]")
+@click.option("--runtime-dir", default="", metavar="P",
+              help="[fnud] runtime_dir (root: /run/fnud, else DIR/run).")
+@click.option("--log-dir", default="", metavar="P",
+              help="[fnud] log_dir (root: /var/log/fnud, else DIR/log).")
+@click.option("--user", default="", metavar="U", help="[fnud] user (root: www-data).")
+@click.option("--uwsgi-binary", default="", metavar="PATH",
+              help="The uwsgi fnud runs (default: beside fnud's python, else PATH).")
+@click.option("--nginx-conf-dir", default="", metavar="DIR",
+              help="Where the site's relative includes lead (default: the directory above the "
+              "site holding nginx.conf, else /etc/nginx).")
+@click.option("--force", is_flag=True, help="Overwrite files in DIR.")
+@click.option("--dry-run", is_flag=True, help="Print the files and edits; write nothing.")
+def init(**kwargs: Any) -> None:
+    """Make a fnud directory from your uwsgi.ini (and nginx site); list every edit."""
+    from supervisor.adopt import plan
+
+    sys.exit(plan.run(plan.Options(**kwargs), click.echo, lambda x: click.echo(x, err=True)))

@@ -190,5 +190,6 @@ def rollback(ctx: click.Context) -> None:
 main.add_command(start_command.start)
 main.add_command(admin.check)
 main.add_command(admin.systemd_unit)
+main.add_command(admin.init)
 main.add_command(logs.reopen_logs)
 main.add_command(logs.logs)

@@ -2,5 +2,6 @@
 their settle and rollback, and the orchestration of one reload. The gate checks and
 never switches; the reload carries out what the gate passed.
 
-May import: common, config, logs, runtime, process, policy, appserver, health, nginx, stack, checks, systemd.
+May import: common, config, logs, runtime, process, policy, appserver, health, nginx,
+stack, checks, systemd.
 """

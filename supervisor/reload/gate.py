@@ -13,8 +13,8 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from supervisor.checks import runner as checks
 from supervisor.appserver.spec import AppSpec
+from supervisor.checks import runner as checks
 from supervisor.common.childenv import child_env
 from supervisor.common.progress import Emit, quiet
 from supervisor.config.parse import ConfigError, load_config, restart_required

@@ -10,6 +10,9 @@ import threading
 import urllib.request
 from collections.abc import Callable
 
+import psutil
+import pytest
+
 from testkit.stackdir import EXAMPLE_APP, StackDir, wait_for
 
 
@@ -181,3 +184,44 @@ def test_hung_nginx_is_blamed_and_restarted_by_the_probe(
     wait_for(stack.serving, timeout=30, message="serving again")
     progs = stack.programs()
     assert progs["nginx"]["pid"] != master and progs["uwsgi"]["probe_restarts"] == 0
+
+
+def _kill_daemon(stack: StackDir) -> None:
+    daemon = stack.status()["daemon"]["pid"]  # type: ignore[index]
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(daemon)
+             or psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE, message="daemon gone")
+
+
+@pytest.mark.parametrize("log_master", [False, True])
+def test_reopen_logs_after_a_readoption(
+    stack_factory: Callable[..., StackDir], log_master: bool
+) -> None:
+    """After a kill -9 of the daemon and `fnud start` (adoption), logrotate's postrotate
+    still works: exit 0, every log fnud and the programs can reopen is reopened (uWSGI's
+    own only through its log master; else copytruncate, and it says so)."""
+    stack = stack_factory()
+    toml = stack.toml.read_text()
+    stack.toml.write_text(toml.replace(
+        "[uwsgi]\n", f"[uwsgi]\nlog_master = {str(log_master).lower()}\n", 1
+    ))
+    stack.start()
+    before = {name: prog["pid"] for name, prog in stack.programs().items()}
+    _kill_daemon(stack)
+    adopted = stack.fnud("start")
+    assert adopted.returncode == 0 and "adopted" in adopted.stdout, adopted.stderr
+    logs = stack.root / "log"
+    rotated = ("fnud", "nginx", *(("uwsgi",) if log_master else ()))
+    for name in rotated:
+        (logs / f"{name}.log").rename(logs / f"{name}.log.1")
+    result = stack.fnud("reopen-logs")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "internal error" not in result.stdout + result.stderr
+    assert "reopened nginx" in result.stdout
+    if log_master:
+        assert "reopened uwsgi" in result.stdout
+    else:
+        assert "not reopened: uwsgi" in result.stdout and "copytruncate" in result.stdout
+    for name in ("nginx", *(("uwsgi",) if log_master else ())):
+        wait_for(lambda name=name: (logs / f"{name}.log").exists(), message=f"new {name}.log")
+    assert {name: prog["pid"] for name, prog in stack.programs().items()} == before
