@@ -2,50 +2,69 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum < pyproject.toml | cut -d' ' -f1)
+RUN_STAMP  := $(VENV)/.run-$(SUM)
+TEST_STAMP := $(VENV)/.test-$(SUM)
 CONFIG ?= config/fnud.toml
 
-.PHONY: run test lint unit bench deps nginx sshd browser clean
+.PHONY: run test unit lint bench dist deps nginx sshd browser fleet-deps clean
 
-run: deps
+# only what serving the example needs: nginx and a virtualenv with fnud and uWSGI
+run: nginx $(RUN_STAMP)
 	$(BIN)/fnud -c $(CONFIG) start --foreground
 
 # mypy for the oldest Python pyproject.toml declares and for the newest we run on
 MYPY_VERSIONS := 3.10 3.11
 
-test: lint browser
+# everything: lint, the unit tests, the real stack, the browser, the fleet
+test: lint nginx browser fleet-deps
 	$(BIN)/pytest
 
-lint: deps
-	$(BIN)/ruff check supervisor tests bench
+# the tests that start no process: seconds, fit for a loop
+unit: $(TEST_STAMP)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check supervisor tests testkit bench
 	@for v in $(MYPY_VERSIONS); do \
 		echo "mypy --strict --python-version $$v supervisor"; \
 		$(BIN)/mypy --strict --python-version $$v supervisor || exit 1; \
 	done
 
-bench: deps
+bench: nginx $(TEST_STAMP)
 	@command -v wrk >/dev/null 2>&1 || ./scripts/apt-install wrk wrk
 	$(BIN)/python bench/run.py
 
-deps: nginx sshd $(STAMP)
+# a wheel and an sdist in dist/, for `pip install` on a server (no checkout there)
+dist: $(TEST_STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
+
+deps: nginx $(RUN_STAMP)
 
 nginx:
 	@./scripts/apt-install nginx nginx-light
 
-# tests/test_browser.py drives Debian's chromium through chromedriver (selenium from PyPI)
+# tests/stack/test_browser.py drives Debian's chromium through chromedriver (selenium)
 browser:
 	@./scripts/apt-install chromium chromium
 	@./scripts/apt-install chromedriver chromium-driver
 
 # the fleet test bed (deploy/testbed/fleet) runs one sshd per network namespace
-sshd:
+fleet-deps sshd:
 	@./scripts/apt-install sshd openssh-server
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,deploy]'
-	@rm -f $(VENV)/.installed-* && touch $@
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[uwsgi]'
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[uwsgi,test,deploy]'
+	@touch $@ $(RUN_STAMP)
 
 clean:
-	rm -rf $(VENV) run log test-artifacts *.egg-info
+	rm -rf $(VENV) run run-nginx log test-artifacts dist build *.egg-info

@@ -1,7 +1,7 @@
 """The table of fnud.toml keys in docs/configuration.md, generated from the config schema.
 
 Keys and defaults come from the section dataclasses, each key's comment from the
-comment on its line in the schema's source. ``tests/test_units.py`` fails when
+comment on its line in the schema's source. ``tests/unit/test_docs.py`` fails when
 docs/configuration.md differs; ``python -m testkit.configdoc`` rewrites the table there,
 between the markers.
 """

@@ -37,8 +37,6 @@ from supervisor.uwsgi.ini import parse_ini
 
 Output = Callable[[str], None]
 DEFAULT_CONF_DIR = Path("/etc/nginx")
-NGINX_UNIT = Path("/lib/systemd/system/nginx.service")
-NGINX_PIDFILE = Path("/run/nginx.pid")  # the unit's PIDFile=
 DEBIAN_PLUGINS = Path("/usr/lib/uwsgi/plugins")
 OLD_PROGRAMS = ("uwsgi", "nginx")
 MAX_INCLUDED_FILES = 200
@@ -370,18 +368,6 @@ def _master(pids: set[int]) -> int:
     return min(pids)
 
 
-def debian_nginx(pid: int) -> bool:
-    """Is this nginx master the one Debian's nginx.service runs (its PIDFile)?"""
-    if not NGINX_UNIT.exists():
-        return False
-    try:
-        return int(NGINX_PIDFILE.read_text().strip()) == pid
-    except FileNotFoundError:
-        return False  # the unit's nginx is not running: this one was started by hand
-    except (OSError, ValueError):
-        return True  # the unit is there, its pid file is not readable: most likely it
-
-
 def port_findings(config: Config, plan: Plan) -> list[Finding]:
     """Ports in use: by the app's old uWSGI or nginx a warning (how to stop them), by
     anything else an error, as ``fnud check`` says it."""
@@ -401,7 +387,8 @@ def port_findings(config: Config, plan: Plan) -> list[Finding]:
         if len(names) == 1 and (name := names.pop()) in OLD_PROGRAMS:
             pid = _master(holders - own)
             hint = report.stop_hint(
-                name, pid, nginx_unit=debian_nginx(pid), pidfile=plan.fixed.pidfile
+                name, pid, nginx_unit=ports.service_of(pid) == ports.NGINX_UNIT.name,
+                pidfile=plan.fixed.pidfile,
             )
             out.append(warning(
                 item.path, item.line, f"{item.label} ({item.address}): held by the app's old "
@@ -409,7 +396,7 @@ def port_findings(config: Config, plan: Plan) -> list[Finding]:
             ))
             continue
         out.append(error(item.path, item.line, f"{item.label} ({item.address}): {problem}",
-                         "stop that process or choose another port"))
+                         ports.holder(item.address.port).how_to_free))
     return out
 
 

@@ -127,6 +127,6 @@ def check(inputs: Inputs) -> list[Finding]:
         where = "" if str(item.address) in item.label else f" ({item.address})"
         out.append(error(
             item.path, item.line, f"{item.label}{where}: {problem}",
-            "stop that process or choose another port",
+            ports.holder(item.address.port).how_to_free,
         ))
     return out

@@ -1,4 +1,5 @@
-"""Commands that read the config themselves: `fnud check` and `fnud systemd-unit`."""
+"""Commands that read the config themselves: `fnud check`, `fnud systemd-unit` and
+`fnud init`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from supervisor.cli.support import fail, get_config
 from supervisor.config import client as clientconf
+from supervisor.runtime.lock import lock_holder
 
 if TYPE_CHECKING:
-    pass
+    from supervisor.config.schema import Config
 
-from supervisor.cli.support import get_config
+UNIT_PATH = "/etc/systemd/system/fnud.service"
 
 
 @click.command()
@@ -33,13 +36,55 @@ def check(ctx: click.Context) -> None:
 
 
 @click.command("systemd-unit")
+@click.option("--install", is_flag=True,
+              help=f"Write it to {UNIT_PATH} and say what to run next.")
+@click.option("--force", is_flag=True, help="With --install: replace a different unit there.")
+@click.option("--unit-path", default=UNIT_PATH, hidden=True)
 @click.pass_context
-def systemd_unit(ctx: click.Context) -> None:
+def systemd_unit(ctx: click.Context, install: bool, force: bool, unit_path: str) -> None:
     """Print a systemd unit for this config and this installation (like `pm2 startup`)."""
     from supervisor.systemd import unit
 
     config = get_config(ctx)
-    click.echo(unit.render(config, fnud_executable()), nl=False)
+    text = unit.render(config, fnud_executable())
+    if not install:
+        click.echo(text, nl=False)
+        return
+    install_unit(config, text, Path(unit_path), force)
+
+
+def install_unit(config: Config, text: str, path: Path, force: bool) -> None:
+    """Write the unit (never silently over a different one), then the next commands."""
+    from supervisor.common.files import write_atomic
+
+    try:
+        existing: str | None = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror}")
+    if existing is not None and existing != text and not force:
+        fail(
+            f"{path} exists and is not the unit for {config.path}: --force replaces it "
+            f"(compare: fnud -c {config.path} systemd-unit | diff {path} -)"
+        )
+    if existing == text:
+        click.echo(f"{path} is already the unit for {config.path}")
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text.encode(), 0o644)
+        except OSError as exc:
+            hint = " (run it as root)" if exc.errno in (1, 13) else ""
+            fail(f"{path}: cannot write: {exc.strerror}{hint}")
+        click.echo(f"wrote {path}")
+    name = path.name.removesuffix(".service")
+    click.echo("next:")
+    if lock_holder(config.paths.lock) is not None:
+        click.echo(f"  fnud -c {config.path} stop    # it runs outside systemd now")
+    click.echo("  systemctl daemon-reload")
+    click.echo(f"  systemctl enable --now {name}")
+    click.echo(f"  systemctl status {name}; journalctl -u {name} -f")
 
 
 def fnud_executable() -> str:

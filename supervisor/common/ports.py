@@ -8,6 +8,7 @@ import errno
 import re
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -66,16 +67,69 @@ def parse_uwsgi_socket(value: str) -> Address | None:
     return Address(host or "0.0.0.0", int(port))
 
 
-def holder(port: int) -> str:
-    """'pid N (name)' of a process listening on ``port``, when we may see it."""
+#: Debian's nginx package: its unit, and the pid file that unit's nginx writes
+NGINX_UNIT = Path("/lib/systemd/system/nginx.service")
+NGINX_PIDFILE = Path("/run/nginx.pid")
+
+
+def service_of(pid: int) -> str:
+    """The systemd service a process belongs to ('nginx.service'), '' when none is
+    known: its cgroup says so under systemd; without systemd running, Debian's nginx is
+    recognised by the pid file its unit names."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            unit = line.rpartition("/")[2]
+            if unit.endswith(".service") and "/system.slice/" in line:
+                return unit
+    with contextlib.suppress(psutil.Error, OSError, ValueError):
+        master = int(NGINX_PIDFILE.read_text().strip())
+        if NGINX_UNIT.exists() and master in (pid, psutil.Process(pid).ppid()):
+            return NGINX_UNIT.name
+    return ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who listens on a port: a process, and the service it belongs to."""
+
+    pid: int = 0
+    name: str = ""
+    service: str = ""
+
+    def __str__(self) -> str:
+        if not self.pid:
+            return "another process"
+        of = f" of {self.service}" if self.service else ""
+        return f"pid {self.pid} ({self.name}{of})"
+
+    @property
+    def how_to_free(self) -> str:
+        if self.service:
+            unit = self.service.removesuffix(".service")
+            return f"stop it and keep it from starting at boot: systemctl disable --now {unit}"
+        return "stop that process or choose another port"
+
+
+def holder(port: int) -> Holder:
+    """The process listening on ``port`` (a worker's master rather than the worker),
+    when we may see it."""
     with contextlib.suppress(psutil.Error, OSError):
         for conn in psutil.net_connections(kind="inet"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-                if conn.pid:
-                    with contextlib.suppress(psutil.Error):
-                        return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-                return "another process"
-    return "another process"
+                if not conn.pid:
+                    return Holder()
+                with contextlib.suppress(psutil.Error):
+                    proc = _master(psutil.Process(conn.pid))
+                    return Holder(proc.pid, proc.name(), service_of(proc.pid))
+    return Holder()
+
+
+def _master(proc: psutil.Process) -> psutil.Process:
+    """The master of a worker that shares its listening socket (same program)."""
+    parent = proc.parent()
+    while parent is not None and parent.pid > 1 and parent.name() == proc.name():
+        proc, parent = parent, parent.parent()
+    return proc
 
 
 def in_use(address: Address) -> str | None:

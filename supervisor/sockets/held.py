@@ -8,6 +8,7 @@ Each adapter says which of its sockets can be held and how its program takes the
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import os
 import pwd
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.common.ports import Address
+from supervisor.common.ports import Address, holder
 
 DEFAULT_BACKLOG = 100  # what listen() gets unless the program's config says otherwise
 
@@ -66,9 +67,11 @@ def bind(spec: Spec, backlog: int = DEFAULT_BACKLOG) -> Held:
         else:
             sock = _bind_unix(spec, backlog)
     except OSError as exc:
-        raise SocketError(
-            f"{spec.where}: cannot bind {spec.value}: {exc.strerror or exc}"
-        ) from None
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE and spec.address is not None:
+            who = holder(spec.address.port)
+            why = f"address already in use by {who}; {who.how_to_free}"
+        raise SocketError(f"{spec.where}: cannot bind {spec.value}: {why}") from None
     return Held(spec, sock)  # close-on-exec here: children get it through pass_fds
 
 

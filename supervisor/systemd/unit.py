@@ -44,14 +44,14 @@ TEMPLATE = """\
 #
 # Made by `fnud -c {config} systemd-unit` for that config and the fnud
 # at {fnud}. Install it, start it now and at every boot:
-#   fnud -c {config} systemd-unit | sudo tee /etc/systemd/system/fnud.service
+#   sudo fnud -c {config} systemd-unit --install
 #   sudo systemctl daemon-reload && sudo systemctl enable --now fnud
 # Then `systemctl reload fnud` (the gated reload), `journalctl -u fnud -f` (the logs).
 #
 # Paths (edit fnud.toml and run `fnud systemd-unit` again rather than this file):
 #   {fnud}
-#       fnud's console script (`pip install` as root puts it in /usr/local/bin; with a
-#       virtualenv it is e.g. /opt/fnud/venv/bin/fnud)
+#       fnud's console script (installed in a virtualenv such as /opt/fnud, it is
+#       /opt/fnud/bin/fnud; /usr/local/bin/fnud when linked there)
 #   {config}
 #       the config; relative paths in it are relative to its directory
 #   {runtime_dir}

@@ -27,7 +27,7 @@ pytestmark = [
 
 HOSTS = 3
 # each host's `fnud reload` returns after its settle window (the role's default is 10 s);
-# these tests watch the roll, not the settle (tests/test_generations.py does)
+# these tests watch the roll, not the settle (tests/stack/test_generations.py does)
 SETTLE = 2.0
 V1 = "Hello from fnud"  # what site.yml's first release (example/) says
 

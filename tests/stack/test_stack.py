@@ -6,11 +6,14 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psutil
+import pytest
 
+from supervisor.common.ports import NGINX_PIDFILE, NGINX_UNIT
 from testkit.stackdir import StackDir, wait_for
 
 
@@ -156,3 +159,43 @@ def test_leak_check_catches_a_running_stack(stack: StackDir) -> None:
 
         assert_no_leftovers([stack.root], timeout=0.5)
     # assert_no_leftovers killed what it found; the fixture's stop then finds nothing
+
+
+@pytest.fixture
+def debian_nginx(stack: StackDir) -> Iterator[int]:
+    """An nginx started the way Debian's nginx.service starts it (the pid file its unit
+    names), holding the stack's HTTP port, as it does on a fresh Debian server."""
+    if not NGINX_UNIT.exists() or NGINX_PIDFILE.exists():
+        pytest.skip("needs Debian's nginx package and no nginx.service running")
+    prefix = stack.root / "debian-nginx"
+    (prefix / "logs").mkdir(parents=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"pid {NGINX_PIDFILE};\nerror_log logs/error.log;\nevents {{}}\n"
+        f"http {{ access_log off; client_body_temp_path logs; proxy_temp_path logs;\n"
+        f"  server {{ listen 127.0.0.1:{stack.http_port}; return 200 'welcome to nginx'; }} }}\n"
+    )
+    proc = subprocess.Popen(
+        ["nginx", "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"],
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for(NGINX_PIDFILE.exists, message="nginx's pid file")
+        yield proc.pid
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        proc.wait(timeout=30)
+        NGINX_PIDFILE.unlink(missing_ok=True)
+
+
+def test_a_port_held_by_debians_nginx_names_the_service(
+    stack: StackDir, debian_nginx: int
+) -> None:
+    check = stack.fnud("check")
+    assert check.returncode == 1
+    assert f"address already in use by pid {debian_nginx} (nginx of nginx.service)" in check.stdout
+    assert "systemctl disable --now nginx" in check.stdout
+    start = stack.fnud("start")
+    assert start.returncode == 1
+    assert "nginx.service" in start.stderr and "systemctl disable --now nginx" in start.stderr
+    assert len(start.stderr.strip().splitlines()) == 1, start.stderr
