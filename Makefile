@@ -38,7 +38,7 @@ bench: nginx $(TEST_STAMP)
 # a wheel and an sdist in dist/, for `pip install` on a server (no checkout there)
 dist: $(TEST_STAMP)
 	rm -rf dist build
-	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 deps: nginx $(RUN_STAMP)
 

@@ -28,8 +28,11 @@ def _digest(*parts: bytes) -> str:
 
 
 def _source_digest(repo: Path) -> str:
-    files = [*sorted((repo / "supervisor").rglob("*.py")), repo / "pyproject.toml"]
-    files += sorted((repo / "supervisor").rglob("py.typed"))
+    files = [
+        f for f in sorted((repo / "supervisor").rglob("*"))
+        if f.is_file() and "__pycache__" not in f.parts
+    ]
+    files.append(repo / "pyproject.toml")
     return _digest(*(str(f.relative_to(repo)).encode() + f.read_bytes() for f in files))
 
 
@@ -58,7 +61,7 @@ def build(repo: Path, python: str, cache: Path) -> Path:
     deps_key = _digest(python.encode(), version.encode(), (repo / "pyproject.toml").read_bytes())
     deps = cache / f"deps-{deps_key}"
     if not deps.exists():
-        _pip_wheel(python, [str(repo)], deps)  # fnud's runtime dependencies, uwsgi compiled
+        _pip_wheel(python, [f"{repo}[uwsgi]"], deps)  # fnud's dependencies, uwsgi compiled
         for wheel in deps.glob("fnud-*.whl"):
             wheel.unlink()
     own = cache / f"fnud-{_source_digest(repo)}-{deps_key}"

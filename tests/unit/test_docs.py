@@ -82,3 +82,17 @@ def test_relative_links_in_the_docs_resolve() -> None:
 def test_key_comments_come_from_the_field_line() -> None:
     source = "class S:\n    a: int = 1  # one\n    b: tuple[int, ...] = (\n        2,\n    )  # 2\n"
     assert configdoc.field_comments(source) == {("S", "a"): "one", ("S", "b"): "2"}
+
+
+def test_every_sh_block_is_run_by_a_test_or_says_why_not() -> None:
+    from testkit import docblocks
+
+    for doc in docblocks.DOCS:
+        for block in docblocks.blocks(doc):
+            if block.lang != "sh":
+                continue
+            first = block.commands()[0]
+            assert first in docblocks.RUN_BY, f"{block.where}: which test runs `{first}`?"
+            runner = docblocks.RUN_BY[first]
+            if not runner.startswith("not run:"):
+                assert (docblocks.ROOT / runner).is_file(), runner
