@@ -191,7 +191,7 @@ class Reloader:
         if prog.driver.release and now != prog.driver.release:
             raise Failed(
                 f"the app directory now resolves to {now}, but {prog.driver.display} runs from "
-                f"{prog.driver.release}: a reload in place would keep loading the old "
+                f"{prog.driver.release}: a chain reload would keep loading the old "
                 "release; use [uwsgi] reload = \"generation\" (or fnud stop && fnud start)"
             )
 

@@ -129,8 +129,10 @@ class Stack:
         self.plan = plan
         self.nginx.use(NginxDriver(plan.nginx_settings(self.nginx_sockets)))
         if not plan.generation_mode:
-            number = self.app.driver.number
-            self.app.use(UwsgiDriver(plan.uwsgi_settings(self.app_sockets), number))
+            driver = self.app.driver
+            self.app.use(UwsgiDriver(
+                plan.uwsgi_settings(self.app_sockets), driver.number, running=driver.release
+            ))
         self.app.start_timeout = self.nginx.start_timeout = plan.config.fnud.start_timeout
 
     def prepare(self) -> None:

@@ -97,10 +97,13 @@ class UwsgiDriver:
         number: int = 1,
         source: Release | None = None,
         require_all: bool = False,
+        running: str = "",
     ) -> None:
         """``source``: what to load instead of the ini on disk (a rollback's release, or
         the serving generation a restarted daemon adopts). ``require_all``: ready only
-        when every worker accepts (a generation about to take over)."""
+        when every worker accepts (a generation about to take over). ``running``: the app
+        directory the master already running under this driver loaded (a reload that
+        changed the settings keeps knowing it)."""
         self.settings = settings
         self.number = number
         self.require_all = require_all
@@ -110,7 +113,7 @@ class UwsgiDriver:
         self.log_path = settings.log_path
         self._source = source.source if source is not None else None  # (ini text, pins)
         self._link = source.link if source is not None else None  # (symlink, target then)
-        self.release = source.directory if source is not None else ""
+        self.release = source.directory if source is not None else running
         self._paused = False  # 'p' toggles: fnud tracks it
         self._reaper: asyncio.Task[None] | None = None  # ends a resumed generation's workers
 

@@ -21,7 +21,7 @@ from supervisor.checks.finding import Finding
 from supervisor.common import ports
 from testkit.stackdir import ROOT, StackDir, make_stack_dir
 
-FIXTURES = Path(__file__).parent / "fixtures" / "checks"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "checks"
 
 
 @pytest.fixture

@@ -20,16 +20,16 @@ from testkit.stackdir import StackDir, make_stack_dir, wait_for
 #: what the commands that only talk to the daemon must never import
 HEAVY = (
     "asyncio", "ssl", "structlog", "psutil", "watchdog", "prometheus_client", "crossplane",
-    "supervisor.config", "supervisor.control", "supervisor.daemon", "supervisor.program",
-    "supervisor.stack", "supervisor.uwsgi", "supervisor.nginx", "supervisor.checks",
-    "supervisor.logsetup", "supervisor.reload", "supervisor.gate", "supervisor.policy",
-    "supervisor.startup", "supervisor.status", "supervisor.triggers", "supervisor.commands",
-    "supervisor.probeloop",
+    "supervisor.config.parse", "supervisor.config.schema", "supervisor.control.server",
+    "supervisor.daemon", "supervisor.process", "supervisor.stack", "supervisor.uwsgi",
+    "supervisor.nginx", "supervisor.checks", "supervisor.logs.logsetup", "supervisor.reload",
+    "supervisor.policy", "supervisor.health", "supervisor.triggers", "supervisor.web",
+    "supervisor.appserver", "supervisor.sockets", "supervisor.adopt", "supervisor.systemd",
 )
 
 PROBE = """
 import sys
-from supervisor.cli import main
+from supervisor.cli.main import main
 try:
     main(sys.argv[1:], prog_name="fnud")
 except SystemExit as exc:

@@ -272,7 +272,7 @@ def test_chain_mode_refuses_to_reload_onto_a_switched_release(
     switch(stack.root / "current", "releases/r2")
     result = stack.fnud("reload")
     assert result.returncode == 1
-    assert "a chain reload would keep loading the old release" in result.stderr
+    assert "would keep loading the old release" in result.stderr
     assert body(stack) == b"release one\n"
 
 
