@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.procs import Child, Processes, free_port, kill_under
-from supervisor.uwsgi.fifo import write_fifo
+from supervisor.uwsgi import fifo
 from testkit import stackfiles
 from testkit.stackfiles import processes_under
 
@@ -234,7 +234,7 @@ def read_stats(path: Path, timeout: float = 2.0) -> dict[str, Any]:
 def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
     """What ``echo c > fifo`` does, without blocking forever when the master has no
     reader: fnud's own fifo writer, run to completion."""
-    asyncio.run(write_fifo(path, letter, timeout))
+    asyncio.run(fifo.write_fifo(path, letter, timeout))
 
 
 class HandStack:
