@@ -1,4 +1,4 @@
-"""Issues 8 and 13: what fnud costs next to supervisord: CLI, idle daemon, throughput."""
+"""What fnud costs next to supervisord: CLI, idle daemon, throughput."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def throughput(bench: Bench, targets: dict[str, str], pids: dict[str, int]
 
 
 def daemon_footprint(bench: Bench) -> list[Table]:
-    """fnud next to supervisord (issue 13's four rows), measured in this one run. Stacks,
+    """fnud next to supervisord, measured in this one run. Stacks,
     all started side by side, uWSGI logging every request into its log file
     (`disable-logging = false`, the bench's other sections turn it off): (1) fnud with
     the bench's fnud.toml (fnud's defaults: [health] interval 10 s, no [watch], [uwsgi]
@@ -287,7 +287,7 @@ def _describe(stack: FnudStack) -> str:
 def _summary(measured: dict[str, Measured], sup: str, hand_rps: float,
              fnuds: list[str]) -> Table:
     table = Table(
-        "footprint: fnud / supervisord, side by side (issue 13's goals)",
+        "footprint: fnud / supervisord, side by side",
         ["row", *fnuds, sup, *(f"{f} / supervisord" for f in fnuds), "goal"],
     )
     getters: list[tuple[str, str, Callable[[Measured], float | None], Callable[..., str]]] = [

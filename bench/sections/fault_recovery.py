@@ -1,4 +1,4 @@
-"""Issue 8: kill -9 each part of the stack under load; time until it serves and is whole."""
+"""Kill -9 each part of the stack under load; time until it serves and is whole."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14: the fleet test bed (3 app hosts behind fnud's balancer, network namespaces)."""
+"""The fleet test bed (3 app hosts behind fnud's balancer, network namespaces)."""
 
 from __future__ import annotations
 

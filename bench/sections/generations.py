@@ -1,4 +1,4 @@
-"""Issue 16: generation reloads against chain reloads, their memory, and what held
+"""Generation reloads against chain reloads, their memory, and what held
 sockets and generations give under wrk: lossless reloads and crashes, save -> live."""
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _time_table(timings: list[Timing]) -> Table:
         ])
     gen16, chain16 = serving.get(("generation", 16)), serving.get(("chain", 16))
     table.notes += [
-        f"16 workers, generation / chain: {ratio(gen16, chain16)} (issue 16's goal: <= 0.3x)",
+        f"16 workers, generation / chain: {ratio(gen16, chain16)} (goal: <= 0.3x)",
         f"generation, 16 / 4 workers: {ratio(gen16, serving.get(('generation', 4)))}; "
         f"chain, 16 / 4 workers: {ratio(chain16, serving.get(('chain', 4)))}",
         f"16 workers, generation preloaded / chain: "
@@ -228,7 +228,7 @@ def _memory_table(timings: list[Timing]) -> Table:
             t.kind.label, t.kind.workers, _mib(t.steady_rss), _mib(t.peak_rss),
             ratio(t.peak_rss, t.steady_rss), t.peak_uwsgi,
         ])
-    table.notes.append("issue 16 expects ~2x for generation reloads (two generations at once)")
+    table.notes.append("generation reloads need ~2x (two generations at once)")
     return table
 
 

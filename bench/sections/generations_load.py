@@ -82,7 +82,7 @@ class WrkReloads:
             f"reloads vs steady: p99 {ratio(self.load.p99, self.steady.p99)}, max "
             f"{ratio(self.load.max, self.steady.max)}, req/s "
             f"{ratio(self.load.rps, self.steady.rps)}; failed {self.load.failed} of "
-            f"{self.load.requests:,} (issue 16's goal: 0)",
+            f"{self.load.requests:,} (goal: 0)",
             "reload = command -> generation N serving (settle not counted); the CLI's wall "
             f"time incl. settle and retirement: median {ms(statistics.median(fulls))}",
             f"nginx error log during the reloads: {self.nginx_errors}",

@@ -149,7 +149,7 @@ def save_table(run: SaveRun, bench: Bench) -> Table:
     ])
     table.notes += [
         "live = a `fnud status --json` poll (back to back; one call is the resolution) shows "
-        f"a newer generation with {WORKERS} new workers accepting; issue 16's goal: <= 1 s",
+        f"a newer generation with {WORKERS} new workers accepting; goal: <= 1 s",
         "first new answer = write -> end of the first load request answering the new text",
         f"load: {run.load}; failed {describe_failures(run.answers)} of {len(run.answers):,}",
     ]

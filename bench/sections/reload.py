@@ -1,4 +1,4 @@
-"""Issue 4: what a reload costs the clients, fnud's gated reload vs the user's old fifo."""
+"""What a reload costs the clients, fnud's gated reload vs the user's old fifo."""
 
 from __future__ import annotations
 

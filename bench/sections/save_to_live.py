@@ -1,4 +1,4 @@
-"""Issue 6: from saving the app's code to every uWSGI worker serving it, with [watch] on."""
+"""From saving the app's code to every uWSGI worker serving it, with [watch] on."""
 
 from __future__ import annotations
 

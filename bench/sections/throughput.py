@@ -1,4 +1,4 @@
-"""Issue 3: what fnud costs in throughput, next to the same stack by hand and flask run."""
+"""What fnud costs in throughput, next to the same stack by hand and flask run."""
 
 from __future__ import annotations
 
