@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.checks.inputs import path_is
-from supervisor.common.ports import Address, parse_uwsgi_socket
+from supervisor.common.ports import Address, parse_host_port
 from supervisor.uwsgi import options
 from supervisor.uwsgi.ini import Option, UwsgiIni
 
@@ -50,7 +50,7 @@ class Endpoint:
 def tcp_address(value: str) -> Address | None:
     """A uWSGI TCP address, None for anything else (or a port out of range)."""
     try:
-        address = parse_uwsgi_socket(value)
+        address = parse_host_port(value)
     except ValueError:
         return None
     if address is None or not 0 < address.port < 65536:

@@ -1,5 +1,5 @@
-"""Listen addresses: parsed from fnud.toml, uWSGI and nginx; is one free? (probed by
-binding, with the holder named where visible)."""
+"""Listen addresses: parsed from fnud.toml, the app server's config and nginx; is one
+free? (probed by binding, with the holder named where visible)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def parse_nginx_listen(arg: str) -> Address | None:
     return Address("0.0.0.0" if host in ("*", "") else host, int(port))
 
 
-def parse_uwsgi_socket(value: str) -> Address | None:
-    """uWSGI socket values: 127.0.0.1:3031, :3031, [::]:3031; paths and @abstract -> None."""
+def parse_host_port(value: str) -> Address | None:
+    """An app server's TCP socket: 127.0.0.1:3031, :3031, [::]:3031; paths and @abstract
+    -> None."""
     if value.startswith(("/", "@", ".")) or ":" not in value:
         return None
     host, _, port = value.rpartition(":")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from supervisor.common.ports import parse_uwsgi_socket
+from supervisor.common.ports import parse_host_port
 from supervisor.sockets.held import Spec
 from supervisor.uwsgi import options
 from supervisor.uwsgi.ini import UwsgiIni
@@ -25,7 +25,7 @@ def uwsgi_specs(ini: UwsgiIni, ini_name: str, expand: Callable[[str], str]) -> l
         where = f"{ini_name}:{opt.line}"
         if value.startswith(("@", "fd://", "=")):
             continue  # abstract, already inherited, shared: the program's own business
-        address = parse_uwsgi_socket(value)
+        address = parse_host_port(value)
         if address is not None:
             out.append(Spec(where, opt.line, value, address))
         else:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.common.ports import Address, parse_nginx_listen, parse_uwsgi_socket
+from supervisor.common.ports import Address, parse_host_port, parse_nginx_listen
 from supervisor.config import client as clientconf
 from supervisor.config.client import config_path
 from supervisor.config.parse import ConfigError, load_config, parse_config
@@ -73,9 +73,9 @@ def test_listen_and_socket_addresses() -> None:
     assert parse_nginx_listen("[::1]:81") == Address("::1", 81)
     assert parse_nginx_listen("*:80") == Address("0.0.0.0", 80)
     assert parse_nginx_listen("unix:/run/x.sock") is None
-    assert parse_uwsgi_socket(":3031") == Address("0.0.0.0", 3031)
-    assert parse_uwsgi_socket("127.0.0.1:3031") == Address("127.0.0.1", 3031)
-    assert parse_uwsgi_socket("/run/app.sock") is None
+    assert parse_host_port(":3031") == Address("0.0.0.0", 3031)
+    assert parse_host_port("127.0.0.1:3031") == Address("127.0.0.1", 3031)
+    assert parse_host_port("/run/app.sock") is None
 
 
 @pytest.mark.parametrize(
