@@ -62,15 +62,18 @@ def table() -> str:
     blocks = []
     for name, cls in config.SECTIONS.items():
         defaults = cls()
-        lines = [f"[{name}]"]
+        # the other app servers' sections replace [uwsgi]: shown, commented out
+        other = name in config.APP_SERVERS[1:]
+        lines = [f"[{name}]" + (f"   # instead of [{config.APP_SERVERS[0]}]" if other else "")]
         for field in config.keys(cls):
-            entry = f"{field.name} = {toml_value(getattr(defaults, field.name))}"
+            value = getattr(defaults, field.name)
+            entry = f"{field.name} = {'(none)' if value is None else toml_value(value)}"
             comment = comments.get((cls.__name__, field.name), "")
             if comment:
                 pad = entry.ljust(COMMENT_COLUMN) if len(entry) < COMMENT_COLUMN else entry + "   "
                 entry = f"{pad}# {comment}"
             lines.append(entry)
-        blocks.append("\n".join(lines))
+        blocks.append("\n".join(f"# {line}" for line in lines) if other else "\n".join(lines))
     return "```toml\n" + "\n\n".join(blocks) + "\n```"
 
 

@@ -31,7 +31,7 @@ else:  # pragma: no cover
 _NUMBERS = {
     ("fnud", "stop_timeout"): 20.0,
     ("fnud", "start_timeout"): 30.0,
-    ("uwsgi", "reload_timeout"): 90.0,
+    ("uwsgi", "reload_timeout"): 90.0,  # gunicorn's reload is bounded by start_timeout
     ("nginx", "reload_timeout"): 30.0,
     ("reload", "settle"): 10.0,
 }
@@ -48,6 +48,7 @@ class ClientConfig:
     uwsgi_reload_timeout: float
     nginx_reload_timeout: float
     reload_settle: float
+    app_program: str = "uwsgi"  # the app server's program (its log: app_program.log)
 
     @property
     def paths(self) -> Paths:
@@ -77,6 +78,7 @@ def from_config(config: Config) -> ClientConfig:
         start_timeout=config.fnud.start_timeout,
         uwsgi_reload_timeout=config.uwsgi.reload_timeout,
         nginx_reload_timeout=config.nginx.reload_timeout, reload_settle=config.reload.settle,
+        app_program=config.server,
     )
 
 
@@ -123,4 +125,5 @@ def read(path: Path) -> ClientConfig | None:
         uwsgi_reload_timeout=numbers["uwsgi_reload_timeout"],
         nginx_reload_timeout=numbers["nginx_reload_timeout"],
         reload_settle=numbers["reload_settle"],
+        app_program="gunicorn" if "gunicorn" in data else "uwsgi",
     )

@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 import re
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any
 
 from supervisor.common.ports import is_loopback, parse_listen
+from supervisor.config.errors import HINT_SPELLING, HINT_SYNTAX
+from supervisor.config.errors import ConfigError as ConfigError  # (re-exported)
+from supervisor.config.errors import locate as locate
+from supervisor.config.gunicorn import validate_gunicorn
 from supervisor.config.schema import SECTIONS, Config, WebSection, keys
 
 if sys.version_info >= (3, 11):
@@ -23,48 +28,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-HINT_SYNTAX = "fix the TOML syntax at this line"
-HINT_SPELLING = "check the spelling against fnud's docs/configuration.md"
-HINT_README = "see fnud's docs/configuration.md"
-
-
-class ConfigError(Exception):
-    """A user mistake in fnud.toml: where (``path``, ``line``; 0 for the file as a whole),
-    what (``message``) and how to fix it (``hint``). ``str()`` is ``file:line: message``."""
-
-    def __init__(self, path: object, line: int, message: str, hint: str = HINT_README) -> None:
-        self.path = str(path)
-        self.line = line
-        self.message = message
-        self.hint = hint
-        where = f"{self.path}:{line}" if line > 0 else self.path
-        super().__init__(f"{where}: {message}")
-
-
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
-_HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
-
-
-def locate(text: str, section: str, key: str | None) -> int:
-    """Line of ``[section]`` (or of ``key`` inside it); 1 when not found."""
-    current = ""
-    header_line = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _HEADER_RE.match(line)
-        if match:
-            current = match.group(1)
-            if current == section and key is None:
-                return number
-            if current == section:
-                header_line = number
-            continue
-        if key is not None and current == section:
-            kmatch = _KEY_RE.match(line)
-            if kmatch and kmatch.group(1) == key:
-                return number
-    return header_line or 1
-
 
 
 def _convert(value: Any, hint: Any, base: Path) -> Any:
@@ -98,6 +62,9 @@ def _convert(value: Any, hint: Any, base: Path) -> Any:
             raise TypeError("a string")
         return value
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(value, inner, base)  # an optional key: absent means None
     if origin is tuple:
         (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
         if not isinstance(value, list):
@@ -153,10 +120,17 @@ def parse_config(text: str, path: Path) -> Config:
             raise ConfigError(
                 where, line, f"unknown section [{name}] (known: {choices})", HINT_SPELLING
             )
+    if "uwsgi" in data and "gunicorn" in data:
+        raise ConfigError(
+            where, locate(text, "gunicorn", None),
+            "[uwsgi] and [gunicorn] are both set: fnud runs one app server",
+            "keep the section of the one you run",
+        )
     sections = {
         name: _build_section(name, data.get(name, {}), text, where, base) for name in SECTIONS
     }
-    config = Config(path=path, **sections)
+    server = "gunicorn" if "gunicorn" in data else "uwsgi"
+    config = Config(path=path, server=server, **sections)
     _validate(config, text, where)
     return config
 
@@ -184,6 +158,7 @@ def _validate(config: Config, text: str, where: str) -> None:
             where, line,
             f"[uwsgi] reload must be \"generation\" or \"chain\", got '{config.uwsgi.reload}'",
         )
+    validate_gunicorn(config, text, where)
     for path in config.health.smoke:
         if not path.startswith("/"):
             line = locate(text, "health", "smoke")
@@ -220,7 +195,7 @@ def restart_required(old: Config, new: Config) -> list[str]:
         "[fnud] log_dir": (old.fnud.log_dir, new.fnud.log_dir),
         "[fnud] user": (old.fnud.user, new.fnud.user),
         "[fnud] group": (old.fnud.group, new.fnud.group),
-        "[uwsgi] enabled": (old.uwsgi.enabled, new.uwsgi.enabled),
+        "the app server": (old.app_server, new.app_server),
         "[nginx] conf": (old.nginx.conf, new.nginx.conf),
         "[nginx] prefix": (old.nginx_prefix, new.nginx_prefix),
     }

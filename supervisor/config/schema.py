@@ -19,23 +19,36 @@ from supervisor.runtime.paths import Paths
 @dataclass(frozen=True)
 class FnudSection:
     runtime_dir: Path = Path("run")  # control socket, lock, master fifo, stats socket; created 0700
-    log_dir: Path = Path("log")  # fnud.log (detached daemon), uwsgi.log, nginx.log
+    log_dir: Path = Path("log")  # fnud.log (detached daemon), uwsgi.log or gunicorn.log, nginx.log
     stop_timeout: float = 20.0  # graceful stop budget before SIGKILL to the process groups
     start_timeout: float = 30.0  # how long a program may take to become ready
-    user: str = ""  # as root: the user uWSGI's and nginx's workers run as
+    user: str = ""  # as root: the user the app server's and nginx's workers run as
     group: str = ""  # default: that user's primary group
     allow_root: bool = False  # as root with no user (and no uid in the ini): refuse, unless true
+    balancer: bool = False  # true: balancer mode, no app server: fnud runs nginx alone
 
 
 @dataclass(frozen=True)
 class UwsgiSection:
-    enabled: bool = True  # false: balancer mode, fnud runs nginx alone
+    enabled: bool = True  # false: the older spelling of [fnud] balancer = true
     ini: Path = Path("uwsgi.ini")  # your ini, unchanged
     binary: str = ""  # default: the uwsgi next to fnud's python, else PATH
     python: str = ""  # the app preflight's python (default: the ini's virtualenv, else fnud's)
     reload_timeout: float = 90.0  # a chain reload that takes longer fails, naming the stuck worker
     reload: str = "generation"  # "generation": a new uWSGI beside the old one; "chain": uWSGI's 'c'
     log_master: bool = False  # uWSGI's log through its master: `l` reopens it (README: cost)
+
+
+@dataclass(frozen=True)
+class GunicornSection:
+    app: str = ""  # required: "module:callable" as gunicorn takes it ("app:app", "pkg:make_app()")
+    chdir: Path = Path(".")  # the app's directory; a generation pins where a symlink in it points
+    python: str = ""  # the app virtualenv's python: it runs `python -m gunicorn` (default: fnud's)
+    bind: str = "127.0.0.1:8001"  # what proxy_pass reaches, held by fnud (or "unix:/path")
+    workers: int = 0  # 0: as your conf says, else gunicorn's default (1)
+    threads: int = 0  # more than 1: gthread workers; 0: as your conf says
+    conf: Path | None = None  # your gunicorn.conf.py (optional), read as gunicorn reads it
+    reload: str = "generation"  # the only mode: a new gunicorn master beside the old one
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ class BackoffSection:
 @dataclass(frozen=True)
 class WatchSection:
     enabled: bool = False  # true: every save goes through the gated reload
-    paths: tuple[Path, ...] = ()  # default: the app's chdir from the uWSGI ini
+    paths: tuple[Path, ...] = ()  # default: the app's directory (the ini's or [gunicorn] chdir)
     include: tuple[str, ...] = ("*.py", "*.html", "*.jinja", "*.jinja2", "*.css", "*.js")
     exclude: tuple[str, ...] = (
         "__pycache__", ".git", "*.pyc", "*.swp", "*.swx", "*~", "4913", ".#*", "*.tmp",
@@ -102,6 +115,7 @@ class Config:
     path: Path
     fnud: FnudSection = field(default_factory=FnudSection)
     uwsgi: UwsgiSection = field(default_factory=UwsgiSection)
+    gunicorn: GunicornSection = field(default_factory=GunicornSection)
     nginx: NginxSection = field(default_factory=NginxSection)
     health: HealthSection = field(default_factory=HealthSection)
     reload: ReloadSection = field(default_factory=ReloadSection)
@@ -109,10 +123,57 @@ class Config:
     watch: WatchSection = field(default_factory=WatchSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     web: WebSection = field(default_factory=WebSection)
+    #: which app server's section fnud.toml has ("uwsgi" when neither: its defaults)
+    server: str = "uwsgi"
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def balancer(self) -> bool:
+        """No app server: nginx alone ([fnud] balancer, or [uwsgi] enabled = false)."""
+        return self.fnud.balancer or (self.server == "uwsgi" and not self.uwsgi.enabled)
+
+    @property
+    def app_server(self) -> str:
+        """The app server fnud runs: "uwsgi", "gunicorn", or "" in balancer mode."""
+        return "" if self.balancer else self.server
+
+    @property
+    def generation_reloads(self) -> bool:
+        """Reloads are meant to start a new generation (gunicorn's only mode)."""
+        return self.server == "gunicorn" or self.uwsgi.reload == "generation"
+
+    @property
+    def app_reload_timeout(self) -> float:
+        """How long the app server's own reload of a running master may take."""
+        return self.uwsgi.reload_timeout if self.server == "uwsgi" else self.fnud.start_timeout
+
+    @property
+    def app_config_files(self) -> tuple[Path, ...]:
+        """The app server's own config files (a change reloads the app)."""
+        if self.balancer:
+            return ()
+        if self.server == "gunicorn":
+            return (self.gunicorn.conf,) if self.gunicorn.conf is not None else ()
+        return (self.uwsgi.ini,)
+
+    @property
+    def server_display(self) -> str:
+        return DISPLAY[self.server]
+
+    @property
+    def workers_user(self) -> str:
+        """Where the app server's workers are told whom to run as (besides [fnud] user)."""
+        return "uWSGI `uid`/`gid`" if self.server == "uwsgi" else "[fnud] user"
+
+    @property
+    def generation_key(self) -> str:
+        """The setting that turns generation reloads on, for messages."""
+        if self.server == "gunicorn":
+            return '[gunicorn] reload = "generation"'
+        return '[uwsgi] reload = "generation"'
 
     @property
     def paths(self) -> Paths:
@@ -132,6 +193,7 @@ class Config:
 SECTIONS: dict[str, type[Any]] = {
     "fnud": FnudSection,
     "uwsgi": UwsgiSection,
+    "gunicorn": GunicornSection,
     "nginx": NginxSection,
     "health": HealthSection,
     "reload": ReloadSection,
@@ -140,6 +202,11 @@ SECTIONS: dict[str, type[Any]] = {
     "metrics": MetricsSection,
     "web": WebSection,
 }
+
+
+#: the app servers fnud can run, each with a section of its own, as users know them
+APP_SERVERS = ("uwsgi", "gunicorn")
+DISPLAY = {"uwsgi": "uWSGI", "gunicorn": "gunicorn"}
 
 
 def keys(section: type[Any]) -> tuple[dataclasses.Field[Any], ...]:

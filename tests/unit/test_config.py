@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from supervisor.common.ports import Address, parse_host_port, parse_nginx_listen
 from supervisor.config import client as clientconf
 from supervisor.config.client import config_path
-from supervisor.config.parse import ConfigError, load_config, parse_config
+from supervisor.config.parse import ConfigError, load_config, parse_config, restart_required
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -165,3 +165,61 @@ def test_clientconf_leaves_bad_files_to_config(tmp_path: Path, text: str) -> Non
     path.write_text(text)
     assert clientconf.read(path) is None
     assert clientconf.read(tmp_path / "missing.toml") is None
+
+
+def test_a_gunicorn_section_replaces_uwsgi() -> None:
+    config = _config(
+        '[gunicorn]\napp = "app:create_app()"\nchdir = "app"\nconf = "g.conf.py"\nworkers = 4\n'
+    )
+    assert (config.server, config.app_server, config.balancer) == ("gunicorn", "gunicorn", False)
+    section = config.gunicorn
+    assert section.chdir == Path("/etc/fnud/app") and section.conf == Path("/etc/fnud/g.conf.py")
+    assert (section.bind, section.workers, section.threads) == ("127.0.0.1:8001", 4, 0)
+    assert config.app_config_files == (Path("/etc/fnud/g.conf.py"),)
+    assert config.generation_reloads and config.app_reload_timeout == config.fnud.start_timeout
+    assert _config('[gunicorn]\napp = "app"\n').gunicorn.conf is None
+    assert _config("").server == "uwsgi"  # neither section: uWSGI's defaults, as before
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[uwsgi]\n\n[gunicorn]\napp = "a:b"\n',
+         "fnud.toml:3: [uwsgi] and [gunicorn] are both set"),
+        ("[gunicorn]\nworkers = 2\n", "fnud.toml:1: [gunicorn] app is required"),
+        ('[gunicorn]\napp = "a-b:app"\n', "fnud.toml:2: [gunicorn] app: 'a-b' is not a module"),
+        ('[gunicorn]\napp = "a:make(x)"\n', "fnud.toml:2: [gunicorn] app: the arguments of"),
+        ('[gunicorn]\napp = "a:b.c"\n', "fnud.toml:2: [gunicorn] app: 'b.c' is neither"),
+        ('[gunicorn]\napp = "a"\nbind = "unix:run/a.sock"\n',
+         "fnud.toml:3: [gunicorn] bind must be HOST:PORT or unix:/absolute/path"),
+        ('[gunicorn]\napp = "a"\nbind = "fd://3"\n', "fnud.toml:3: [gunicorn] bind must be"),
+        ('[gunicorn]\napp = "a"\nreload = "chain"\n', "fnud.toml:3: [gunicorn] reload must be"),
+        ('[fnud]\nbalancer = true\n[gunicorn]\napp = "a"\n',
+         "fnud.toml:3: [fnud] balancer = true runs no app server, but [gunicorn] is set"),
+    ],
+)
+def test_gunicorn_config_errors_name_file_and_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, Path("/c/fnud.toml"))
+    assert str(info.value).startswith("/c/" + expected), str(info.value)
+
+
+def test_balancer_mode_has_a_switch_of_its_own_and_keeps_the_older_spelling() -> None:
+    for text in ("[fnud]\nbalancer = true\n", "[uwsgi]\nenabled = false\n"):
+        config = _config(text)
+        assert config.balancer and config.app_server == "" and config.app_config_files == ()
+    assert not _config("").balancer
+    assert restart_required(_config(""), _config("[fnud]\nbalancer = true\n")) == [
+        "the app server"
+    ]
+    assert restart_required(_config(""), _config('[gunicorn]\napp = "a"\n')) == [
+        "the app server"
+    ]
+
+
+def test_clientconf_knows_which_app_servers_log_to_show(tmp_path: Path) -> None:
+    path = tmp_path / "fnud.toml"
+    path.write_text('[gunicorn]\napp = "app:app"\n')
+    read = clientconf.read(path)
+    assert read is not None and read.app_program == "gunicorn"
+    assert clientconf.from_config(load_config(path)).app_program == "gunicorn"
