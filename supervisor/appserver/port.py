@@ -1,8 +1,10 @@
 """The one port between fnud and an app server: what the stack, the reload, the status
-and the health probe may ask of one generation of it.
+and the health probe may ask of one generation of it (AppDriver), and what is known of
+the server before any generation runs (AppServer).
 
-uWSGI implements it (``supervisor.uwsgi.driver``); nothing outside an adapter names the
-server it drives.
+uWSGI (``supervisor.uwsgi``) and gunicorn (``supervisor.gunicorn``) implement it; only
+the composition root (stack/plan.py) chooses one, and nothing else names the server it
+drives.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Protocol
 from supervisor.appserver.workers import Stats
 from supervisor.common.progress import Emit
 from supervisor.process.program import Driver
+from supervisor.runtime.paths import Paths
 from supervisor.runtime.release import Release
 
 
@@ -22,6 +25,29 @@ class AppServerError(Exception):
 
 class WorkersUnknown(AppServerError):
     """The app server cannot tell about its workers now (starting, stopping, gone)."""
+
+
+class CannotPause(AppServerError):
+    """This generation cannot stop taking requests and stay warm (its workers would
+    stall what they took): it is stopped instead, and a rollback starts it cold."""
+
+
+class AppServer(Protocol):
+    """The app server as fnud knows it without a generation: the names of its program
+    and files, and how a master a dead daemon left running is recognised and stopped."""
+
+    name: str  # its program's name: state.json's key, its log file, `fnud logs NAME`
+    display: str  # as users know it ("uWSGI", "gunicorn")
+    orphan_signal: int  # to workers whose master is dead: finish what you have, then exit
+
+    def mark(self, paths: Paths) -> str:
+        """What the command line of every generation's master contains."""
+        ...
+
+    def stop_survivor(self, paths: Paths, generation: int, pid: int) -> None:
+        """Ask master ``pid`` of ``generation``, left by a dead daemon, to stop
+        gracefully (returns at once; the caller waits and kills)."""
+        ...
 
 
 class AppDriver(Driver, Protocol):
@@ -40,12 +66,27 @@ class AppDriver(Driver, Protocol):
         back to and what a restarted daemon adopts (None when not pinned)."""
         ...
 
+    def bind(self) -> None:
+        """Hold the listening sockets its next spawn inherits (binding those not held
+        yet; raises OSError naming the config line)."""
+        ...
+
+    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
+        """{address: the descriptor its running master has it at}, from ``held``
+        ({address: fnud's own descriptor}): what a restarted daemon takes back."""
+        ...
+
     async def workers(self) -> Stats:
         """Its workers now (raises :class:`WorkersUnknown`)."""
         ...
 
+    def observe(self, line: str) -> None:
+        """Take in one line of the log it shares with other generations."""
+        ...
+
     async def pause(self, pid: int) -> None:
-        """Stop taking requests, keep the app loaded (a warm rollback target)."""
+        """Stop taking requests, keep the app loaded (a warm rollback target); a
+        request already taken is answered. Raises :class:`CannotPause`."""
         ...
 
     async def resume(self, pid: int) -> None:

@@ -14,6 +14,12 @@ class AppSpec:
     module: str
     wsgi_file: str
     callable: str
+    #: modules only the server provides: the preflight gives the app a stand-in
+    stubs: tuple[str, ...] = ()
+    #: ``callable`` may be a call with literal arguments, made to get the app
+    factory: bool = False
+    #: the module name prefix a ``wsgi_file`` is loaded under
+    file_prefix: str = ""
 
     @property
     def label(self) -> str:

@@ -36,6 +36,12 @@ class Stats:
     master_pid: int
     listen_queue: int
     workers: tuple[Worker, ...]
+    exits: int = 0  # workers that died since the master started, counted apart from them
+
+    @property
+    def respawns(self) -> int:
+        """Workers replaced since the master started (a crash loop shows here)."""
+        return self.exits + sum(w.respawns for w in self.workers)
 
     @property
     def live_workers(self) -> tuple[Worker, ...]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from supervisor.checks.finding import Finding, warning
 from supervisor.checks.inputs import Inputs
+from supervisor.runtime.release import release_link
 from supervisor.uwsgi import options, sockets
-from supervisor.uwsgi.render import release_link
 
 
 def uses_chain(inputs: Inputs) -> bool:

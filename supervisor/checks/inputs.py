@@ -17,6 +17,9 @@ from supervisor.nginx import conf as nginx
 from supervisor.runtime.lock import lock_holder
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 
+#: variables an app server reads as its options: none reaches it
+SERVER_VARIABLES = ("UWSGI_",)
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -25,7 +28,7 @@ class Inputs:
     ini: UwsgiIni | None  # None: the ini could not be read
     ini_text: str
     conf: nginx.NginxConf | None  # None: nginx.conf missing or unreadable
-    environ: Mapping[str, str]  # what uWSGI and nginx get: fnud's, scrubbed
+    environ: Mapping[str, str]  # what the app server and nginx get: fnud's, scrubbed
 
     @property
     def ini_path(self) -> Path:
@@ -64,7 +67,7 @@ def running_daemon(config: Config) -> int | None:
 def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
     toml_text = read_text(config.path) or ""
     ini_text = None
-    if config.uwsgi.enabled and path_is(Path.is_file, config.uwsgi.ini):
+    if config.app_server == "uwsgi" and path_is(Path.is_file, config.uwsgi.ini):
         ini_text = read_text(config.uwsgi.ini)
     ini = parse_ini(ini_text) if ini_text is not None else None
     conf = None
@@ -76,5 +79,5 @@ def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
         ini=ini,
         ini_text=ini_text or "",
         conf=conf,
-        environ=child_env(os.environ if environ is None else environ),
+        environ=child_env(os.environ if environ is None else environ, SERVER_VARIABLES),
     )

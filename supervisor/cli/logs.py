@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     pass
 
 from supervisor.cli.support import call_daemon, fail, get_client
+from supervisor.config.schema import APP_SERVERS
 
 
 @click.command("reopen-logs")
@@ -27,15 +28,20 @@ def reopen_logs(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.argument("program", required=False, type=click.Choice(["fnud", "uwsgi", "nginx"]))
+@click.argument(
+    "program", required=False, type=click.Choice(["fnud", "app", *APP_SERVERS, "nginx"])
+)
 @click.option("-n", "lines", type=int, default=50, show_default=True, help="Lines to show.")
 @click.option("-f", "follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
 @click.pass_context
 def logs(ctx: click.Context, program: str | None, lines: int, follow: bool) -> None:
-    """Show a program's log (default: fnud's own, which includes both programs)."""
+    """Show a program's log (default: fnud's own, which includes both programs; app: the
+    app server's)."""
     from supervisor.logs.tail import Tail, end_of
 
-    path = get_client(ctx).log_dir / f"{program or 'fnud'}.log"
+    client = get_client(ctx)
+    name = client.app_program if program == "app" else program or "fnud"
+    path = client.log_dir / f"{name}.log"
     if not path.exists():
         fail(f"{path}: no such log yet", 1)
     for line in last_lines(path, lines):

@@ -143,7 +143,7 @@ def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
 
 @main.command()
 @click.option("--nginx", "only_nginx", is_flag=True, help="Only nginx (reloads even if unchanged).")
-@click.option("--app", "only_app", is_flag=True, help="Only the uWSGI app.")
+@click.option("--app", "only_app", is_flag=True, help="Only the app server.")
 @click.option("--no-wait", is_flag=True, help="Return at the switch, not after the settle.")
 @click.pass_context
 def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) -> None:

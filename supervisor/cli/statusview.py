@@ -18,7 +18,8 @@ def render_status(result: dict[str, Any]) -> str:
             f"{_duration(prog.get('uptime', 0)):>8} {_size(prog.get('rss', 0)):>8} "
             f"{prog.get('restarts', 0):>8}  {info or ''}"
         )
-    workers = result["programs"].get("uwsgi", {}).get("workers", [])
+    app = (result.get("app") or {}).get("program")
+    workers = result["programs"].get(app, {}).get("workers", []) if app else []
     if workers:
         lines += ["", f"  {'WORKER':<6} {'PID':>7} {'STATUS':<8} {'REQUESTS':>9} {'RSS':>8}"]
         for w in workers:
@@ -44,7 +45,7 @@ def render_status(result: dict[str, Any]) -> str:
 
 
 def _generation(gen: dict[str, Any] | None) -> list[str]:
-    """The serving uWSGI generation and, during a settle, the warm previous one."""
+    """The serving generation and, during a settle, the warm previous one."""
     if not gen:
         return []
     out = ["", f"  generation {gen['number']} {gen['state']} ({gen['mode']}): {gen['release']}"]

@@ -194,15 +194,17 @@ class Rollback:
     started = "rollback started: the timeline shows its result"
 
     def __init__(
-        self, reloads: Reloads, phase: Callable[[], Phase], generation_mode: Callable[[], bool]
+        self, reloads: Reloads, phase: Callable[[], Phase], unavailable: Callable[[], str]
     ) -> None:
+        """``unavailable()``: why this stack cannot roll back ('' when it can)."""
         self.reloads = reloads
         self.phase = phase
-        self.generation_mode = generation_mode
+        self.unavailable = unavailable
 
     def refusal(self, args: Args) -> str:
-        if not self.generation_mode():
-            return 'rollback is not available: it needs [uwsgi] reload = "generation"'
+        why = self.unavailable()
+        if why:
+            return f"rollback is not available: {why}"
         return _running(self.phase, "roll back")
 
     async def run(self, args: Args, emit: Emit) -> Any:

@@ -101,10 +101,13 @@ class Daemon:
             commands.Stop(lambda: self.begin_shutdown(0), f"stopping nginx, then {display}"),
             commands.ReopenLogs(self.reopen_logs),
             commands.Reload(self.reloads, lambda: self.phase),
-            commands.Rollback(
-                self.reloads, lambda: self.phase, lambda: self.stack.plan.generation_mode
-            ),
+            commands.Rollback(self.reloads, lambda: self.phase, self._rollback_unavailable),
         ]
+
+    def _rollback_unavailable(self) -> str:
+        if self.stack.plan.generation_mode:
+            return ""
+        return f"it needs {self.config.generation_key}"
 
     @property
     def config(self) -> Config:
@@ -147,7 +150,7 @@ class Daemon:
         for signum in SIGNALS:
             loop.add_signal_handler(signum, self.enqueue, SignalEvent(signum))
         try:
-            ensure_private_dir(self.paths.root, self.stack.plan.owner)
+            ensure_private_dir(self.paths.root, self.stack.plan.owner, self.stack.app.name)
         except RuntimeDirError as exc:
             self.report_ready(f"ERROR {exc}")
             self.log.error("cannot start", reason=str(exc))
@@ -316,6 +319,7 @@ class Daemon:
                 "config": str(self.config.path),
                 "started": self.started_wall,
             },
+            "app": status.app_server(self.stack),
             "programs": await status.programs(self.stack),
             "generation": status.generation(self.stack, self.generations.warm),
             "last_reload": last.as_dict() if last else None,

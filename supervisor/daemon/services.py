@@ -131,6 +131,7 @@ class Services:
             probe_failures=lambda: self.probe.total_failures,
             generation=lambda: (self.stack.generation, self.generations.warm is not None),
             workers=lambda: self.stack.app.driver.workers(),
+            server=self.stack.app.name,
         ))
         self.reloader.listeners.append(
             lambda result: server.observe_reload(result.result, result.duration)

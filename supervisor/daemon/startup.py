@@ -31,7 +31,7 @@ async def start_stack(stack: Stack, the_gate: gate.Gate, notifier: Notifier) -> 
     # sockets systemd kept for us are bound already (by us): their ports are not "in use"
     try:
         await the_gate.run(gate.Request(
-            nginx=True, app=config.uwsgi.enabled and stack.app.name not in found,
+            nginx=True, app=not config.balancer and stack.app.name not in found,
             reread=False, check_ports=not stack.inherited(),
         ))
     except gate.Refused as exc:

@@ -56,6 +56,13 @@ async def programs(stack: Stack) -> dict[str, Any]:
     return out
 
 
+def app_server(stack: Stack) -> dict[str, str] | None:
+    """Which program is the app server, and how users know it (None: nginx alone)."""
+    if stack.app.name not in stack.programs:
+        return None
+    return {"program": stack.app.name, "display": stack.app.driver.display}
+
+
 def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
     """One line: programs, workers, last reload."""
     parts = []

@@ -40,7 +40,7 @@ def file_watcher(stack: Stack, enqueue: Enqueue) -> Watcher | None:
         include=watch.include,
         exclude=watch.exclude,
         nginx_files=resolve_all(nginx_files),
-        ini_files=resolve_all([config.uwsgi.ini]),
+        ini_files=resolve_all(list(config.app_config_files)),
         config_files=resolve_all([config.path]),
     )
 

@@ -30,7 +30,7 @@ class SettleLimits:
 def settle_verdict(facts: SettleFacts, limits: SettleLimits) -> str:
     """Why the new generation must be rolled back ('' while it looks fine)."""
     if not facts.master_alive:
-        return "its uWSGI master exited"
+        return "its master exited"
     if facts.worker_deaths >= limits.max_worker_deaths:
         return f"{facts.worker_deaths} worker deaths (crash loop)"
     if facts.probe_failures >= limits.max_probe_failures:

@@ -2,8 +2,8 @@
 
 The program never decides on its own what happens after an exit: it reports events
 (``Exited``, ``Ready``) to the daemon's queue, and the daemon's loop moves the state
-machine. A driver (nginx or uWSGI) supplies the command, the readiness test and the
-graceful stop.
+machine. A driver (nginx or an app server's) supplies the command, the readiness test
+and the graceful stop.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Command:
     cwd: str
     env: dict[str, str]
     pass_fds: tuple[int, ...] = ()  # held listening sockets, inherited at these numbers
+    stdin: int | None = None  # a descriptor the child gets as fd 0 (None: /dev/null)
 
 
 class NotReopenable(Exception):
@@ -46,7 +47,7 @@ class Driver(Protocol):
 
     name: str
     #: for workers a dead master left behind: a signal to finish their requests, and how
-    #: long they get (nginx's keep serving on the listen socket; uWSGI's exit by themselves)
+    #: long they get (nginx's keep serving on the listen socket; some exit by themselves)
     orphan_signal: int | None
     orphan_grace: float
 
@@ -105,7 +106,7 @@ class Program(Generic[D]):
     _timer: asyncio.TimerHandle | None = None
     log_path: Path = Path("/dev/null")
     # False: lines are read (for failure reasons and observers) but not logged again;
-    # uWSGI generations share one log file and only the serving one echoes it
+    # app server generations share one log file and only the serving one echoes it
     echo: bool = True
     observers: list[Callable[[str], None]] = field(default_factory=list)
     _tail: tail.Tail | None = None
@@ -206,7 +207,7 @@ class Program(Generic[D]):
                 position = out.tell()
                 proc = subprocess.Popen(
                     cmd.argv,
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL if cmd.stdin is None else cmd.stdin,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd=cmd.cwd,

@@ -4,6 +4,10 @@ start N+1 (every worker accepting with the app loaded) -> it serves, N is paused
 -> settle: N+1 is watched (settle.py) -> N is stopped gracefully, or resumed while N+1
 is stopped (rolled back). The verdict is policy.settle's; this module carries it out.
 
+A generation whose workers cannot pause (appserver.port.CannotPause) is stopped at the
+switch instead; the settle still runs, and a rollback starts its pinned release again
+(cold: a new master, its workers loading the app).
+
 The generations themselves come from an injected factory (the stack's in production),
 and the clock and the wait between settle looks are injected too, so switching, settling
 and rolling back are tested without processes.
@@ -16,6 +20,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
+from supervisor.appserver.port import AppServerError
 from supervisor.common.progress import Emit
 from supervisor.health.probe import ProbeResult, probe
 from supervisor.logs import logsetup
@@ -64,8 +69,10 @@ class Generations:
         self.interrupts = settle.Interrupts()
         self.wait = wait or self.interrupts.wait
         # retired, to roll back to; a restarted daemon reads what the last one retired
-        self.previous = Release.load(stack.paths.previous_release)
+        previous = Release.load(stack.paths.previous_release)
+        self.previous = previous if previous and stack.plan.loads(previous) else None
         self.warm: AppProgram | None = None  # paused during a settle
+        self.cold: Release | None = None  # stopped at the switch: what a rollback restarts
         self.log = logsetup.get("generations")
 
     async def _probe(self, prog: AppProgram) -> ProbeResult:
@@ -114,18 +121,21 @@ class Generations:
     async def switch(self, new: AppProgram, old: AppProgram, emit: Emit) -> None:
         stack = self.stack
         stack.promote(new)
-        self.warm = None
+        self.warm, self.cold = None, None
+        how = "stopping"
         if old.running:
             try:
                 await old.driver.pause(old.pid)
-                self.warm = old
-            except OSError as exc:  # it cannot be kept warm: retire it now
-                self.log.warning("cannot pause the previous generation", error=str(exc))
+                self.warm, how = old, "paused (warm)"
+            except (OSError, AppServerError) as exc:  # it cannot be kept warm: stop it now
+                self.cold = old.driver.pinned()
+                if self.cold is not None:
+                    how = "stopping (a rollback would start it again, cold)"
+                self.log.info("previous generation not kept warm", why=str(exc))
         new.start_timeout = stack.config.fnud.start_timeout  # for its respawns
         stack.save_state()
         await emit(
-            f"generation {new.driver.number} serving; generation {old.driver.number} "
-            + ("paused (warm)" if self.warm else "stopping")
+            f"generation {new.driver.number} serving; generation {old.driver.number} {how}"
         )
         if self.warm is None:
             await self._stop(old)
@@ -134,10 +144,11 @@ class Generations:
         """Watch the new generation for ``[reload] settle`` seconds; why to roll back,
         or '' (also when ended early by another reload)."""
         cfg = self.stack.config
-        if self.warm is None or cfg.reload.settle <= 0:
+        if (self.warm is None and self.cold is None) or cfg.reload.settle <= 0:
             return ""
         self.on_settle()
-        await emit(f"settling for {cfg.reload.settle:g}s (previous generation warm)")
+        kept = "warm" if self.warm is not None else "stopped, its release pinned"
+        await emit(f"settling for {cfg.reload.settle:g}s (previous generation {kept})")
         counter = settle.RequestCounter(new.driver.answer)
         watch = settle.Watch(
             workers=new.driver.workers, probe=lambda: self.probe(new),
@@ -157,9 +168,12 @@ class Generations:
         return verdict
 
     async def roll_back(self, new: AppProgram, emit: Emit) -> None:
-        """The warm generation serves again; the new one stops gracefully."""
+        """The warm generation serves again (or its release, started cold); the new one
+        stops gracefully."""
         old = self.warm
-        assert old is not None
+        if old is None:
+            await self._roll_back_cold(new, emit)
+            return
         self.warm = None
         if not old.running:  # it died while paused: keep the new one, say so
             self.stack.forget(old)
@@ -174,18 +188,33 @@ class Generations:
         self.stack.save_state()
         await self._stop(new)
 
+    async def _roll_back_cold(self, new: AppProgram, emit: Emit) -> None:
+        """Start the release the previous generation ran, pinned, beside the new one;
+        switch to it once every worker accepts; stop the new one."""
+        target, self.cold = self.cold, None
+        assert target is not None
+        await emit(f"starting generation {target.number}'s release again: {target.directory}")
+        again = await self.start_next(emit, source=target)
+        self.stack.promote(again)
+        again.start_timeout = self.stack.config.fnud.start_timeout
+        self.stack.save_state()
+        await emit(f"generation {again.driver.number} serves {target.directory}; stopping "
+                   f"generation {new.driver.number}")
+        await self._stop(new)
+
     async def retire(self, emit: Emit) -> None:
         """The settle passed: stop the warm generation, remember it for `fnud rollback`."""
         old, self.warm = self.warm, None
-        if old is None:
-            return
-        pinned = old.driver.pinned()
+        cold, self.cold = self.cold, None
+        pinned = old.driver.pinned() if old is not None else cold
         if pinned is not None:
             self.previous = pinned
             try:
                 pinned.save(self.stack.paths.previous_release)
             except OSError as exc:  # rollback still works until this daemon stops
                 self.log.warning("previous release not saved", error=str(exc))
+        if old is None:
+            return
         await emit(f"generation {old.driver.number} stopping (settle passed)")
         await self._stop(old)
 

@@ -1,9 +1,10 @@
-"""Prove the app imports in a fresh interpreter, the way uWSGI will load it.
+"""Prove the app imports in a fresh interpreter, the way the app server will load it.
 
-Same python (the ini's virtualenv, else the configured one, else fnud's own, which is
-the interpreter the PyPI uwsgi was built against), same chdir, pythonpath and env,
-same ``module``/``wsgi-file`` and ``callable``. A failure is a PreflightError with the
-file and line where known, and ``ErrorType: message``.
+Same python (the app's virtualenv, else the configured one, else fnud's own), same
+chdir, pythonpath and env, same ``module``/``wsgi-file`` and ``callable`` (a factory
+call where the server allows one), the same stand-ins for the server's own modules.
+A failure is a PreflightError with the file and line where known, and ``ErrorType:
+message``.
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ def where(exc):
         f = frames[-1]
         return f.filename, f.lineno, "%s: %s" % (type(exc).__name__, exc)
     return "", 0, "%s: %s" % (type(exc).__name__, exc)
-try:
-    import uwsgi  # only inside uWSGI: apps that use it get a stand-in here
-except ImportError:
-    import types
-    stub = types.ModuleType("uwsgi")
-    stub.opt = {}
-    stub.numproc = 1
-    stub.__getattr__ = lambda name: (lambda *args, **kwargs: None)
-    sys.modules["uwsgi"] = stub
+for stub_name in spec.get("stubs", []):  # only inside the server: a stand-in here
+    try:
+        importlib.import_module(stub_name)
+    except ImportError:
+        import types
+        stub = types.ModuleType(stub_name)
+        stub.opt = {}
+        stub.numproc = 1
+        stub.__getattr__ = lambda name: (lambda *args, **kwargs: None)
+        sys.modules[stub_name] = stub
 try:
     if spec["chdir"]:
         os.chdir(spec["chdir"])
@@ -60,7 +62,7 @@ try:
         where_name = modname
     else:
         path = spec["wsgi_file"]
-        name = "uwsgi_file_" + "".join(c if c.isalnum() else "_" for c in path)
+        name = spec["file_prefix"] + "".join(c if c.isalnum() else "_" for c in path)
         s = importlib.util.spec_from_file_location(name, path)
         if s is None or s.loader is None:
             fail(path, 0, "cannot load as Python")
@@ -70,7 +72,23 @@ try:
         where_name = path
 except BaseException as exc:
     fail(*where(exc))
+call = None
+if spec.get("factory") and callable_name.endswith(")"):  # name(literal, ...), called
+    import ast
+    try:
+        node = ast.parse(callable_name, mode="eval").body
+        call = ([ast.literal_eval(a) for a in node.args],
+                {k.arg: ast.literal_eval(k.value) for k in node.keywords})
+        callable_name = node.func.id
+    except (SyntaxError, ValueError, AttributeError):
+        fail(where_name, 0, "'%s' is not a name or a call with literal arguments"
+             % callable_name)
 app = getattr(mod, callable_name, None)
+if app is not None and call is not None:
+    try:
+        app = app(*call[0], **call[1])
+    except BaseException as exc:
+        fail(*where(exc))
 if app is None:
     fail(getattr(mod, "__file__", where_name), 0, "no callable named '%s'" % callable_name)
 if not callable(app):
@@ -142,7 +160,7 @@ async def preflight(
     GET through the app's WSGI callable there; anything but 2xx/3xx fails.
     """
     if not spec.module and not spec.wsgi_file:
-        raise PreflightError("no app configured: set 'module' or 'wsgi-file' in the uWSGI ini")
+        raise PreflightError("no app configured: the app server's config names no module")
     env = child_env(environ)
     env.update(dict(spec.env))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -166,6 +184,9 @@ async def _run_probe(
             "module": spec.module,
             "wsgi_file": spec.wsgi_file,
             "callable": spec.callable,
+            "stubs": list(spec.stubs),
+            "factory": spec.factory,
+            "file_prefix": spec.file_prefix,
             "smoke": list(smoke),
         }
     )

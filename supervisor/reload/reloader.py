@@ -121,7 +121,7 @@ class Reloader:
         try:
             passed = await self.gate.run(
                 gate.Request(
-                    nginx=request.nginx, app=request.app and stack.config.uwsgi.enabled,
+                    nginx=request.nginx, app=request.app and not stack.config.balancer,
                     reread=True,
                 ),
                 emit,
@@ -143,7 +143,7 @@ class Reloader:
     async def _rollback(self, emit: Emit) -> tuple[str, int, bool]:
         stack = self.stack
         if not stack.plan.generation_mode:
-            raise Refused("fnud rollback needs [uwsgi] reload = \"generation\"")
+            raise Refused(f"fnud rollback needs {stack.config.generation_key}")
         target = self.generations.previous
         if target is None:
             raise Refused("nothing to roll back to: no previous generation")
@@ -192,7 +192,7 @@ class Reloader:
             raise Failed(
                 f"the app directory now resolves to {now}, but {prog.driver.display} runs from "
                 f"{prog.driver.release}: a chain reload would keep loading the old "
-                "release; use [uwsgi] reload = \"generation\" (or fnud stop && fnud start)"
+                f"release; use {stack.config.generation_key} (or fnud stop && fnud start)"
             )
 
         def alive() -> str:
@@ -201,7 +201,7 @@ class Reloader:
             return f"{prog.state.value} during reload: {prog.last_exit or prog.why}"
 
         replaced, how = await prog.driver.reload_in_place(
-            prog.pid, alive, emit, stack.config.uwsgi.reload_timeout,
+            prog.pid, alive, emit, stack.config.app_reload_timeout,
             changed=digest != stack.ini_digest,
         )
         stack.ini_digest = digest

@@ -1,7 +1,7 @@
 """The settle: after a new generation took over, watch it for ``[reload] settle`` seconds
 while the previous one stays warm; gather the facts, let policy.settle decide.
 
-Facts: is its master alive, how many of its workers died (respawns in its stats), health
+Facts: is its master alive, how many of its workers died (respawns it reports), health
 probes failed in a row, its answers and their 5xx share (from its request log lines).
 The clock, the fact sources and the wait between looks are injected, so the loop is
 tested without processes.
@@ -81,7 +81,7 @@ class Watch:
     async def look(self) -> SettleFacts:
         with contextlib.suppress(WorkersUnknown):
             stats = await self.workers()
-            respawns = sum(w.respawns for w in stats.workers)
+            respawns = stats.respawns
             self.base = respawns if self.base is None else self.base
             self.deaths = respawns - self.base
             self.counter.pids = {w.pid for w in stats.live_workers}

@@ -1,8 +1,8 @@
 """The runtime directory: created 0700 and owned by the user running fnud.
 
 Nothing in it may be readable, writable or replaceable by another local user. (With
-[fnud] user as root it is 0711, so that uWSGI, running as that user, reaches its own
-0700 subdir.)
+[fnud] user as root it is 0711, so that the app server, running as that user, reaches
+its own 0700 subdir.)
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ class RuntimeDirError(Exception):
     pass
 
 
-def ensure_private_dir(path: Path, owner: tuple[int, int] | None = None) -> None:
+def ensure_private_dir(
+    path: Path, owner: tuple[int, int] | None = None, corner: str = ""
+) -> None:
     """Create the runtime dir 0700 (0711 when workers run as ``owner``, who must reach
-    their own subdir), or check an existing one is ours and not open to others.
+    their own subdir ``corner``), or check an existing one is ours and not open to others.
 
     An existing dir with more permissions than that is refused, not silently changed:
     whatever another user could have planted in it would stay.
@@ -41,7 +43,9 @@ def ensure_private_dir(path: Path, owner: tuple[int, int] | None = None) -> None
         )
     if current != mode:
         os.chmod(path, mode)
-    sub = path / "uwsgi"
+    if not corner:
+        return
+    sub = path / corner
     sub.mkdir(mode=0o700, exist_ok=True)
     if owner is not None:
         os.chown(sub, *owner)

@@ -24,27 +24,20 @@ class Paths:
     def lock(self) -> Path:
         return self.root / "fnud.lock"
 
-    @property
-    def uwsgi_dir(self) -> Path:
-        """uWSGI's own corner: its master recreates the fifo and serves the stats socket
-        after dropping privileges, so with [fnud] user it belongs to that user."""
-        return self.root / "uwsgi"
+    def corner(self, server: str) -> Path:
+        """The app server's own corner (``run/uwsgi``, ``run/gunicorn``): its processes
+        write there after dropping privileges, so with [fnud] user it belongs to that
+        user."""
+        return self.root / server
 
-    def uwsgi_fifo(self, generation: int) -> Path:
-        return self.uwsgi_dir / f"uwsgi-{generation}.fifo"
+    def rendered(self, server: str, generation: int, suffix: str) -> Path:
+        """A generation's rendered config: in the root-owned runtime dir, not in the
+        server's own corner (a file there could be a link planted by the app's user)."""
+        return self.root / f"{server}-{generation}{suffix}"
 
-    def uwsgi_stats(self, generation: int) -> Path:
-        return self.uwsgi_dir / f"uwsgi-stats-{generation}.sock"
-
-    def rendered_ini(self, generation: int) -> Path:
-        """The rendered ini: in the root-owned runtime dir, not in uWSGI's own corner (a
-        file there could be a link planted by the app's user)."""
-        return self.root / f"uwsgi-{generation}.ini"
-
-    @property
-    def rendered_ini_prefix(self) -> str:
-        """What every generation's uWSGI command line names (survivors are recognised by it)."""
-        return str(self.root / "uwsgi-")
+    def rendered_prefix(self, server: str) -> str:
+        """What every generation's command line names (survivors are recognised by it)."""
+        return str(self.root / f"{server}-")
 
     @property
     def state(self) -> Path:

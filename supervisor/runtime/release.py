@@ -4,6 +4,7 @@ dir (``previous-release.json``, ``state.json``)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from supervisor.common.files import read_json, write_json
 class Release:
     number: int
     directory: str
-    source: tuple[str, dict[int, str]]  # the ini text and pins it ran with
+    source: tuple[str, dict[int, str]]  # its config text and pins (the adapter's own keys)
     link: tuple[str, str] | None  # (symlink, its target then) when reached through one
+    server: str = ""  # the app server that ran it ("": a file from before gunicorn)
 
     def to_dict(self) -> dict[str, Any]:
         return {"number": self.number, "directory": self.directory,
-                "source": [self.source[0], self.source[1]], "link": self.link}
+                "source": [self.source[0], self.source[1]], "link": self.link,
+                "server": self.server}
 
     @classmethod
     def from_dict(cls, data: Any) -> Release | None:
@@ -32,6 +35,7 @@ class Release:
                 int(data["number"]), str(data["directory"]),
                 (str(text), {int(line): str(value) for line, value in pins.items()}),
                 (str(link[0]), str(link[1])) if link else None,
+                str(data.get("server") or ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             return None
@@ -43,3 +47,16 @@ class Release:
     def load(cls, path: Path) -> Release | None:
         """What a previous daemon saved; None when there is nothing (readable) there."""
         return cls.from_dict(read_json(path))
+
+
+def release_link(directory: str) -> tuple[str, str] | None:
+    """The symlink the app directory is reached through (``current`` in
+    ``current -> releases/<id>``) and its target now; None when there is none."""
+    path = Path(directory)
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.is_symlink():
+                return str(candidate), os.readlink(candidate)
+        except OSError:  # a name too long, a directory we may not read: no link we can use
+            return None
+    return None

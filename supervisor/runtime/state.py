@@ -47,14 +47,18 @@ class StackState:
         return data
 
     @classmethod
-    def from_json(cls, data: Any, programs: tuple[str, ...]) -> StackState:
-        """``programs``: the names whose records to read (the others keys are known)."""
+    def from_json(cls, data: Any, programs: tuple[str, ...] | None = None) -> StackState:
+        """``programs``: the names whose records to read (None: every program recorded;
+        the other keys are known)."""
         if not isinstance(data, dict):
             return cls()
         generation = data.get("generation")
+        names = programs if programs is not None else tuple(
+            name for name in data if isinstance(name, str) and name not in _KEYS
+        )
         return cls(
             programs={
-                name: record for name in programs
+                name: record for name in names
                 if (record := _record(data.get(name))) is not None
             },
             ini_digest=_text(data.get("ini_digest")),
@@ -63,6 +67,9 @@ class StackState:
             release=Release.from_dict(data.get("release")),
             sockets=_sockets(data.get("sockets")),
         )
+
+
+_KEYS = frozenset({"ini_digest", "nginx_digest", "generation", "release", "sockets"})
 
 
 def _record(entry: Any) -> ProgramRecord | None:
@@ -88,10 +95,7 @@ def _sockets(value: Any) -> dict[str, dict[str, int]]:
     }
 
 
-PROGRAMS = ("uwsgi", "nginx")
-
-
-def load(path: Path, programs: tuple[str, ...] = PROGRAMS) -> StackState:
+def load(path: Path, programs: tuple[str, ...] | None = None) -> StackState:
     """What the last daemon recorded; an empty state when there is nothing readable."""
     return StackState.from_json(read_json(path), programs)
 

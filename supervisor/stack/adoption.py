@@ -16,8 +16,11 @@ async def adopt(stack: Stack, found: dict[str, int]) -> set[str]:
     what the running processes were started with. Returns the adopted names."""
     state = stack.load_state()
     if stack.app.name in found:
-        # its fifo, stats socket and ini carry the number; rollback can go back from it
-        stack.adopt_generation(state.generation, state.release)
+        # its files carry the number; rollback can go back from what it pinned
+        release = state.release
+        stack.adopt_generation(
+            state.generation, release if release and stack.plan.loads(release) else None
+        )
         stack.ini_digest = state.ini_digest
     if stack.nginx.name in found:
         stack.nginx_digest = state.nginx_digest
@@ -40,7 +43,7 @@ def _recover_sockets(
     lossless; without them (no rights, old kernel) those programs bind their own."""
     log = logsetup.get("daemon")
     specs: dict[str, Callable[[], list[Spec]]] = {
-        stack.app.name: stack.plan.uwsgi_specs,
+        stack.app.name: stack.plan.app_specs,
         stack.nginx.name: lambda: stack.nginx.driver.specs(stack.plan.nginx_conf),
     }
     for name, holder in stack.holders().items():

@@ -1,7 +1,9 @@
 """What one fnud.toml means for the stack: its files read once, its programs' settings.
 
-A reload checks a new config by building its Plan; the stack applies a Plan only after
-every check passed. Nothing here starts or signals a process.
+The composition root: the one place that builds the app server's adapter; everything
+else talks to it through appserver.port. A reload
+checks a new config by building its Plan; the stack applies a Plan only after every
+check passed. Nothing here starts or signals a process.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 
+from supervisor.appserver.port import AppDriver, AppServer
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
 from supervisor.config.schema import Config
@@ -27,7 +30,16 @@ from supervisor.uwsgi.app import app_spec, release_spec
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 from supervisor.uwsgi.options import resolve
 from supervisor.uwsgi.render import release_dir, touch_files
+from supervisor.uwsgi.server import UwsgiServer
 from supervisor.uwsgi.sockets import unholdable, uwsgi_specs
+
+#: what fnud's environment may not pass on: each server reads these as its options
+SERVER_VARIABLES = ("UWSGI_",)
+
+
+def app_server(config: Config) -> AppServer:
+    """The app server ``config`` runs (uWSGI's in balancer mode, where none runs)."""
+    return UwsgiServer()
 
 
 class StackError(Exception):
@@ -52,8 +64,9 @@ def file_digest(path: Path) -> str:
 class Plan:
     def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
         self.config = config
-        self.environ = environ
+        self.environ = {k: v for k, v in environ.items() if not k.startswith(SERVER_VARIABLES)}
         self.paths: Paths = config.paths
+        self.server = app_server(config)
 
     # -- the files -------------------------------------------------------------------
 
@@ -83,8 +96,14 @@ class Plan:
         config = self.config
         return release_spec(release.source, config.uwsgi.ini, config.uwsgi.python, self.environ)
 
+    def loads(self, release: Release) -> bool:
+        """A generation of this config's app server can load ``release``."""
+        return release.server in ("", self.server.name)  # "": written before it was said
+
     def ini_digest(self) -> str:
-        return file_digest(self.config.uwsgi.ini)
+        """The app server's config file as it is now."""
+        files = self.config.app_config_files
+        return file_digest(files[0]) if files else ""
 
     def nginx_digest(self) -> str:
         return fingerprint(self.nginx_conf)
@@ -94,9 +113,15 @@ class Plan:
         return release_dir(self.ini, self.config.uwsgi.ini, self.environ)
 
     def touch_files(self) -> list[Path]:
-        if not self.config.uwsgi.enabled:
+        if self.config.balancer:
             return []
-        return touch_files(self.ini, self.config.uwsgi.ini, Path(self.app().chdir))
+        return touch_files(
+            self.ini, self.config.uwsgi.ini, Path(self.app().chdir), self.environ
+        )
+
+    def app_specs(self) -> list[Spec]:
+        """The app server's listening sockets, as its config names them."""
+        return self.uwsgi_specs()
 
     def uwsgi_specs(self) -> list[Spec]:
         path = self.config.uwsgi.ini
@@ -124,6 +149,12 @@ class Plan:
         user = self.config.fnud.user
         return user, self.config.fnud.group or (primary_group(user) if user else "")
 
+    def _ini_identity(self) -> tuple[str, str]:
+        """uWSGI's uid/gid from its ini."""
+        if self.config.balancer:
+            return "", ""
+        return self.ini.value("uid") or "", self.ini.value("gid") or ""
+
     @cached_property
     def owner(self) -> tuple[int, int] | None:
         """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the
@@ -133,7 +164,7 @@ class Plan:
         user, group = self.identity()
         if not user:
             try:
-                user, group = self.ini.value("uid") or "", self.ini.value("gid") or ""
+                user, group = self._ini_identity()
             except StackError:
                 return None
         if not user:
@@ -152,14 +183,14 @@ class Plan:
         """Why fnud must not start the app as root ('' when it may)."""
         config = self.config
         fnud = config.fnud
-        if os.geteuid() != 0 or fnud.user or fnud.allow_root or not config.uwsgi.enabled:
+        if os.geteuid() != 0 or fnud.user or fnud.allow_root or config.balancer:
             return ""  # (balancer mode runs no app; nginx's workers drop root themselves)
-        if self.ini.value("uid"):
+        if self._ini_identity()[0]:
             return ""
+        where = f" or uid in {config.uwsgi.ini}"
         return (
             f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
-            f"{config.path} or uid in {config.uwsgi.ini}, "
-            "or [fnud] allow_root = true to run it as root anyway"
+            f"{config.path}{where}, or [fnud] allow_root = true to run it as root anyway"
         )
 
     # -- the binaries ----------------------------------------------------------------
@@ -174,7 +205,7 @@ class Plan:
 
     def check_binaries(self) -> None:
         config = self.config
-        if config.uwsgi.enabled and not os.access(self.uwsgi_binary(), os.X_OK):
+        if not config.balancer and not os.access(self.uwsgi_binary(), os.X_OK):
             raise StackError(
                 f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'}): "
                 "pip install uwsgi, or set [uwsgi] binary"
@@ -187,11 +218,23 @@ class Plan:
 
     # -- the programs' settings ------------------------------------------------------
 
+    def app_driver(
+        self, holder: Holder, number: int = 1, source: Release | None = None,
+        require_all: bool = False, running: str = "",
+    ) -> AppDriver:
+        """Generation ``number`` of the app server (see the adapters' constructors)."""
+        return uwsgi_driver.UwsgiDriver(
+            self.uwsgi_settings(holder), number, source, require_all, running
+        )
+
+    def app_log(self) -> Path:
+        return self.config.fnud.log_dir / f"{self.server.name}.log"
+
     def uwsgi_settings(self, holder: Holder) -> uwsgi_driver.UwsgiSettings:
         user, group = self.identity()
         return uwsgi_driver.UwsgiSettings(
             binary=self.uwsgi_binary(), ini_path=self.config.uwsgi.ini, paths=self.paths,
-            environ=self.environ, log_path=self.config.fnud.log_dir / "uwsgi.log",
+            environ=self.environ, log_path=self.app_log(),
             holder=holder, user=user, group=group, owner=self.owner,
             pinned=self.generation_mode, log_master=self.config.uwsgi.log_master,
         )

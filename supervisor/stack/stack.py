@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from supervisor.appserver.port import AppDriver
 from supervisor.config.schema import Config
 from supervisor.nginx.driver import NginxDriver, prepare_prefix
 from supervisor.process.events import Enqueue
@@ -22,9 +23,8 @@ from supervisor.runtime.state import ProgramRecord, StackState
 from supervisor.sockets.held import Holder
 from supervisor.sockets.recover import resync
 from supervisor.stack.plan import Plan
-from supervisor.uwsgi.driver import UwsgiDriver
 
-AppProgram = Program[UwsgiDriver]
+AppProgram = Program[AppDriver]
 
 
 class Stack:
@@ -58,17 +58,17 @@ class Stack:
     def make_generation(
         self, number: int, source: Release | None = None, fresh: bool = False
     ) -> AppProgram:
-        """The app server's generation ``number``: its own fifo, stats socket and
-        rendered ini, on the held sockets; pinned to its release in generation mode.
-        ``source``: the release to load (a rollback, an adopted generation); ``fresh``:
-        a generation about to take over (ready when every worker accepts)."""
-        driver = UwsgiDriver(
-            self.plan.uwsgi_settings(self.app_sockets), number, source, require_all=fresh
-        )
+        """The app server's generation ``number``: its own files in the runtime dir
+        (they carry the number), on the held sockets; pinned to its release in
+        generation mode. ``source``: the release to load (a rollback, an adopted
+        generation); ``fresh``: a generation about to take over (ready when every
+        worker accepts)."""
+        driver = self.plan.app_driver(self.app_sockets, number, source, require_all=fresh)
         prog: AppProgram = Program(
             driver, self.enqueue, start_timeout=self.plan.config.fnud.start_timeout,
-            log_path=driver.log_path,
+            log_path=self.plan.app_log(),
         )
+        prog.observers.append(driver.observe)
 
         def serving_line(line: str) -> None:
             if prog.echo and self.answers:
@@ -111,7 +111,7 @@ class Stack:
     @property
     def programs(self) -> dict[str, Program[Any]]:
         """The programs the stack runs, in start order."""
-        if not self.plan.config.uwsgi.enabled:  # balancer mode: nginx alone
+        if self.plan.config.balancer:  # nginx alone
             return {self.nginx.name: self.nginx}
         return {self.app.name: self.app, self.nginx.name: self.nginx}
 
@@ -130,8 +130,8 @@ class Stack:
         self.nginx.use(NginxDriver(plan.nginx_settings(self.nginx_sockets)))
         if not plan.generation_mode:
             driver = self.app.driver
-            self.app.use(UwsgiDriver(
-                plan.uwsgi_settings(self.app_sockets), driver.number, running=driver.release
+            self.app.use(plan.app_driver(
+                self.app_sockets, driver.number, running=driver.release
             ))
         self.app.start_timeout = self.nginx.start_timeout = plan.config.fnud.start_timeout
 
@@ -145,8 +145,8 @@ class Stack:
     def hold_sockets(self, adopted: set[str]) -> None:
         """Bind every socket the programs will inherit (raises OSError naming the
         line); adopted programs keep what they have (recovered or their own)."""
-        if self.app.name not in adopted and self.plan.config.uwsgi.enabled:
-            self.app.driver.sockets(self.plan.ini)
+        if self.app.name not in adopted and not self.plan.config.balancer:
+            self.app.driver.bind()
         if self.nginx.name not in adopted:
             self.nginx.driver.sockets(self.plan.nginx_conf)
 
@@ -193,7 +193,10 @@ class Stack:
             },
             ini_digest=self.ini_digest, nginx_digest=self.nginx_digest,
             generation=self.generation, release=self.app.driver.pinned(),
-            sockets={name: holder.fds() for name, holder in self.holders().items()},
+            sockets={
+                self.app.name: self.app.driver.inherited_fds(self.app_sockets.fds()),
+                self.nginx.name: self.nginx_sockets.fds(),
+            },
         )
 
     def save_state(self) -> None:

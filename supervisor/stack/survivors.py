@@ -7,7 +7,6 @@ some other process is never adopted, counted or killed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -18,28 +17,33 @@ import psutil
 from supervisor.config.schema import Config
 from supervisor.runtime import state as state_file
 from supervisor.runtime.state import ProgramRecord, StackState
-from supervisor.uwsgi.fifo import GRACEFUL_STOP, write_fifo
+from supervisor.stack.plan import app_server
 
-PROGRAMS = ("uwsgi", "nginx")
+NGINX = "nginx"
+
+
+def programs(config: Config) -> tuple[str, ...]:
+    """The programs this config runs, by the names state.json records them under."""
+    return (NGINX,) if config.balancer else (app_server(config).name, NGINX)
 
 
 def load(config: Config) -> StackState:
-    return state_file.load(config.paths.state, PROGRAMS)
+    return state_file.load(config.paths.state, programs(config))
 
 
 def mark(name: str, config: Config) -> str:
-    """What the command line of our uWSGI or nginx master must contain."""
-    if name == "uwsgi":
-        return config.paths.rendered_ini_prefix
-    return f"-c {config.nginx.conf}"
+    """What the command line of our app server's or nginx's master must contain."""
+    if name == NGINX:
+        return f"-c {config.nginx.conf}"
+    return app_server(config).mark(config.paths)
 
 
 def verified(name: str, record: ProgramRecord | None, config: Config) -> int:
     """PID of a still-running program from its record if it is really ours, else 0.
 
     Ours: created when we started it (PID and creation time together cannot be reused),
-    or, lacking that, its command line names this config's files. (uWSGI's procname
-    options rewrite the command line, so that alone is not enough.)
+    or, lacking that, its command line names this config's files. (An app server can
+    rewrite its command line, so that alone is not enough.)
     """
     if record is None:
         return 0
@@ -54,52 +58,63 @@ def verified(name: str, record: ProgramRecord | None, config: Config) -> int:
     return record.pid if same_birth or mark(name, config) in cmdline else 0
 
 
-def orphans(config: Config) -> list[psutil.Process]:
-    """Workers whose master (one we started) is dead: still in its process group, born
-    after it. nginx's keep serving the listen port, so a new master could not bind."""
+def orphans(config: Config) -> dict[str, list[psutil.Process]]:
+    """{program: workers whose master (one we started) is dead}: still in its process
+    group, born after it. nginx's keep serving the listen port, so a new master could
+    not bind."""
     state = load(config)
-    found: list[psutil.Process] = []
+    found: dict[str, list[psutil.Process]] = {}
     for name, record in state.programs.items():
         if verified(name, record, config):
             continue  # the master lives: its workers are not orphans
         pgid, born = record.pid, record.started - 2.0
         if born < psutil.boot_time():
             continue  # a state file from before a reboot: those processes are long gone
+        marked = mark(name, config)
         for proc in psutil.process_iter(["pid"]):
             with contextlib.suppress(psutil.Error, OSError):
                 if (
                     os.getpgid(proc.pid) == pgid
                     and proc.create_time() >= born
                     and proc.status() != psutil.STATUS_ZOMBIE
-                    and _looks_like(name, proc)
+                    and _looks_like(name, marked, proc)
                 ):
-                    found.append(proc)
+                    found.setdefault(name, []).append(proc)
     return found
 
 
-def _looks_like(name: str, proc: psutil.Process) -> bool:
+def _looks_like(name: str, marked: str, proc: psutil.Process) -> bool:
     """A worker of that program (a reused group number would hold something else)."""
-    text = f"{proc.name()} {' '.join(proc.cmdline()[:1])}".lower()
-    return name in text
+    cmdline = proc.cmdline()
+    text = f"{proc.name()} {' '.join(cmdline[:1])}".lower()
+    return name in text or marked in " ".join(cmdline)
 
 
 def reap_orphans(config: Config, grace: float = 2.0) -> int:
-    """SIGQUIT (nginx: finish the requests in flight), then SIGKILL after ``grace``."""
-    procs = orphans(config)
-    for sig in (signal.SIGQUIT, signal.SIGKILL):
-        for proc in procs:
+    """Each program's graceful signal to its orphans (nginx's SIGQUIT: finish the
+    requests in flight; the app server's own), then SIGKILL after ``grace``."""
+    graceful: dict[str, int] = {NGINX: signal.SIGQUIT}
+    if not config.balancer:
+        server = app_server(config)
+        graceful[server.name] = server.orphan_signal
+    found = orphans(config)
+    procs = [proc for group in found.values() for proc in group]
+    for name, group in found.items():
+        for proc in group:
             with contextlib.suppress(psutil.Error):
-                proc.send_signal(sig)
-        _gone, procs = psutil.wait_procs(procs, timeout=grace)
-        if not procs:
-            break
-    return len(orphans(config))
+                proc.send_signal(graceful.get(name, signal.SIGQUIT))
+    _gone, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    return sum(len(group) for group in orphans(config).values())
 
 
 def find(config: Config) -> dict[str, int]:
     """{program: master pid} of this config's programs still running without a daemon."""
     state = load(config)
-    found = {name: verified(name, state.programs.get(name), config) for name in PROGRAMS}
+    found = {name: verified(name, state.programs.get(name), config) for name in programs(config)}
     return {name: pid for name, pid in found.items() if pid}
 
 
@@ -122,21 +137,17 @@ def _group_alive(pgid: int) -> bool:
 
 
 def stop(config: Config, timeout: float) -> dict[str, int]:
-    """Stop survivors gracefully (nginx SIGQUIT first, then uWSGI's 'q'), SIGKILL their
-    process groups after ``timeout``. Returns what was found."""
+    """Stop survivors gracefully (nginx SIGQUIT first, then the app server's own way),
+    SIGKILL their process groups after ``timeout``. Returns what was found."""
     reap_orphans(config)
     found = find(config)
     paths = config.paths
-    if "nginx" in found:
+    if NGINX in found:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(found["nginx"], signal.SIGQUIT)
-    if "uwsgi" in found:
-        try:
-            fifo = paths.uwsgi_fifo(load(config).generation)
-            asyncio.run(write_fifo(fifo, GRACEFUL_STOP, timeout=2.0))
-        except OSError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(found["uwsgi"], signal.SIGINT)
+            os.kill(found[NGINX], signal.SIGQUIT)
+    server = app_server(config)
+    if server.name in found and not config.balancer:
+        server.stop_survivor(paths, load(config).generation, found[server.name])
     deadline = time.monotonic() + timeout
     while any(_group_alive(pid) for pid in found.values()) and time.monotonic() < deadline:
         time.sleep(0.05)

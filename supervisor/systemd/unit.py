@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from supervisor.config.schema import Config, FnudSection, NginxSection, UwsgiSection
+from supervisor.config.parse import parse_config
+from supervisor.config.schema import Config
 
 #: the install layout systemd/fnud.service is rendered for
 SHIPPED_FNUD = "/usr/local/bin/fnud"
@@ -40,7 +41,7 @@ _TMP = (PurePosixPath("/tmp"), PurePosixPath("/var/tmp"))
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 TEMPLATE = """\
-# fnud.service: the Flask -> uWSGI -> nginx stack as one systemd service.
+# fnud.service: the Flask -> {server} -> nginx stack as one systemd service.
 #
 # Made by `fnud -c {config} systemd-unit` for that config and the fnud
 # at {fnud}. Install it, start it now and at every boot:
@@ -55,23 +56,23 @@ TEMPLATE = """\
 #   {config}
 #       the config; relative paths in it are relative to its directory
 #   {runtime_dir}
-#       [fnud] runtime_dir: control socket, lock, uWSGI fifo and stats socket (0700).
+#       [fnud] runtime_dir: control socket, lock, {server}'s own files (0700).
 #       The nginx prefix (pid file, temp dirs) is beside it, <runtime_dir>-nginx, unless
 #       [nginx] prefix says otherwise: nginx's workers must reach their temp dirs.
 #       RuntimeDirectory= below creates both; fnud opens the nginx one to 0755.
 #   {log_dir}
-#       [fnud] log_dir: uwsgi.log and nginx.log, the programs' output (fnud also passes
+#       [fnud] log_dir: {server_log} and nginx.log, the programs' output (fnud also passes
 #       it on to its own log, the journal). /var/log/fnud is created by LogsDirectory=.
 
 [Unit]
-Description=fnud: Flask app behind uWSGI and nginx
+Description=fnud: Flask app behind {server} and nginx
 After=network-online.target
 Wants=network-online.target
 
 [Service]
 # fnud sends READY=1 once a request through nginx succeeds, RELOADING=1/READY=1 around each
 # reload and STOPPING=1 when it stops. Only the main process (fnud) may notify: nginx and
-# uWSGI never see $NOTIFY_SOCKET.
+# {server} never see $NOTIFY_SOCKET.
 Type=notify
 NotifyAccess=main
 ExecStart={exec_start}
@@ -80,10 +81,10 @@ ExecStart={exec_start}
 # (Type=notify-reload would need systemd 253.)
 ExecReload={exec_reload}
 WorkingDirectory={working_directory}
-# Covers the start (uWSGI, nginx, health check: 3 x [fnud] start_timeout) and also each
-# ExecReload ([uwsgi] + [nginx] reload_timeout, nginx -t and the app import).
+# Covers the start ({server}, nginx, health check: 3 x [fnud] start_timeout) and also each
+# ExecReload ({server}'s and nginx's reload timeouts, nginx -t and the app import).
 TimeoutStartSec={timeout_start}
-# SIGTERM goes to fnud alone: it stops nginx, then uWSGI, gracefully within [fnud]
+# SIGTERM goes to fnud alone: it stops nginx, then {server}, gracefully within [fnud]
 # stop_timeout ({stop_timeout}s) and SIGKILLs their process groups after that. Whatever is
 # still in the service's cgroup when fnud exits, or after TimeoutStopSec (kept above
 # stop_timeout), gets SIGKILL from systemd.
@@ -97,14 +98,14 @@ FileDescriptorStoreMax=64
 # nginx keeps two descriptors per proxied connection
 LimitNOFILE=65536
 
-# Who runs the stack. Without User= (root), nginx and uWSGI start as root and drop to the
-# users named in your files (nginx `user`, uWSGI `uid`/`gid`). With a non-root User=, that
+# Who runs the stack. Without User= (root), nginx and {server} start as root and drop to the
+# users named in your files (nginx `user`, {server_users}). With a non-root User=, that
 # user must be able to read the app and the configs; for ports below 1024 (80, 443) it
 # also needs AmbientCapabilities=CAP_NET_BIND_SERVICE, which nginx inherits.
 {user_block}
 
-# Directories fnud writes (from fnud.toml). nginx and uWSGI write what your nginx.conf and
-# uwsgi.ini say (access/error logs, sockets, pid files): with ProtectSystem=strict, or
+# Directories fnud writes (from fnud.toml). nginx and {server} write what your nginx.conf and
+# {server_conf} say (access/error logs, sockets, pid files): with ProtectSystem=strict, or
 # anything under /etc or a home directory, list those in ReadWritePaths= too.
 {dirs_block}
 
@@ -112,7 +113,7 @@ LimitNOFILE=65536
 # listen on the host's network), PrivateUsers= (breaks binding host ports and the root ->
 # worker user switch), MemoryDenyWriteExecute= (breaks ctypes/cffi callbacks in many Python
 # packages), ProtectSystem=strict (read-only everywhere but ReadWritePaths=: add what your
-# app, nginx and uWSGI write first).
+# app, nginx and {server} write first).
 NoNewPrivileges=yes
 {private_tmp_block}
 PrivateDevices=yes
@@ -158,6 +159,7 @@ def render(config: Config, fnud: str, *, euid: int | None = None) -> str:
         "user_block": _user_block(config, os.geteuid() if euid is None else euid),
         "dirs_block": _dirs_block(config),
         "private_tmp_block": _private_tmp_block(config),
+        **_server_words(config),
     }
     return TEMPLATE.format(**fields)
 
@@ -165,19 +167,14 @@ def render(config: Config, fnud: str, *, euid: int | None = None) -> str:
 def start_budget(config: Config) -> float:
     """What TimeoutStartSec must cover: the start, and each ExecReload."""
     start = 3 * config.fnud.start_timeout + 30
-    reload = config.uwsgi.reload_timeout + config.nginx.reload_timeout + 60
+    reload = config.app_reload_timeout + config.nginx.reload_timeout + 60
     return max(start, reload)
 
 
 def shipped_config() -> Config:
     """The documented install layout systemd/fnud.service is rendered for."""
-    base = SHIPPED_CONFIG.parent
-    return Config(
-        path=SHIPPED_CONFIG,
-        fnud=FnudSection(runtime_dir=SHIPPED_RUNTIME_DIR, log_dir=SHIPPED_LOG_DIR),
-        uwsgi=UwsgiSection(ini=base / "uwsgi.ini"),
-        nginx=NginxSection(conf=base / "nginx.conf"),
-    )
+    text = f'[fnud]\nruntime_dir = "{SHIPPED_RUNTIME_DIR}"\nlog_dir = "{SHIPPED_LOG_DIR}"\n'
+    return parse_config(text, SHIPPED_CONFIG)
 
 
 def shipped() -> str:
@@ -186,6 +183,17 @@ def shipped() -> str:
 
 
 # -- the parts that depend on the config ---------------------------------------------
+
+
+def _server_words(config: Config) -> dict[str, str]:
+    """How the comments name the app server, its log, its config, its workers' user."""
+    files = config.app_config_files
+    return {
+        "server": config.server_display,
+        "server_log": f"{config.server}.log",
+        "server_conf": files[0].name if files else "fnud.toml",
+        "server_users": config.workers_user,
+    }
 
 
 def _user_block(config: Config, euid: int) -> str:
@@ -260,7 +268,7 @@ def _dirs_block(config: Config) -> str:
 
 def _private_tmp_block(config: Config) -> str:
     paths = [
-        config.path, config.uwsgi.ini, config.nginx.conf,
+        config.path, *config.app_config_files, config.nginx.conf,
         config.fnud.runtime_dir, config.fnud.log_dir, config.nginx_prefix,
     ]
     in_tmp = [p for p in (_absolute(p) for p in paths) if _under(p, _TMP)]

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from supervisor.appserver.spec import AppSpec
-from supervisor.common.childenv import child_env
 from supervisor.uwsgi import options
+from supervisor.uwsgi.env import child_env
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 from supervisor.uwsgi.render import render_ini
 
@@ -40,6 +40,8 @@ def app_spec(
         module=value(options.MODULE),
         wsgi_file=value(options.WSGI_FILE),
         callable=value(options.CALLABLE) or "application",
+        stubs=("uwsgi",),  # the module uWSGI gives its apps
+        file_prefix="uwsgi_file_",  # uWSGI's name for a wsgi-file's module
     )
 
 

@@ -19,18 +19,19 @@ from pathlib import Path
 
 from supervisor.appserver.port import AppServerError, WorkersUnknown
 from supervisor.appserver.workers import Stats
-from supervisor.common.childenv import child_env
 from supervisor.common.files import write_atomic
 from supervisor.common.progress import Emit
 from supervisor.process.program import Command, NotReopenable
 from supervisor.runtime.paths import Paths
-from supervisor.runtime.release import Release
+from supervisor.runtime.release import Release, release_link
 from supervisor.sockets.held import Held, Holder
 from supervisor.uwsgi import chain, logpath, options
+from supervisor.uwsgi.env import child_env
 from supervisor.uwsgi.fifo import GRACEFUL_STOP, PAUSE, REOPEN_LOGS, write_fifo
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 from supervisor.uwsgi.reap import reap_paused_workers
-from supervisor.uwsgi.render import pins, release_dir, release_link, render_ini
+from supervisor.uwsgi.render import pins, release_dir, render_ini
+from supervisor.uwsgi.server import DISPLAY, NAME, fifo_path
 from supervisor.uwsgi.sockets import DEFAULT_BACKLOG, unholdable, uwsgi_specs
 from supervisor.uwsgi.stats import read_stats, request_status
 
@@ -86,8 +87,8 @@ class UwsgiDriver:
     """Runs one generation of the user's ini under fnud's master fifo and stats socket,
     on the sockets fnud holds."""
 
-    name = "uwsgi"
-    display = "uWSGI"
+    name = NAME
+    display = DISPLAY
     orphan_signal: int | None = None
     orphan_grace = 0.0
 
@@ -107,9 +108,9 @@ class UwsgiDriver:
         self.settings = settings
         self.number = number
         self.require_all = require_all
-        self.fifo = settings.paths.uwsgi_fifo(number)
-        self.stats_path = settings.paths.uwsgi_stats(number)
-        self.rendered = settings.paths.rendered_ini(number)
+        self.fifo = fifo_path(settings.paths, number)
+        self.stats_path = settings.paths.corner(NAME) / f"uwsgi-stats-{number}.sock"
+        self.rendered = settings.paths.rendered(NAME, number, ".ini")
         self.log_path = settings.log_path
         self._source = source.source if source is not None else None  # (ini text, pins)
         self._link = source.link if source is not None else None  # (symlink, target then)
@@ -122,7 +123,7 @@ class UwsgiDriver:
     def pinned(self) -> Release | None:
         if self._source is None or not self.settings.pinned:
             return None
-        return Release(self.number, self.release, self._source, self._link)
+        return Release(self.number, self.release, self._source, self._link, NAME)
 
     def _read_ini(self) -> UwsgiIni | None:
         try:
@@ -142,6 +143,16 @@ class UwsgiDriver:
             return False
         name = str(self.settings.ini_path)
         return bool(uwsgi_specs(ini, name, self._expand(ini))) and not unholdable(ini, name)
+
+    def bind(self) -> None:
+        try:
+            text = self.settings.ini_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OSError(f"{self.settings.ini_path}: cannot read: {exc}") from None
+        self.sockets(parse_ini(text))
+
+    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
+        return held  # fd://N: its master has them at fnud's own numbers
 
     def sockets(self, ini: UwsgiIni) -> list[Held]:
         """Hold the ini's sockets (binding those not held yet)."""
@@ -235,6 +246,9 @@ class UwsgiDriver:
 
     def answer(self, line: str) -> tuple[int, int] | None:
         return request_status(line)
+
+    def observe(self, line: str) -> None:
+        """Its stats socket tells everything: the log adds nothing."""
 
     async def not_ready_reason(self, pid: int) -> str | None:
         """None once a worker serves (every worker, for a generation about to take over)."""

@@ -13,8 +13,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from supervisor.common.childenv import child_env
 from supervisor.uwsgi import options
+from supervisor.uwsgi.env import child_env
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 
 #: options naming a path a generation pins (resolved through symlinks once, at its start)
@@ -81,19 +81,6 @@ def pins(
         relative_to = base if opt.key in options.CHDIR else workdir
         out[opt.line] = os.path.realpath(relative_to / value)
     return out
-
-
-def release_link(chdir: str) -> tuple[str, str] | None:
-    """The symlink the app directory is reached through (``current`` in
-    ``current -> releases/<id>``) and its target now; None when there is none."""
-    path = Path(chdir)
-    for candidate in (path, *path.parents):
-        try:
-            if candidate.is_symlink():
-                return str(candidate), os.readlink(candidate)
-        except OSError:  # a name too long, a directory we may not read: no link we can use
-            return None
-    return None
 
 
 def release_dir(

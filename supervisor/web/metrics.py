@@ -1,8 +1,10 @@
 """Prometheus metrics, served from the daemon's own loop when ``[metrics] listen`` is set.
 
-Values are read at scrape time from the daemon (states, counters) and from uWSGI's
-stats socket (per-worker requests, exceptions) plus psutil (RSS); only the reload
-duration histogram is kept here, fed by the reloader.
+Values are read at scrape time from the daemon (states, counters) and from what the
+app server tells of its workers (requests, exceptions) plus psutil (RSS); only the
+reload duration histogram is kept here, fed by the reloader. The per-worker families
+carry the app server's program name (``fnud_uwsgi_worker_requests``,
+``fnud_gunicorn_worker_requests``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Source:
     probe_failures: Callable[[], int]
     generation: Callable[[], tuple[int, bool]]  # (serving generation, one kept warm)
     workers: Callable[[], Awaitable[Stats]]  # the serving generation's (WorkersUnknown)
+    server: str = "app"  # the app server's program name, in the per-worker families
 
 
 @dataclass
@@ -80,22 +83,28 @@ class StackCollector(Collector):
             "fnud_probe_failures", "failed health probes", value=self.source.probe_failures()
         )
         number, settling = self.source.generation()
-        yield GaugeMetricFamily("fnud_generation", "the serving uWSGI generation", value=number)
+        yield GaugeMetricFamily(
+            "fnud_generation", "the serving app server generation", value=number
+        )
         yield GaugeMetricFamily(
             "fnud_settling", "1 while the previous generation is kept warm", value=settling
         )
 
         stats = self.snapshot.stats
-        if stats is None:
-            return
+        if stats is not None:
+            yield from self._workers(stats)
+
+    def _workers(self, stats: Stats) -> Iterator[Metric]:
+        """The serving generation's workers, in families named for the app server."""
+        prefix = f"fnud_{self.source.server}"
         requests = CounterMetricFamily(
-            "fnud_uwsgi_worker_requests", "requests served by the worker", labels=["worker"]
+            f"{prefix}_worker_requests", "requests served by the worker", labels=["worker"]
         )
         exceptions = CounterMetricFamily(
-            "fnud_uwsgi_worker_exceptions", "exceptions in the worker", labels=["worker"]
+            f"{prefix}_worker_exceptions", "exceptions in the worker", labels=["worker"]
         )
         memory = GaugeMetricFamily(
-            "fnud_uwsgi_worker_rss_bytes", "resident memory of the worker", labels=["worker"]
+            f"{prefix}_worker_rss_bytes", "resident memory of the worker", labels=["worker"]
         )
         for worker in stats.live_workers:
             label = [str(worker.id)]
@@ -103,7 +112,7 @@ class StackCollector(Collector):
             exceptions.add_metric(label, worker.exceptions)
             memory.add_metric(label, rss(worker.pid))
         queue = GaugeMetricFamily(
-            "fnud_uwsgi_listen_queue", "connections waiting in uWSGI's listen queue",
+            f"{prefix}_listen_queue", "connections waiting in the app server's listen queue",
             value=stats.listen_queue,
         )
         yield from (requests, exceptions, memory, queue)

@@ -142,6 +142,7 @@ def test_the_page_follows_the_stack_live(
 
 GENERATION_STATUS: dict[str, Any] = {
     "daemon": {"pid": 4242, "phase": "running", "config": "/etc/fnud/fnud.toml", "started": 1.0},
+    "app": {"program": "uwsgi", "display": "uWSGI"},
     "programs": {
         "uwsgi": {"state": "RUNNING", "pid": 11, "rss": 1 << 24, "uptime": 75.0, "restarts": 1,
                   "workers": [{"id": 1, "pid": 12, "status": "idle", "requests": 5}]},

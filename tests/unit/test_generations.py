@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.appserver.port import WorkersUnknown
+from supervisor.appserver.port import CannotPause, WorkersUnknown
 from supervisor.appserver.workers import Stats, Worker
 from supervisor.config.parse import load_config
 from supervisor.health.probe import ProbeResult
@@ -52,6 +52,7 @@ class FakeDriver:
     release: str = "/srv/app"
     display = "fake"
     paused: bool = False
+    can_pause: bool = True
     calls: list[str] = field(default_factory=list)
     facts: list[Stats] = field(default_factory=lambda: [stats((10, 0), (11, 0))])
 
@@ -63,7 +64,12 @@ class FakeDriver:
             raise WorkersUnknown("gone")
         return self.facts[0] if len(self.facts) == 1 else self.facts.pop(0)
 
+    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
+        return held
+
     async def pause(self, pid: int) -> None:
+        if not self.can_pause:
+            raise CannotPause("its workers cannot pause")
         self.paused = True
         self.calls.append("pause")
 
@@ -281,3 +287,39 @@ def test_the_error_share_counts_only_the_new_generations_answers() -> None:
     verdict = asyncio.run(settle.settle(watch, 5, SettleLimits(), settle.Interrupts(), clock.wait))
     assert counter.requests == 30 and counter.errors == 4  # pid 99 is another generation's
     assert verdict == "4 of 30 answers were 5xx (13% > 5%)"
+
+
+def test_without_a_pause_the_old_one_stops_and_a_rollback_starts_its_release(
+    stack: Stack,
+) -> None:
+    clock, made, emits = Clock(), [], Emits()
+    gens = generations(stack, clock, [], made)
+    old = stack.app
+    old.driver.can_pause = False
+
+    def crashing(number: int, source: Release | None) -> Any:
+        gen = FakeGeneration(FakeDriver(number, release=source.directory if source else
+                                        f"/srv/release-{number}"))
+        if source is None:  # the new release crash-loops; the old one, started again, not
+            gen.driver.facts = [stats((20, 0), (21, 0)), stats((22, 2), (21, 1))]
+        made.append(gen)
+        return gen
+
+    gens.make = crashing
+    with pytest.raises(RolledBack, match=r"generation 2 rolled back: 3 worker deaths"):
+        asyncio.run(gens.reload(emits, lambda: None))
+    again = made[1]
+    assert old.driver.calls == ["stop"]  # stopped at the switch, never paused
+    assert again.driver.number == 3 and again.driver.release == "/srv/app"  # its release
+    assert stack.app is again and made[0].state is State.STOPPED
+    assert "settling for 5s (previous generation stopped, its release pinned)" in emits.lines
+
+
+def test_without_a_pause_a_quiet_settle_remembers_the_stopped_release(stack: Stack) -> None:
+    clock, made = Clock(), []
+    gens = generations(stack, clock, [], made)
+    stack.app.driver.can_pause = False
+    asyncio.run(gens.reload(Emits(), lambda: None))
+    assert stack.app is made[0] and len(made) == 1
+    assert gens.previous is not None and gens.previous.directory == "/srv/app"
+    assert clock.now >= 1005.0  # it settled all the same

@@ -238,7 +238,9 @@ def test_every_door_is_refused_the_same_way() -> None:
         registry = commands.Registry(
             [
                 commands.Reload(fake.reloads, lambda: phase[0]),
-                commands.Rollback(fake.reloads, lambda: phase[0], lambda: False),
+                commands.Rollback(
+                    fake.reloads, lambda: phase[0], lambda: 'it needs [uwsgi] reload = "generation"'
+                ),
             ],
             fake.spawn, _Log(),
         )

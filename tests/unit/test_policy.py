@@ -63,7 +63,7 @@ def test_a_quiet_settle_keeps_the_new_generation() -> None:
 
 
 def test_each_failure_kind_rolls_back_with_its_reason() -> None:
-    assert settle(master_alive=False) == "its uWSGI master exited"
+    assert settle(master_alive=False) == "its master exited"
     assert "crash loop" in settle(worker_deaths=3)
     assert "health probes failed" in settle(probe_failures=2)
     assert "51 of 1000 answers were 5xx" in settle(requests=1000, errors=51)

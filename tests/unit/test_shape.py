@@ -174,3 +174,63 @@ def _names_a_driver(node: ast.expr) -> bool:
     if isinstance(node, ast.Name):
         return node.id == "driver" or node.id.endswith("_driver")
     return isinstance(node, ast.Attribute) and node.attr == "driver"
+
+
+#: where an app server may be named: the composition root, the config and its checks,
+#: `fnud init` (it adopts a uWSGI deployment: its command and its part), each adapter,
+#: and nginx's (its own uwsgi_pass module and temp path)
+NAMING_A_SERVER = (
+    "supervisor.stack.plan", "supervisor.config", "supervisor.checks", "supervisor.adopt",
+    "supervisor.cli.admin", "supervisor.uwsgi", "supervisor.gunicorn", "supervisor.nginx",
+)
+SERVER_NAMES = re.compile(r"uwsgi|gunicorn", re.I)
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the string constants that are docstrings (prose may name anything)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def _names(node: ast.AST) -> list[str]:
+    """The identifiers and string values ``node`` itself carries."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.keyword):
+        return [node.arg or ""]
+    if isinstance(node, ast.alias):
+        return [node.name, node.asname or ""]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module or ""]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    return []
+
+
+def test_only_the_composition_root_config_checks_and_adapters_name_a_server() -> None:
+    """Everything else (the daemon, the gate, generations, status, health, the page)
+    talks to the app server through appserver.port: no identifier or string there
+    names uWSGI or gunicorn (docstrings and comments may)."""
+    named = []
+    for name, tree in modules().items():
+        if name.startswith(NAMING_A_SERVER):
+            continue
+        prose = _docstrings(tree)
+        for node in ast.walk(tree):
+            if id(node) in prose:
+                continue
+            for text in _names(node):
+                if SERVER_NAMES.search(text):
+                    named.append(f"{name}:{getattr(node, 'lineno', '?')} {text[:60]!r}")
+    assert named == [], "\n".join(named)
