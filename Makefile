@@ -63,7 +63,7 @@ $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 	@touch $@
 
 $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e '.[uwsgi,test,deploy]'
+	$(BIN)/pip install --quiet -e '.[uwsgi,gunicorn,test,deploy]'
 	@touch $@ $(RUN_STAMP)
 
 clean:

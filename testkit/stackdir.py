@@ -113,8 +113,13 @@ class InFlight:
 class StackDir(stackfiles.StackLayout):
     root: Path
     http_port: int
-    uwsgi_port: int
+    uwsgi_port: int  # the app server's port (uWSGI's socket, gunicorn's bind)
     env: dict[str, str] = field(default_factory=dict)
+    server: str = "uwsgi"  # the app server's program name
+
+    @property
+    def app_port(self) -> int:
+        return self.uwsgi_port
 
     @property
     def url(self) -> str:
@@ -145,8 +150,8 @@ class StackDir(stackfiles.StackLayout):
     def programs(self) -> dict[str, Any]:
         return dict(self.status()["programs"])  # type: ignore[call-overload]
 
-    def worker_pids(self, program: str = "uwsgi") -> set[int]:
-        return {w["pid"] for w in self.programs()[program]["workers"]}
+    def worker_pids(self, program: str = "") -> set[int]:
+        return {w["pid"] for w in self.programs()[program or self.server]["workers"]}
 
     def serving(self) -> bool:
         """GET / through nginx answers 200."""
@@ -157,14 +162,18 @@ class StackDir(stackfiles.StackLayout):
             return False
 
     def request_in_flight(self, seconds: float) -> InFlight:
-        """GET /sleep?s=SECONDS in a thread; return once a uWSGI worker is busy with it."""
+        """GET /sleep?s=SECONDS in a thread; return once an app server worker is busy
+        with it (uWSGI says so; a gunicorn worker is seen sleeping in the app)."""
         flight = InFlight(f"{self.url}/sleep?s={seconds:g}", seconds + 60)
         flight.thread.start()
-        wait_for(
-            lambda: any(w["status"] == "busy" for w in self.programs()["uwsgi"]["workers"]),
-            message="the slow request to reach a worker",
-        )
+        wait_for(self._busy, message="the slow request to reach a worker")
         return flight
+
+    def _busy(self) -> bool:
+        workers = self.programs()[self.server]["workers"]
+        if self.server == "uwsgi":
+            return any(w["status"] == "busy" for w in workers)
+        return any(_sleeping_in_python(w["pid"]) for w in workers)
 
     def set_greeting(self, text: str) -> None:
         source = self.app.read_text()
@@ -175,6 +184,96 @@ class StackDir(stackfiles.StackLayout):
     def daemon_log(self) -> str:
         path = self.root / "log" / "fnud.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _sleeping_in_python(pid: int) -> bool:
+    """A thread of gunicorn worker ``pid`` is in time.sleep (the app's /sleep), not in
+    the worker's own waits (select, poll, epoll)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            fields = Path(f"/proc/{pid}/task/{task}/syscall").read_text().split()
+        except OSError:
+            continue
+        if fields and fields[0] in ("230", "35"):  # x86_64 clock_nanosleep, nanosleep
+            return True
+    return False
+
+
+GUNICORN_TOML = """\
+[fnud]
+runtime_dir = "run"
+log_dir = "log"
+stop_timeout = {stop_timeout}
+start_timeout = {start_timeout}
+allow_root = {allow_root}
+
+[gunicorn]
+app = "{app}"
+chdir = "app"
+python = "{python}"
+bind = "127.0.0.1:{app_port}"
+workers = {workers}
+threads = {threads}
+conf = "gunicorn.conf.py"
+
+[nginx]
+conf = "nginx.conf"
+reload_timeout = 15.0
+
+[health]
+url = "http://127.0.0.1:{http_port}/health"
+{health}
+
+[reload]
+settle = {settle}
+
+[backoff]
+initial = {backoff_initial}
+max = {backoff_max}
+quick_failures = {quick_failures}
+quick_seconds = 3.0
+cooldown = {cooldown}
+{extra_toml}
+"""
+
+
+def make_gunicorn_stack_dir(
+    workers: int = 3,
+    threads: int = 1,
+    stop_timeout: float = 10.0,
+    quick_failures: int = 3,
+    cooldown: float = 0.0,
+    extra_conf: str = "",
+    extra_toml: str = "",
+    health: str = "",
+    start_timeout: float = 30.0,
+    allow_root: bool = True,
+    backoff_initial: float = 0.2,
+    settle: float = 1.0,
+    app: str = "app:app",
+) -> StackDir:
+    """Like make_stack_dir, with gunicorn as the app server: the example app from
+    ``<root>/app`` under ``python -m gunicorn`` from this interpreter (gunicorn is one
+    of fnud's test dependencies), nginx proxying HTTP to its bind."""
+    root = Path(tempfile.mkdtemp(prefix="fnud-"))
+    root.chmod(0o755)
+    stack = StackDir(root, free_port(), free_port(), server="gunicorn")
+    (root / "app").mkdir()
+    shutil.copy(EXAMPLE_APP, root / "app" / "app.py")
+    stack.gunicorn_conf.write_text(stackfiles.gunicorn_conf(extra_conf))
+    stack.nginx_conf.write_text(stackfiles.gunicorn_nginx_conf(stack.http_port, stack.app_port))
+    stack.toml.write_text(GUNICORN_TOML.format(
+        app=app, python=sys.executable, app_port=stack.app_port, http_port=stack.http_port,
+        workers=workers, threads=threads, stop_timeout=stop_timeout,
+        start_timeout=start_timeout, allow_root=str(allow_root).lower(), health=health,
+        settle=settle, backoff_initial=backoff_initial, backoff_max=max(2.0, backoff_initial),
+        quick_failures=quick_failures, cooldown=cooldown, extra_toml=extra_toml,
+    ))
+    return stack
 
 
 def make_stack_dir(

@@ -1,5 +1,5 @@
-"""A throwaway stack's uWSGI ini and nginx.conf, and how to find its processes: shared by
-the tests and the bench.
+"""A throwaway stack's uWSGI ini or gunicorn conf, its nginx.conf, and how to find its
+processes: shared by the tests and the bench.
 
 Both serve a copy of example/app.py from ``<root>/app`` on ports picked at runtime.
 """
@@ -25,6 +25,10 @@ class StackLayout:
     @property
     def ini(self) -> Path:
         return self.root / "uwsgi.ini"
+
+    @property
+    def gunicorn_conf(self) -> Path:
+        return self.root / "gunicorn.conf.py"
 
     @property
     def nginx_conf(self) -> Path:
@@ -85,6 +89,47 @@ http {{
 """
 
 
+GUNICORN_NGINX_CONF = """\
+worker_processes 2;
+pid nginx.pid;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen 127.0.0.1:{http_port};
+        location / {{
+            proxy_pass http://127.0.0.1:{app_port};
+            proxy_set_header Host $host;
+            proxy_read_timeout 120s;
+        }}
+    }}
+}}
+"""
+
+GUNICORN_CONF = """\
+# a user's gunicorn.conf.py: fnud runs it in its wrapper config
+timeout = 30
+graceful_timeout = 10
+{extra}
+"""
+
+
+def gunicorn_nginx_conf(http_port: int, app_port: int) -> str:
+    """nginx proxying HTTP to gunicorn's bind."""
+    return GUNICORN_NGINX_CONF.format(http_port=http_port, app_port=app_port)
+
+
+def gunicorn_conf(extra: str = "") -> str:
+    return GUNICORN_CONF.format(extra=extra)
+
+
 def uwsgi_ini(
     uwsgi_port: int, processes: int, threads: int = 2, extra_ini: str = "", lazy: bool = True
 ) -> str:
@@ -103,9 +148,9 @@ def nginx_conf(http_port: int, uwsgi_port: int) -> str:
 def processes_under(roots: Sequence[Path]) -> list[psutil.Process]:
     """Live processes whose cwd or command line lies under one of ``roots``.
 
-    nginx and uWSGI run with their cwd in the stack dir (orphaned workers keep it), and
-    the daemon's command line names the stack's fnud.toml; other stacks running at the
-    same time on the machine are not counted.
+    nginx and the app server run with their cwd in the stack dir (orphaned workers keep
+    it), and the daemon's command line names the stack's fnud.toml; other stacks running
+    at the same time on the machine are not counted.
     """
     prefixes = tuple(str(root) for root in roots)
     if not prefixes:

@@ -35,6 +35,7 @@ async def programs(stack: Stack) -> dict[str, Any]:
     """Each program's state, with its workers (the app server's from its own facts)."""
     stats: Stats | None = None
     if stack.app.state in (State.RUNNING, State.STARTING):
+        stack.app.drain()  # the log lines written so far: what it tells is current
         try:
             stats = await stack.app.driver.workers()
         except WorkersUnknown:

@@ -52,6 +52,24 @@ def recover(holder: Holder, pid: int, fds: dict[str, int], specs: Iterable[Spec]
     return missed
 
 
+def fd_in(pid: int, sock: socket.socket) -> int | None:
+    """The descriptor number process ``pid`` has ``sock`` at (the same open socket, by
+    its inode), None when it has none or cannot be looked at. For a program that moved
+    or duplicated what it inherited."""
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for name in sorted(names, key=int):
+        try:
+            if os.stat(f"/proc/{pid}/fd/{name}").st_ino == inode:
+                return int(name)
+        except OSError:
+            continue
+    return None
+
+
 def _key_of(sock: socket.socket) -> str:
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:

@@ -2,5 +2,6 @@
 the sockets held for them, state.json written from them; adopting what a killed
 daemon left, and finding or stopping survivors.
 
-May import: common, config, logs, runtime, process, sockets, appserver, uwsgi, nginx.
+May import: common, config, logs, runtime, process, sockets, appserver, uwsgi, gunicorn,
+nginx.
 """

@@ -1,7 +1,7 @@
 """What one fnud.toml means for the stack: its files read once, its programs' settings.
 
-The composition root: the one place that builds the app server's adapter; everything
-else talks to it through appserver.port. A reload
+The composition root: the one place that chooses the app server (uWSGI or gunicorn)
+and builds its adapter; everything else talks to it through appserver.port. A reload
 checks a new config by building its Plan; the stack applies a Plan only after every
 check passed. Nothing here starts or signals a process.
 """
@@ -12,6 +12,8 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
+import sys
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +21,12 @@ from pathlib import Path
 from supervisor.appserver.port import AppDriver, AppServer
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
+from supervisor.config.gunicorn import parse_bind
+from supervisor.config.parse import locate
 from supervisor.config.schema import Config
+from supervisor.gunicorn import driver as gunicorn_driver
+from supervisor.gunicorn.app import GunicornSettings, gunicorn_spec
+from supervisor.gunicorn.server import GunicornServer
 from supervisor.nginx import driver as nginx_driver
 from supervisor.nginx.conf import NginxConf, analyze, fingerprint
 from supervisor.runtime.paths import Paths
@@ -34,12 +41,12 @@ from supervisor.uwsgi.server import UwsgiServer
 from supervisor.uwsgi.sockets import unholdable, uwsgi_specs
 
 #: what fnud's environment may not pass on: each server reads these as its options
-SERVER_VARIABLES = ("UWSGI_",)
+SERVER_VARIABLES = ("UWSGI_", "GUNICORN_")
 
 
 def app_server(config: Config) -> AppServer:
     """The app server ``config`` runs (uWSGI's in balancer mode, where none runs)."""
-    return UwsgiServer()
+    return GunicornServer() if config.server == "gunicorn" else UwsgiServer()
 
 
 class StackError(Exception):
@@ -68,6 +75,10 @@ class Plan:
         self.paths: Paths = config.paths
         self.server = app_server(config)
 
+    @property
+    def gunicorn(self) -> bool:
+        return self.config.server == "gunicorn"
+
     # -- the files -------------------------------------------------------------------
 
     @cached_property
@@ -89,16 +100,22 @@ class Plan:
 
     def app(self) -> AppSpec:
         """What the app server will import (the preflight imports the same)."""
+        if self.gunicorn:
+            return gunicorn_spec(self.gunicorn_settings(Holder()))
         return app_spec(self.ini, self.config.uwsgi.ini, self.config.uwsgi.python, self.environ)
 
     def release_app(self, release: Release) -> AppSpec:
         """What a generation pinned to ``release`` loads (a rollback preflights it)."""
         config = self.config
+        if self.gunicorn:
+            return gunicorn_spec(self.gunicorn_settings(Holder()), release.source)
         return release_spec(release.source, config.uwsgi.ini, config.uwsgi.python, self.environ)
 
     def loads(self, release: Release) -> bool:
         """A generation of this config's app server can load ``release``."""
-        return release.server in ("", self.server.name)  # "": written before it was said
+        if self.gunicorn:
+            return release.server == self.server.name
+        return release.server in ("", self.server.name)  # "": written before gunicorn
 
     def ini_digest(self) -> str:
         """The app server's config file as it is now."""
@@ -110,10 +127,12 @@ class Plan:
 
     def release_dir(self) -> str:
         """Where the app's directory resolves now (through any symlink)."""
+        if self.gunicorn:
+            return os.path.realpath(self.config.gunicorn.chdir)
         return release_dir(self.ini, self.config.uwsgi.ini, self.environ)
 
     def touch_files(self) -> list[Path]:
-        if self.config.balancer:
+        if self.config.balancer or self.gunicorn:
             return []
         return touch_files(
             self.ini, self.config.uwsgi.ini, Path(self.app().chdir), self.environ
@@ -121,7 +140,23 @@ class Plan:
 
     def app_specs(self) -> list[Spec]:
         """The app server's listening sockets, as its config names them."""
+        if self.gunicorn:
+            return [self.bind_spec()]
         return self.uwsgi_specs()
+
+    def bind_spec(self) -> Spec:
+        """[gunicorn] bind as a socket fnud holds."""
+        config = self.config
+        value = config.gunicorn.bind
+        try:
+            line = locate(config.path.read_text(encoding="utf-8"), "gunicorn", "bind")
+        except (OSError, UnicodeDecodeError):
+            line = 0
+        where = f"{config.path}:{line}"
+        bound = parse_bind(value)
+        if isinstance(bound, str):
+            return Spec(where, line, value, None, path=bound)
+        return Spec(where, line, value, bound)
 
     def uwsgi_specs(self) -> list[Spec]:
         path = self.config.uwsgi.ini
@@ -134,6 +169,8 @@ class Plan:
     @cached_property
     def generation_mode(self) -> bool:
         """Reloads start a new generation: configured so, and every socket can be held."""
+        if self.gunicorn:
+            return True  # its one bind is always held
         if self.config.uwsgi.reload != "generation":
             return False
         try:
@@ -150,8 +187,8 @@ class Plan:
         return user, self.config.fnud.group or (primary_group(user) if user else "")
 
     def _ini_identity(self) -> tuple[str, str]:
-        """uWSGI's uid/gid from its ini."""
-        if self.config.balancer:
+        """uWSGI's uid/gid from its ini (gunicorn's workers: [fnud] user alone)."""
+        if self.gunicorn or self.config.balancer:
             return "", ""
         return self.ini.value("uid") or "", self.ini.value("gid") or ""
 
@@ -187,7 +224,7 @@ class Plan:
             return ""  # (balancer mode runs no app; nginx's workers drop root themselves)
         if self._ini_identity()[0]:
             return ""
-        where = f" or uid in {config.uwsgi.ini}"
+        where = "" if self.gunicorn else f" or uid in {config.uwsgi.ini}"
         return (
             f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
             f"{config.path}{where}, or [fnud] allow_root = true to run it as root anyway"
@@ -203,9 +240,19 @@ class Plan:
         configured = self.config.nginx.binary
         return nginx_driver.find_binary(configured) or configured
 
+    def gunicorn_python(self) -> str:
+        configured = self.config.gunicorn.python
+        return shutil.which(configured) or configured if configured else sys.executable
+
     def check_binaries(self) -> None:
         config = self.config
-        if not config.balancer and not os.access(self.uwsgi_binary(), os.X_OK):
+        if self.gunicorn and not config.balancer:
+            if not os.access(self.gunicorn_python(), os.X_OK):
+                raise StackError(
+                    f"[gunicorn] python {config.gunicorn.python} is not an executable: name "
+                    "the python of the app's virtualenv (gunicorn installed in it)"
+                )
+        elif not config.balancer and not os.access(self.uwsgi_binary(), os.X_OK):
             raise StackError(
                 f"uwsgi binary not found ({config.uwsgi.binary or 'uwsgi'}): "
                 "pip install uwsgi, or set [uwsgi] binary"
@@ -223,12 +270,27 @@ class Plan:
         require_all: bool = False, running: str = "",
     ) -> AppDriver:
         """Generation ``number`` of the app server (see the adapters' constructors)."""
+        if self.gunicorn:
+            return gunicorn_driver.GunicornDriver(
+                self.gunicorn_settings(holder), number, source, require_all, running
+            )
         return uwsgi_driver.UwsgiDriver(
             self.uwsgi_settings(holder), number, source, require_all, running
         )
 
     def app_log(self) -> Path:
         return self.config.fnud.log_dir / f"{self.server.name}.log"
+
+    def gunicorn_settings(self, holder: Holder) -> GunicornSettings:
+        section = self.config.gunicorn
+        user, group = self.identity()
+        return GunicornSettings(
+            python=self.gunicorn_python(), app=section.app, chdir=section.chdir,
+            bind=self.bind_spec(), workers=section.workers, threads=section.threads,
+            conf=section.conf, paths=self.paths, environ=self.environ,
+            log_path=self.app_log(), holder=holder, user=user, group=group,
+            owner=self.owner,
+        )
 
     def uwsgi_settings(self, holder: Holder) -> uwsgi_driver.UwsgiSettings:
         user, group = self.identity()

@@ -8,16 +8,20 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from testkit.stackdir import StackDir, assert_no_leftovers, make_stack_dir
+from testkit.stackdir import (
+    StackDir,
+    assert_no_leftovers,
+    make_gunicorn_stack_dir,
+    make_stack_dir,
+)
 
 
-@pytest.fixture
-def stack_factory() -> Iterator[Callable[..., StackDir]]:
+def _factory(maker: Callable[..., StackDir]) -> Iterator[Callable[..., StackDir]]:
     """Make stack dirs; every one is stopped and checked for leftovers after the test."""
     made: list[StackDir] = []
 
     def make(**kwargs: object) -> StackDir:
-        stack = make_stack_dir(**kwargs)  # type: ignore[arg-type]
+        stack = maker(**kwargs)
         made.append(stack)
         return stack
 
@@ -29,6 +33,18 @@ def stack_factory() -> Iterator[Callable[..., StackDir]]:
     finally:
         for stack in made:
             shutil.rmtree(stack.root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack_factory() -> Iterator[Callable[..., StackDir]]:
+    """uWSGI stacks (make_stack_dir)."""
+    yield from _factory(make_stack_dir)
+
+
+@pytest.fixture
+def gunicorn_factory() -> Iterator[Callable[..., StackDir]]:
+    """gunicorn stacks (make_gunicorn_stack_dir)."""
+    yield from _factory(make_gunicorn_stack_dir)
 
 
 @pytest.fixture
