@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from supervisor.checks.finding import Finding, error
+from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs
 from supervisor.config.parse import ConfigError, load_config, locate
 from supervisor.config.schema import Config
@@ -55,7 +55,10 @@ def check(inputs: Inputs) -> list[Finding]:
     config, text = inputs.config, inputs.toml_text
     where = str(config.path)
     out = []
-    files = [("uwsgi", "ini", config.uwsgi.ini)] if config.uwsgi.enabled else []
+    server = config.app_server
+    files = [("uwsgi", "ini", config.uwsgi.ini)] if server == "uwsgi" else []
+    if server == "gunicorn" and config.gunicorn.conf is not None:
+        files.append(("gunicorn", "conf", config.gunicorn.conf))
     for section, key, path in (*files, ("nginx", "conf", config.nginx.conf)):
         problem = _problem(path)
         if problem:
@@ -70,7 +73,7 @@ def check(inputs: Inputs) -> list[Finding]:
     except (OSError, ValueError):
         uwsgi_found = nginx_found = None
     for section, found, configured, install in (
-        ("uwsgi", uwsgi_found if config.uwsgi.enabled else "", config.uwsgi.binary or "uwsgi",
+        ("uwsgi", uwsgi_found if server == "uwsgi" else "", config.uwsgi.binary or "uwsgi",
          "pip install uwsgi in fnud's virtualenv"),
         ("nginx", nginx_found, config.nginx.binary, "apt-get install nginx-light"),
     ):
@@ -80,11 +83,23 @@ def check(inputs: Inputs) -> list[Finding]:
                 f"{section} binary not found ({configured})",
                 f"{install}, or set [{section}] binary",
             ))
-    python = config.uwsgi.python
+    section = "gunicorn" if server == "gunicorn" else "uwsgi"
+    python = config.gunicorn.python if server == "gunicorn" else config.uwsgi.python
     if python and _which(python) is None:
         out.append(error(
-            where, locate(text, "uwsgi", "python"),
-            f"[uwsgi] python: {python} is not an executable",
+            where, locate(text, section, "python"),
+            f"[{section}] python: {python} is not an executable",
             "name the interpreter of your app's virtualenv, or leave it empty",
         ))
-    return out
+    return out + balancer_spelling(config, text)
+
+
+def balancer_spelling(config: Config, text: str) -> list[Finding]:
+    """`[uwsgi] enabled = false`: still works, but says "no app server" the old way."""
+    if config.uwsgi.enabled or config.fnud.balancer:
+        return []
+    return [warning(
+        config.path, locate(text, "uwsgi", "enabled"),
+        "[uwsgi] enabled = false is the older spelling of balancer mode",
+        "write [fnud] balancer = true instead (and drop [uwsgi])",
+    )]

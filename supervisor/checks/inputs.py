@@ -13,12 +13,13 @@ from pathlib import Path
 
 from supervisor.common.childenv import child_env
 from supervisor.config.schema import Config
+from supervisor.gunicorn.conf import ConfFile, read_conf
 from supervisor.nginx import conf as nginx
 from supervisor.runtime.lock import lock_holder
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
 
 #: variables an app server reads as its options: none reaches it
-SERVER_VARIABLES = ("UWSGI_",)
+SERVER_VARIABLES = ("UWSGI_", "GUNICORN_")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Inputs:
     ini_text: str
     conf: nginx.NginxConf | None  # None: nginx.conf missing or unreadable
     environ: Mapping[str, str]  # what the app server and nginx get: fnud's, scrubbed
+    gunicorn_conf: ConfFile | None = None  # [gunicorn] conf, read (never run); None: none
 
     @property
     def ini_path(self) -> Path:
@@ -37,6 +39,11 @@ class Inputs:
     @property
     def conf_path(self) -> Path:
         return self.config.nginx.conf
+
+    @property
+    def app_files(self) -> tuple[Path, ...]:
+        """The app server's own config files, for the order findings are listed in."""
+        return self.config.app_config_files
 
 
 def read_text(path: Path) -> str | None:
@@ -69,6 +76,11 @@ def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
     ini_text = None
     if config.app_server == "uwsgi" and path_is(Path.is_file, config.uwsgi.ini):
         ini_text = read_text(config.uwsgi.ini)
+    gunicorn_conf = None
+    conf_file = config.gunicorn.conf
+    if config.app_server == "gunicorn" and conf_file and path_is(Path.is_file, conf_file):
+        conf_text = read_text(conf_file)
+        gunicorn_conf = read_conf(conf_text, str(conf_file)) if conf_text is not None else None
     ini = parse_ini(ini_text) if ini_text is not None else None
     conf = None
     if path_is(Path.is_file, config.nginx.conf) and os.access(config.nginx.conf, os.R_OK):
@@ -80,4 +92,5 @@ def gather(config: Config, environ: Mapping[str, str] | None = None) -> Inputs:
         ini_text=ini_text or "",
         conf=conf,
         environ=child_env(os.environ if environ is None else environ, SERVER_VARIABLES),
+        gunicorn_conf=gunicorn_conf,
     )

@@ -18,6 +18,8 @@ from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs, running_daemon
 from supervisor.common import ports
+from supervisor.config.gunicorn import parse_bind
+from supervisor.config.parse import locate
 from supervisor.config.schema import Config
 from supervisor.stack import survivors
 
@@ -44,7 +46,7 @@ def _overlap(a: ports.Address, b: ports.Address) -> bool:
 
 
 def clashes(inputs: Inputs) -> list[Finding]:
-    """A uWSGI socket on a port nginx listens on: the second to bind fails."""
+    """An app server socket on a port nginx listens on: the second to bind fails."""
     listens = [w for w in wanted(inputs, unique=False) if w.label.startswith("listen ")]
     out = []
     for item in wanted(inputs, unique=False):
@@ -56,7 +58,8 @@ def clashes(inputs: Inputs) -> list[Finding]:
                     item.path, item.line,
                     f"{item.label}: nginx listens on the same port ({listen.label}, "
                     f"{Path(listen.path).name}:{listen.line})",
-                    "give uWSGI a port of its own (or a unix socket) and uwsgi_pass to it",
+                    "give the app server a port of its own (or a unix socket), and pass "
+                    "nginx's requests to it",
                 ))
                 break
     return out
@@ -69,6 +72,11 @@ def wanted(inputs: Inputs, unique: bool = True) -> list[Wanted]:
             address = _listen(d.args[0]) if d.args else None
             if address is not None:
                 out.append(Wanted(d.file, d.line, f"listen {d.args[0]}", address))
+    bound = parse_bind(inputs.config.gunicorn.bind)
+    if inputs.config.app_server == "gunicorn" and isinstance(bound, ports.Address):
+        line = locate(inputs.toml_text, "gunicorn", "bind")
+        out.append(Wanted(str(inputs.config.path), line,
+                          f"[gunicorn] bind = {inputs.config.gunicorn.bind}", bound))
     if inputs.ini is not None:
         for sock in values.sockets(inputs.ini, inputs.ini_path, inputs.environ):
             if sock.endpoint is not None and sock.endpoint.address is not None:

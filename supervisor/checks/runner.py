@@ -18,6 +18,8 @@ from pathlib import Path
 from supervisor.checks import (
     fnud_toml,
     generations,
+    gunicorn_conf,
+    gunicorn_python,
     nginx_conf,
     nginx_test,
     ports_free,
@@ -57,7 +59,8 @@ def _guarded(stage: str, check: Check, inputs: Inputs) -> list[Finding]:
 
 def _ordered(findings: list[Finding], inputs: Inputs) -> list[Finding]:
     """fnud.toml first, then the ini, then nginx.conf and its includes; by line."""
-    rank = {str(inputs.config.path): 0, str(inputs.ini_path): 1, str(inputs.conf_path): 2}
+    first = [inputs.config.path, *inputs.app_files, inputs.conf_path]
+    rank = {str(path): number for number, path in reversed(list(enumerate(first)))}
     for finding in findings:
         rank.setdefault(finding.path, len(rank))
     return sorted(findings, key=lambda f: (rank[f.path], f.line))
@@ -75,24 +78,24 @@ def check_config(
         inputs = gather(config, environ)
     except Exception as exc:  # pragma: no cover - gather catches what it expects
         return [_internal(config.path, "reading", exc)]
-    stages: list[tuple[str, Check]] = [
-        ("fnud.toml", fnud_toml.check),
-        ("uwsgi ini", uwsgi_ini.check),
-        ("generations", generations.check),
-        ("nginx.conf", nginx_conf.check),
-        ("nginx to uWSGI", upstream.check),
-        ("port clash", ports_free.clashes),
-    ]
-    if not config.uwsgi.enabled:  # balancer mode: no ini, nginx passes to other hosts
-        stages = [(name, check) for name, check in stages if "uWSGI" not in name
-                  and name != "uwsgi ini"]
+    server = config.app_server  # "": balancer mode, nginx passes to other hosts
+    stages: list[tuple[str, Check]] = [("fnud.toml", fnud_toml.check)]
+    if server == "uwsgi":
+        stages += [("uwsgi ini", uwsgi_ini.check), ("generations", generations.check)]
+    elif server == "gunicorn":
+        stages.append(("gunicorn", gunicorn_conf.check))
+    stages.append(("nginx.conf", nginx_conf.check))
+    if server:
+        stages.append((f"nginx to {config.server_display}", upstream.check))
+    stages.append(("port clash", ports_free.clashes))
     if check_ports:
         stages.append(("ports", ports_free.check))
     findings: list[Finding] = []
     for stage, check in stages:
         findings += _guarded(stage, check, inputs)
-    if run_nginx_test:  # the checks that run binaries: fnud check, not the daemon's gate
-        findings += _guarded("uwsgi's python", uwsgi_python.check, inputs)
+    if run_nginx_test and server:  # checks that run binaries: fnud check, not the gate
+        python = uwsgi_python.check if server == "uwsgi" else gunicorn_python.check
+        findings += _guarded(f"{config.server_display}'s python", python, inputs)
     if run_nginx_test and inputs.conf is not None and not inputs.conf.errors:
         # with a conf crossplane cannot parse, fnud's own -g flags are guesses (a second
         # `pid`), and nginx would only repeat the first syntax error reported above

@@ -1,4 +1,5 @@
-"""Does nginx reach uWSGI? Some ``uwsgi_pass``/``proxy_pass`` must lead to an ini socket.
+"""Does nginx reach the app server? Some ``uwsgi_pass``/``proxy_pass`` must lead to a
+uWSGI ini socket, or ``proxy_pass`` to gunicorn's [gunicorn] bind.
 
 A pass may name an address (``127.0.0.1:8001``, ``unix:/run/app.sock``,
 ``http://localhost:8001/``) or an ``upstream`` block whose ``server`` lines do. The
@@ -24,8 +25,10 @@ from supervisor.checks import uwsgi_values as values
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
 from supervisor.common.ports import Address
+from supervisor.config.gunicorn import parse_bind
 from supervisor.nginx.conf import Directive
 from supervisor.uwsgi import options
+from supervisor.uwsgi.ini import Option
 
 #: nginx directives that pass a request on, and the protocol they speak
 PASS_PROTOCOLS = {
@@ -169,6 +172,8 @@ def _suggest(socket: values.Socket) -> str:
 
 
 def check(inputs: Inputs) -> list[Finding]:
+    if inputs.config.app_server == "gunicorn":
+        return check_gunicorn(inputs)
     ini, conf = inputs.ini, inputs.conf
     if ini is None or conf is None or not ini.has_section or conf.errors:
         return []  # a partial parse would make absence look like a mistake
@@ -229,3 +234,41 @@ def _names_upstream(directives: list[Directive]) -> bool:
             if d.args:
                 yield _SCHEME_RE.sub("", d.args[0]).split("/", 1)[0]
     return any(":" not in t and not _is_ip(t) for t in targets())
+
+
+def check_gunicorn(inputs: Inputs) -> list[Finding]:
+    """nginx talks HTTP to gunicorn: some ``proxy_pass`` (an address or an upstream)
+    must reach [gunicorn] bind."""
+    conf, config = inputs.conf, inputs.config
+    bound = parse_bind(config.gunicorn.bind)
+    if conf is None or conf.errors or bound is None:
+        return []
+    listen = values.Endpoint(path=bound) if isinstance(bound, str) else values.Endpoint(bound)
+    socket = values.Socket(Option("bind", config.gunicorn.bind, 0), listen, "http")
+    directives = conf.named(*PASS_PROTOCOLS)
+    bind = f'[gunicorn] bind = "{config.gunicorn.bind}"'
+    if not directives:
+        http = conf.named("http")
+        return [error(
+            http[0].file if http else conf.files[0], http[0].line if http else 0,
+            f"no proxy_pass: nginx never reaches gunicorn ({bind})",
+            f"add '{_suggest(socket)}' in a location",
+        )]
+    upstreams = upstream_servers(inputs.conf_path) if _names_upstream(directives) else {}
+    passes = [resolve_pass(d, upstreams, inputs.conf_path.parent) for d in directives]
+    if any(p.endpoints is None for p in passes):
+        return []
+    hits = [p for p in passes if _reaches_socket(p, socket)]
+    if any(p.protocol == "http" for p in hits):
+        return []
+    if hits:
+        return [error(
+            p.directive.file, p.directive.line,
+            f"{p.directive.name} {p.directive.args[0]} reaches gunicorn ({bind}), which "
+            f"speaks http, not {p.protocol}", f"use '{_suggest(socket)}'",
+        ) for p in hits]
+    return [error(
+        p.directive.file, p.directive.line,
+        f"{p.directive.name} {p.directive.args[0]} does not reach gunicorn ({bind})",
+        f"e.g. '{_suggest(socket)}'",
+    ) for p in passes]
