@@ -50,7 +50,12 @@ def _generation(gen: dict[str, Any] | None) -> list[str]:
         return []
     out = ["", f"  generation {gen['number']} {gen['state']} ({gen['mode']}): {gen['release']}"]
     previous = gen.get("previous")
-    if previous:
+    if previous and previous["state"] != "paused":
+        out.append(
+            f"  generation {previous['number']} {previous['state']} (its release pinned: a "
+            f"rollback starts it again): {previous['release']}"
+        )
+    elif previous:
         out.append(
             f"  generation {previous['number']} {previous['state']} (pid {previous['pid']}, "
             f"kept warm for a rollback): {previous['release']}"

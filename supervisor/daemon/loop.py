@@ -321,7 +321,9 @@ class Daemon:
             },
             "app": status.app_server(self.stack),
             "programs": await status.programs(self.stack),
-            "generation": status.generation(self.stack, self.generations.warm),
+            "generation": status.generation(
+                self.stack, self.generations.warm, self.generations.cold
+            ),
             "last_reload": last.as_dict() if last else None,
             "reloads": self.services.reload_counts(),
             "operation": self.ops.state.value,

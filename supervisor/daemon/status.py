@@ -12,6 +12,7 @@ from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
 from supervisor.reload.request import ReloadResult
+from supervisor.runtime.release import Release
 from supervisor.stack.stack import AppProgram, Stack
 
 ALIVE = (State.STARTING, State.RUNNING, State.STOPPING)
@@ -81,13 +82,16 @@ def summary(stack: Stack, adopted: set[str], last: ReloadResult | None) -> str:
     return ", ".join(parts)
 
 
-def generation(stack: Stack, warm: AppProgram | None) -> dict[str, Any]:
-    """The serving generation and, while a settle keeps it warm, the previous one."""
+def generation(
+    stack: Stack, warm: AppProgram | None, cold: Release | None = None
+) -> dict[str, Any]:
+    """The serving generation and, during a settle, the previous one: kept warm
+    (paused), or stopped with its release pinned (``cold``: a rollback starts it)."""
     driver = stack.app.driver
     out: dict[str, Any] = {
         "number": driver.number,
         "release": driver.release,
-        "state": "settling" if warm is not None else "serving",
+        "state": "settling" if warm is not None or cold is not None else "serving",
         "mode": "generation" if stack.plan.generation_mode else "chain",
         "previous": None,
     }
@@ -95,5 +99,9 @@ def generation(stack: Stack, warm: AppProgram | None) -> dict[str, Any]:
         out["previous"] = {
             "number": warm.driver.number, "release": warm.driver.release, "state": "paused",
             "pid": warm.pid,
+        }
+    elif cold is not None:
+        out["previous"] = {
+            "number": cold.number, "release": cold.directory, "state": "stopped", "pid": 0,
         }
     return out

@@ -299,3 +299,40 @@ def test_stop_without_a_daemon_stops_what_a_killed_one_left(
     result = stack.fnud("stop")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not psutil.pid_exists(master) and time.monotonic() - began < 10
+
+
+COLD_WORKER = '''"""A sync worker fnud does not know as one: no pause, cold rollbacks."""
+from gunicorn.workers import base, sync
+
+Worker = type("Worker", (base.Worker,), {
+    name: value for name, value in vars(sync.SyncWorker).items() if not name.startswith("__")
+})
+'''
+
+
+def test_workers_that_cannot_pause_settle_and_roll_back_cold(
+    gunicorn_factory: Callable[..., StackDir],
+) -> None:
+    stack = gunicorn_factory(settle=30.0, extra_conf='worker_class = "coldworker.Worker"')
+    _, r2 = make_releases(stack)
+    for release in ("r1", "r2"):
+        (stack.root / "releases" / release / "coldworker.py").write_text(COLD_WORKER)
+    stack.start()
+    with Load(stack.url + "/", concurrency=8) as load:
+        load.wait_requests(50)
+        switch(stack.root / "current", "releases/r2")
+        reload = stack.fnud("reload", "--no-wait")
+        assert reload.returncode == 0, reload.stdout + reload.stderr
+        wait_for(lambda: generation(stack)["release"] == str(r2) and body(stack) ==
+                 b"release two\n", message="generation 2 serving")
+        wait_for(lambda: (generation(stack)["previous"] or {}).get("state") == "stopped",
+                 message="the settle, generation 1 stopped")
+        began = time.monotonic()
+        back = stack.fnud("rollback")
+        took = time.monotonic() - began
+        assert back.returncode == 0, back.stdout + back.stderr
+        load.wait_requests(50)
+        outcome = load.stop()
+    print(f"cold rollback (fnud rollback during the settle): {took:.2f}s; {outcome.summary()}")
+    assert generation(stack)["number"] == 3 and body(stack) == b"release one\n"
+    assert outcome.failures == 0, outcome.summary()
