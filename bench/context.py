@@ -159,6 +159,11 @@ class Bench:
                 toml.write(extra_toml)
         if prepare is not None:
             prepare(files)
+        return self.private_stack(files)
+
+    def private_stack(self, files: StackFiles) -> FnudStack:
+        """A started fnud stack of the section's own, from files it made (e.g. a gunicorn
+        stack); ``stop_private`` (or ``close``) stops it."""
         stack = FnudStack(files)
         self._private.append(stack)
         stack.start()

@@ -155,6 +155,8 @@ def foreign_stack_processes(roots: Sequence[Path]) -> int:
     for proc in psutil.process_iter(["name", "cmdline"]):
         name = proc.info["name"] or ""
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if proc.pid not in ours and (name in ("nginx", "uwsgi") or "pytest" in cmdline):
+        if proc.pid not in ours and (
+            name in ("nginx", "uwsgi") or "pytest" in cmdline or "gunicorn" in cmdline
+        ):
             count += 1
     return count

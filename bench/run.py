@@ -56,7 +56,8 @@ def header(settings: Settings) -> str:
         f"fnud bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  commit {commit}"
         + (" (supervisor/ has local changes)" if dirty not in ("", "?") else ""),
         f"machine: {os.cpu_count()} CPUs, load average {load}, "
-        f"{foreign_stack_processes([])} nginx/uwsgi/pytest processes not started by the bench",
+        f"{foreign_stack_processes([])} nginx/uwsgi/gunicorn/pytest processes not started "
+        "by the bench",
         f"{_version([NGINX, '-v'])}; uWSGI {_version([UWSGI, '--version'])}; "
         f"Python {platform.python_version()}; {_version([wrk.WRK, '-v'])}",
         f"settings: {settings.describe()}",
@@ -114,7 +115,8 @@ def main() -> int:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"total bench time {time.monotonic() - began:.0f}s; at the end: load average {load}, "
-        f"{foreign_stack_processes([])} nginx/uwsgi/pytest processes not started by the bench",
+        f"{foreign_stack_processes([])} nginx/uwsgi/gunicorn/pytest processes not started "
+        "by the bench",
         flush=True,
     )
     return code

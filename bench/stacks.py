@@ -183,8 +183,9 @@ class FnudStack:
         return dict(json.loads(result.stdout or "{}"))
 
     def worker_pids(self) -> set[int]:
-        programs = self.status().get("programs", {})
-        return {int(w["pid"]) for w in programs.get("uwsgi", {}).get("workers", [])}
+        state = self.status()
+        app = (state.get("app") or {}).get("program", "uwsgi")
+        return {int(w["pid"]) for w in state.get("programs", {}).get(app, {}).get("workers", [])}
 
     def reload_app(self) -> ReloadOutcome:
         """``fnud reload --app``: timed from the CLI's start to its exit."""

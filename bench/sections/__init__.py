@@ -18,6 +18,8 @@ from bench.sections.daemon_footprint import daemon_footprint
 from bench.sections.fault_recovery import fault_recovery
 from bench.sections.fleet import fleet
 from bench.sections.generations import generations
+from bench.sections.gunicorn import gunicorn
+from bench.sections.gunicorn_pause import gunicorn_pause
 from bench.sections.reload import reload_under_load
 from bench.sections.save_to_live import save_to_live
 from bench.sections.throughput import throughput
@@ -31,6 +33,8 @@ SECTIONS: list[Section] = [
     fault_recovery,
     daemon_footprint,
     generations,
+    gunicorn,
+    gunicorn_pause,
     fleet,
 ]
 

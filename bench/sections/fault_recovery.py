@@ -68,7 +68,7 @@ def _pids(state: dict[str, Any], program: str) -> tuple[int, set[int]]:
 
 def unhealthy(state: dict[str, Any], processes: int) -> str | None:
     """None when fnud status shows a whole stack: the daemon running, every program
-    RUNNING, ``processes`` uWSGI workers accepting with the app, NGINX_WORKERS nginx
+    RUNNING, ``processes`` app server workers accepting with the app, NGINX_WORKERS nginx
     workers; else what is missing."""
     if state.get("daemon", {}).get("phase") != "running":
         return "no daemon running"
@@ -76,10 +76,11 @@ def unhealthy(state: dict[str, Any], processes: int) -> str | None:
     down = [f"{n} {p.get('state')}" for n, p in programs.items() if p.get("state") != "RUNNING"]
     if down or not programs:
         return ", ".join(down) or "no programs"
-    workers = programs["uwsgi"].get("workers", [])
+    app = (state.get("app") or {}).get("program", "uwsgi")
+    workers = programs[app].get("workers", [])
     ready = [w for w in workers if w.get("accepting") and w.get("apps")]
     if len(workers) != processes or len(ready) != processes:
-        return f"uWSGI {len(ready)}/{processes} workers accepting"
+        return f"{app} {len(ready)}/{processes} workers accepting"
     if len(programs["nginx"].get("workers", [])) != NGINX_WORKERS:
         return f"nginx {len(programs['nginx'].get('workers', []))}/{NGINX_WORKERS} workers"
     return None

@@ -22,6 +22,7 @@ from bench.wrk import WrkResult
 LEAD = 1.0  # seconds of wrk before the first reload / the kill
 TAIL = 1.0  # seconds of wrk after the last reload / recovery
 RECOVERY_TIMEOUT = 60.0
+DISPLAY = {"uwsgi": "uWSGI", "gunicorn": "gunicorn", "nginx": "nginx"}
 
 
 class NginxErrors:
@@ -138,8 +139,9 @@ def _whole(stack: FnudStack, program: str, victim: int, processes: int) -> str:
     return f"{program} master {victim} still listed" if pid == victim else ""
 
 
-def _kill(bench: Bench, stack: FnudStack, program: str) -> KillOutcome:
-    label = f"{'uWSGI' if program == 'uwsgi' else 'nginx'} master"
+def kill_master(bench: Bench, stack: FnudStack, program: str) -> KillOutcome:
+    """kill -9 of ``program``'s master under wrk -c32; how long until the stack is whole."""
+    label = f"{DISPLAY.get(program, program)} master"
     processes = stack.files.processes
     before = stack.status()
     if unhealthy(before, processes):
@@ -176,4 +178,4 @@ def _kill(bench: Bench, stack: FnudStack, program: str) -> KillOutcome:
 
 def kills(bench: Bench, stack: FnudStack) -> list[KillOutcome]:
     """kill -9 of the uWSGI master, then of the nginx master, each under wrk -c32."""
-    return [_kill(bench, stack, program) for program in ("uwsgi", "nginx")]
+    return [kill_master(bench, stack, program) for program in ("uwsgi", "nginx")]

@@ -30,8 +30,6 @@ REFUSED = {
 }
 #: settings fnud sets itself for every generation: what it sets instead
 REPLACED = {
-    "accesslog": "fnud's access log on gunicorn's stdout (gunicorn.log)",
-    "access_log_format": "fnud's format (the worker pid and the status of each answer)",
     "proc_name": "a name carrying the generation's config file",
     "control_socket": "no control socket", "control_socket_disable": "no control socket",
     "chdir": "[gunicorn] chdir, resolved once per generation",

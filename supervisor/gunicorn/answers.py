@@ -1,4 +1,4 @@
-"""gunicorn's access log lines in fnud's format (wrapper.ACCESS_FORMAT): which worker
+"""The line fnud's logger class (hooks.py) writes for every answer: which worker
 answered, with what status."""
 
 from __future__ import annotations

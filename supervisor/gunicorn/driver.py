@@ -27,7 +27,7 @@ from supervisor.gunicorn.answers import access_status, is_access_line
 from supervisor.gunicorn.app import CHDIR, GunicornSettings, gunicorn_env, take_source
 from supervisor.gunicorn.events import Events
 from supervisor.gunicorn.server import CONF_SUFFIX, DISPLAY, NAME
-from supervisor.gunicorn.wrapper import ACCESS_FORMAT, render
+from supervisor.gunicorn.wrapper import render
 from supervisor.process.group import child_pids
 from supervisor.process.program import Command, NotReopenable
 from supervisor.runtime.release import Release, release_link
@@ -136,8 +136,7 @@ class GunicornDriver:
             "user_conf": str(self.pinned_conf) if text else "",
             "user_conf_name": str(s.conf) if s.conf is not None else "gunicorn.conf.py",
             "chdir": chdir, "events": str(self.events.path), "control": str(self.control),
-            "proc_name": f"fnud {self.rendered}", "access_log_format": ACCESS_FORMAT,
-            "workers": s.workers, "threads": s.threads,
+            "proc_name": f"fnud {self.rendered}", "workers": s.workers, "threads": s.threads,
         }).encode(), 0o600)
         for path, content in ((self.events.path, b""), (self.control, b"\0" * 4096)):
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,12 @@ the runtime dir with its SETTINGS filled in (wrapper.py). fnud never imports it.
 It runs your gunicorn.conf.py (the copy the generation pinned when it started) in a
 namespace of its own, takes its settings, then sets what fnud owns: no daemon, no pid
 file, no control socket, no reuse_port (the held socket comes by LISTEN_FDS), the app's
-directory as pinned, fnud's access log format (worker pid and status of every answer).
-Its hooks run yours, then write the events fnud reads: the master is ready, a worker
-loaded the app, a worker exited, a worker parked or took requests again.
+directory as pinned. Its logger class is yours (gunicorn's by default) with one line
+more per answer on stdout, ``fnud-answer <pid> status method "path" Nms`` (one write,
+no formatting of gunicorn's access log atoms): your own access log, if you have one,
+is written as before. Its hooks run yours, then write the events fnud reads: the master
+is ready, a worker loaded the app, a worker exited, a worker parked or took requests
+again.
 
 Pausing (a warm generation kept for a rollback): fnud writes 1 into the generation's
 control file, a byte every worker maps. A sync worker parks at the top of its loop,
@@ -61,8 +64,6 @@ control_socket_disable = True
 reuse_port = False
 chdir = SETTINGS.get("chdir") or os.getcwd()
 proc_name = SETTINGS.get("proc_name") or "gunicorn"
-accesslog = "-"
-access_log_format = SETTINGS.get("access_log_format") or "%(p)s %(s)s"
 raw_env = [
     entry for entry in (globals().get("raw_env") or [])
     if not str(entry).startswith(_FNUD_SYSTEMD)
@@ -71,6 +72,46 @@ if SETTINGS.get("workers"):
     workers = SETTINGS["workers"]
 if SETTINGS.get("threads"):
     threads = SETTINGS["threads"]
+
+
+def _fnud_logger(theirs: Any) -> Any:
+    """Their logger class (a class or a dotted name; gunicorn's by default), writing
+    fnud's answer line before anything of its own."""
+    from gunicorn import util  # type: ignore[import-untyped]
+
+    base = theirs if isinstance(theirs, type) else util.load_class(
+        theirs or "gunicorn.glogging.Logger", default="gunicorn.glogging.Logger",
+        section="gunicorn.loggers",
+    )
+
+    class FnudLogger(base):  # type: ignore[misc,valid-type]
+        @property
+        def access_log_enabled(self) -> bool:  # gunicorn asks before it calls access()
+            return True
+
+        def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+            status = getattr(resp, "status_code", None) or str(resp.status).split(" ")[0]
+            spent = request_time.seconds * 1000 + request_time.microseconds // 1000
+            method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            line = f'fnud-answer <{os.getpid()}> {status} {method} "{path}" {spent}ms\n'
+            with contextlib.suppress(OSError):
+                os.write(1, line.encode("utf-8", "replace"))
+            if _fnud_theirs_enabled(self.cfg):
+                super().access(resp, req, environ, request_time)
+
+    return FnudLogger
+
+
+def _fnud_theirs_enabled(cfg: Any) -> bool:
+    """Whether gunicorn would write an access log of its own for this config."""
+    return bool(
+        cfg.accesslog or cfg.logconfig or getattr(cfg, "logconfig_dict", None)
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
+
+
+logger_class = _fnud_logger(globals().get("logger_class"))
 
 
 def _fnud_emit(kind: str, **facts: Any) -> None:

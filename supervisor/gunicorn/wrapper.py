@@ -9,8 +9,6 @@ from typing import Any
 
 HOOKS = Path(__file__).with_name("hooks.py")
 SETTINGS_LINE = "SETTINGS: dict[str, Any] = {}  # fnud renders each generation's settings here"
-#: the worker pid and the status of every answer, for fnud's settle and status
-ACCESS_FORMAT = 'fnud-answer %(p)s %(s)s %(m)s "%(U)s" %(M)sms'
 
 
 def render(settings: dict[str, Any]) -> str:

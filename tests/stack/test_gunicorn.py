@@ -63,7 +63,7 @@ def answers_by(result: LoadResult, pids: set[int]) -> int:
 def test_gunicorn_starts_serves_reports_its_workers_and_stops(
     gunicorn_factory: Callable[..., StackDir],
 ) -> None:
-    stack = gunicorn_factory()
+    stack = gunicorn_factory(extra_conf='accesslog = "access.log"  # the user\'s own')
     check = stack.fnud("check")
     assert check.returncode == 0 and "no problems found" in check.stdout, check.stdout
     stack.start()
@@ -76,6 +76,9 @@ def test_gunicorn_starts_serves_reports_its_workers_and_stops(
         body(stack, "/pid")
     wait_for(lambda: sum(w["requests"] for w in stack.programs()["gunicorn"]["workers"]) >= 9,
              message="the answers counted (from gunicorn's access log, by worker pid)")
+    own = stack.root / "app" / "access.log"  # relative to chdir, as gunicorn has it
+    wait_for(lambda: own.exists() and own.read_text().count('"GET /pid') >= 9,
+             message="the user's own access log written as before")
     text = stack.fnud("status").stdout
     assert "gunicorn RUNNING" in text and "WORKER" in text, text
     log = (stack.log / "gunicorn.log").read_text()

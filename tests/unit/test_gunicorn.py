@@ -63,7 +63,7 @@ def test_fnud_check_names_what_the_conf_may_not_do_with_file_and_line(
     stack.gunicorn_conf.write_text(
         "daemon = True\npidfile = '/run/g.pid'\nbind = ['127.0.0.1:9999']\n"
         "reuse_port = True\nraw_env = ['LISTEN_FDS=2', 'APP_MODE=prod']\nreload = True\n"
-        "accesslog = '/var/log/access.log'\nworker_class = 'gevent'\nworkers = 2\n"
+        "proc_name = 'app'\nworker_class = 'gevent'\nworkers = 2\n"
     )
     out = findings(stack)
     conf = str(stack.gunicorn_conf)
@@ -74,7 +74,7 @@ def test_fnud_check_names_what_the_conf_may_not_do_with_file_and_line(
         (4, "error: reuse_port:"),
         (5, "error: raw_env 'LISTEN_FDS=2'"),
         (6, "error: reload: gunicorn's own reloader"),
-        (7, "warning: accesslog: fnud sets fnud's access log"),
+        (7, "warning: proc_name: fnud sets a name carrying the generation's config file"),
         (8, "warning: worker_class = 'gevent': fnud cannot keep the previous generation warm"),
         (9, "warning: workers: [gunicorn] workers = 3 in fnud.toml wins"),
     ]:
@@ -150,7 +150,8 @@ def test_the_wrapper_runs_the_users_conf_then_sets_what_fnud_owns(tmp_path: Path
     assert (namespace["workers"], namespace["chdir"], namespace["raw_env"]) == (
         5, "/srv/app", ["A=1"]
     )
-    assert namespace["control_socket_disable"] is True and namespace["accesslog"] == "-"
+    assert namespace["control_socket_disable"] is True
+    assert namespace["logger_class"].__mro__[1].__name__ == "Logger"  # gunicorn's, extended
 
     class Worker:
         ppid, age, pid = 1, 7, 2
