@@ -1,5 +1,5 @@
-"""Balancer mode (`[uwsgi] enabled = false`): fnud runs nginx alone, in front of an app
-stack, with the same gate, status and stop. (The fleet test bed uses it across network
+"""Balancer mode (`[fnud] balancer = true`, or the older `[uwsgi] enabled = false`): fnud
+runs nginx alone, in front of an app stack, with the same gate, status and stop. (The fleet test bed uses it across network
 namespaces: tests/fleet/test_fleet.py.)"""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from supervisor.config.parse import parse_config
 from testkit.stackdir import StackDir, wait_for
@@ -43,10 +45,7 @@ runtime_dir = "run"
 log_dir = "log"
 stop_timeout = 10.0
 allow_root = true
-
-[uwsgi]
-enabled = false
-
+{spelling}
 [nginx]
 conf = "nginx.conf"
 
@@ -56,10 +55,15 @@ interval = 0
 """
 
 
-def balancer_in(stack: StackDir, app: StackDir) -> StackDir:
+SPELLINGS = {"balancer": "balancer = true\n", "enabled": "\n[uwsgi]\nenabled = false\n"}
+
+
+def balancer_in(stack: StackDir, app: StackDir, spelling: str = "balancer") -> StackDir:
     """Turn ``stack``'s dir into a balancer in front of ``app``: no ini, nginx alone."""
     stack.ini.unlink()
-    stack.toml.write_text(BALANCER_TOML.format(port=stack.http_port))
+    stack.toml.write_text(
+        BALANCER_TOML.format(port=stack.http_port, spelling=SPELLINGS[spelling])
+    )
     stack.nginx_conf.write_text(
         BALANCER_CONF.format(port=stack.http_port, app_port=app.http_port, extra="")
     )
@@ -72,12 +76,17 @@ def test_enabled_false_parses_and_a_missing_section_keeps_uwsgi() -> None:
     assert parse_config("", Path("/etc/fnud/fnud.toml")).uwsgi.enabled is True
 
 
-def test_balancer_mode_runs_nginx_alone(stack_factory: Callable[..., StackDir]) -> None:
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_balancer_mode_runs_nginx_alone(
+    stack_factory: Callable[..., StackDir], spelling: str
+) -> None:
     app = stack_factory()
     app.start()
-    lb = balancer_in(stack_factory(), app)
+    lb = balancer_in(stack_factory(), app, spelling)
     check = lb.fnud("check")
     assert check.returncode == 0, check.stdout + check.stderr
+    older = "[uwsgi] enabled = false is the older spelling of balancer mode"
+    assert (older in check.stdout) == (spelling == "enabled"), check.stdout
     lb.start()
     assert set(lb.programs()) == {"nginx"}
     with urllib.request.urlopen(lb.url + "/", timeout=10) as response:
