@@ -69,6 +69,7 @@ def _pid(answer: Answer) -> int | None:
 @dataclass
 class Paused:
     server: str
+    reload_at: float  # monotonic: the reload command
     paused_at: float | None  # monotonic: fnud says the previous generation is paused
     rollback: Timed | None
     fast: list[Answer]
@@ -77,9 +78,10 @@ class Paused:
 
     def row(self) -> list[Any]:
         if self.paused_at is None or self.rollback is None:
-            return [self.server, "not paused", *["-"] * 7]
+            return [self.server, "not paused", *["-"] * 8]
         start, end = self.paused_at + GRACE, self.rollback.began
         during = [a for a in self.fast if start <= a.began and a.ended <= end]
+        before = [a.ended - a.began for a in self.fast if a.ended < self.reload_at]
         taken = sum(1 for a in during if _pid(a) in self.old)
         flight = [a for a in self.slow if a.began < self.paused_at < a.ended]
         resumed = [a.ended for a in self.fast if a.began >= end and _pid(a) in self.old]
@@ -87,7 +89,7 @@ class Paused:
             self.server, len(during), taken,
             max((1 for a in during if a.ended - a.began > 1.0), default=0),
             ms(max((a.ended - a.began for a in during), default=None)),
-            f"{sum(a.ok for a in flight)}/{len(flight)}",
+            ms(max(before, default=None)), f"{sum(a.ok for a in flight)}/{len(flight)}",
             describe_failures(self.fast + self.slow),
             ms(min(resumed) - end if resumed else None), ms(self.rollback.seconds),
         ]
@@ -101,6 +103,7 @@ def _pause(bench: Bench, stack: FnudStack, server: str) -> Paused:
     rollback = None
     try:
         time.sleep(LEAD)
+        reload_at = time.monotonic()
         timed_cli(stack, "reload", "--app", "--no-wait")
         paused_at = _wait(lambda: _previous(stack) == "paused")
         if paused_at is not None:
@@ -109,7 +112,7 @@ def _pause(bench: Bench, stack: FnudStack, server: str) -> Paused:
         time.sleep(TAIL)
     finally:
         answers, slow_answers = fast.stop(), slow.stop()
-    return Paused(server, paused_at, rollback, answers, slow_answers, old)
+    return Paused(server, reload_at, paused_at, rollback, answers, slow_answers, old)
 
 
 def _cold_starts(bench: Bench, stack: FnudStack) -> list[float]:
@@ -172,7 +175,8 @@ def gunicorn_pause(bench: Bench) -> list[Table]:
     `fnud reload --app --no-wait`, then WINDOW = 4 s with the previous generation paused
     (from when `fnud status` says so, plus 0.1 s), then `fnud rollback`, which resumes
     it. "taken by paused" = answers in the window given by a worker of the paused
-    generation (it must take none); "stalled" = answers in the window that took over 1 s;
+    generation (it must take none); "stalled" = answers in the window that took over 1 s
+    ("max before": the slowest answer before the reload, the same load on one generation);
     "in flight at pause" = /sleep requests begun before the pause and ended after it, and
     how many answered 200; "resumed after" = rollback command -> the first answer of a
     request begun after it, given by a resumed worker; "rollback CLI" = `fnud rollback`'s
@@ -204,7 +208,7 @@ def _pause_table(pauses: list[Paused]) -> Table:
     table = Table(
         f"the previous generation paused for {WINDOW:g}s, then resumed by fnud rollback",
         ["app server", "answers in window", "taken by paused", "stalled", "max",
-         "in flight at pause", "failed", "resumed after", "rollback CLI"],
+         "max before", "in flight at pause", "failed", "resumed after", "rollback CLI"],
     )
     table.rows += [p.row() for p in pauses]
     table.notes.append("uWSGI pauses with its fifo's p; gunicorn sync workers park between "

@@ -227,20 +227,21 @@ class GunicornDriver:
 
     # -- what fnud asks of it --------------------------------------------------------
 
-    def _kick(self) -> None:
-        """SIGURG to the workers that loaded the app: look at the control byte now."""
-        for worker in self.events.ready:
+    def _kick(self, master: int) -> None:
+        """SIGURG to the master's workers that loaded the app: look at the control byte
+        now (never to a pid the events file names alone)."""
+        for worker in child_pids(master) & set(self.events.ready):
             with contextlib.suppress(OSError):
                 os.kill(worker, signal.SIGURG)
 
-    def _set_paused(self, paused: bool) -> None:
+    def _set_paused(self, master: int, paused: bool) -> None:
         fd = os.open(self.control, os.O_WRONLY | os.O_NOFOLLOW)
         try:
             os.pwrite(fd, b"\1" if paused else b"\0", 0)
         finally:
             os.close(fd)
         self._paused = paused
-        self._kick()
+        self._kick(master)
 
     async def pause(self, pid: int) -> None:
         """Every worker stops taking requests after the one it has (sync: parked at the
@@ -251,14 +252,14 @@ class GunicornDriver:
                 "and gthread workers only)"
             )
         if not self._paused:
-            self._set_paused(True)
+            self._set_paused(pid, True)
 
     async def resume(self, pid: int) -> None:
         """Every worker takes requests again; returns once they all do (or after a
         short wait: the control byte is cleared either way)."""
         if not self._paused:
             return
-        self._set_paused(False)
+        self._set_paused(pid, False)
         deadline = time.monotonic() + RESUME_WAIT
         while self.events.parked and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

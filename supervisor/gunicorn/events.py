@@ -5,6 +5,7 @@ app, parked or took requests again, a worker exited."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,13 @@ class Events:
 
     def read(self) -> None:
         """Take in what was written since the last read."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
+        try:  # never through a link: the workers' user owns the directory
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return
+        with open(fd, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
         self.offset += len(data)
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
@@ -51,7 +53,7 @@ class Events:
         kind, pid = event.get("ev"), event.get("pid")
         if not isinstance(pid, int):
             return
-        if kind == "master":
+        if kind == "master" and not self.master:  # the first: it came before any worker
             self.master, self.pause = pid, str(event.get("pause") or "")
             self.wanted = int(event.get("workers") or 0)
         elif kind == "ready" and event.get("ppid") == self.master and self.master:

@@ -339,3 +339,42 @@ def test_workers_that_cannot_pause_settle_and_roll_back_cold(
     print(f"cold rollback (fnud rollback during the settle): {took:.2f}s; {outcome.summary()}")
     assert generation(stack)["number"] == 3 and body(stack) == b"release one\n"
     assert outcome.failures == 0, outcome.summary()
+
+
+def test_under_systemd_only_fnud_notifies_and_gunicorn_gets_none_of_its_variables(
+    running_gunicorn: StackDir,
+) -> None:
+    """`fnud start --foreground` as systemd runs it (Type=notify), with variables that
+    would each change gunicorn: READY=1 comes from fnud alone, once the stack serves."""
+    import subprocess
+    import sys
+
+    from tests.stack.test_systemd import Listener
+
+    stack = running_gunicorn
+    assert stack.fnud("stop").returncode == 0
+    listener = Listener(str(stack.root / "notify.sock"), stack.url + "/")
+    env = {**os.environ, "NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "30000000",
+           "GUNICORN_CMD_ARGS": "--workers 7 --daemon", "LISTEN_FDS": "2", "LISTEN_PID": "1"}
+    env.pop("JOURNAL_STREAM", None)
+    with open(stack.root / "foreground.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "-c", str(stack.toml), "start", "--foreground"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+        )
+    try:
+        ready = listener.wait("READY", proc)
+        assert ready.serving and ready.pid == proc.pid
+        assert len(stack.worker_pids()) == 3  # GUNICORN_CMD_ARGS did not reach it
+        assert stack.fnud("reload").returncode == 0
+        listener.wait("READY", proc, timeout=10.0)
+        proc.send_signal(signal.SIGTERM)
+        listener.wait("STOPPING", proc, timeout=30.0)
+        assert proc.wait(timeout=60) == 0
+        listener.drain()
+        assert {m.pid for m in listener.messages} == {proc.pid}, "gunicorn notified systemd"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        listener.close()
