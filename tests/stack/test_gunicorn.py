@@ -185,6 +185,34 @@ def test_a_crash_looping_release_is_rolled_back(
     assert body(stack) == b"Hello from fnud\n"
 
 
+FAIL_UNDER_GUNICORN = """
+import sys as _sys
+if "gunicorn.arbiter" in _sys.modules:  # passes the preflight, fails users
+    @app.before_request
+    def _broken() -> object:
+        from flask import request as _request
+        return ("broken release\\n", 500) if _request.path == "/" else None
+"""
+
+
+def test_a_generation_answering_5xx_under_traffic_is_rolled_back(
+    gunicorn_factory: Callable[..., StackDir],
+) -> None:
+    """The 5xx share during the settle, counted from fnud's answer line."""
+    stack = gunicorn_factory(settle=30.0)
+    stack.start()
+    stack.app.write_text(stack.app.read_text() + FAIL_UNDER_GUNICORN)
+    with Load(stack.url + "/", concurrency=4) as load:
+        load.wait_requests(20)
+        result = stack.fnud("reload")
+        load.wait_requests(20)
+        outcome = load.stop()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled_back" in result.stderr and "were 5xx" in result.stderr, result.stderr
+    assert generation(stack)["number"] == 1 and body(stack) == b"Hello from fnud\n"
+    assert outcome.statuses[500] < outcome.requests  # the old generation served the rest
+
+
 def test_gunicorn_master_kill_costs_at_most_the_requests_in_flight(
     running_gunicorn: StackDir,
 ) -> None:
