@@ -1,6 +1,6 @@
 """Balancer mode (`[fnud] balancer = true`, or the older `[uwsgi] enabled = false`): fnud
-runs nginx alone, in front of an app stack, with the same gate, status and stop. (The fleet test bed uses it across network
-namespaces: tests/fleet/test_fleet.py.)"""
+runs nginx alone, in front of an app stack, with the same gate, status and stop. (The
+fleet test bed uses it across network namespaces: tests/fleet/test_fleet.py.)"""
 
 from __future__ import annotations
 
