@@ -18,8 +18,9 @@ from bench.sections.generations_load import KillOutcome, kill_master
 from bench.sections.gunicorn import SERVERS, Server, gunicorn_files, start
 from bench.stacks import FnudStack
 
-LEAD = 1.5  # seconds of load before the reload
 WINDOW = 4.0  # seconds the previous generation stays paused before `fnud rollback`
+LEAD = WINDOW  # seconds of the same load before the reload: the window to compare with
+SLOW = 0.5  # an answer slower than this waited for something
 TAIL = 1.5
 GRACE = 0.1  # after fnud says the previous generation is paused
 LONG_SETTLE = 60.0  # the pause lasts until the rollback, not the settle's end
@@ -78,17 +79,17 @@ class Paused:
 
     def row(self) -> list[Any]:
         if self.paused_at is None or self.rollback is None:
-            return [self.server, "not paused", *["-"] * 8]
+            return [self.server, "not paused", *["-"] * 9]
         start, end = self.paused_at + GRACE, self.rollback.began
-        during = [a for a in self.fast if start <= a.began and a.ended <= end]
+        during = [a.ended - a.began for a in self.fast if start <= a.began and a.ended <= end]
         before = [a.ended - a.began for a in self.fast if a.ended < self.reload_at]
-        taken = sum(1 for a in during if _pid(a) in self.old)
+        taken = sum(1 for a in self.fast if start <= a.began and a.ended <= end
+                    and _pid(a) in self.old)
         flight = [a for a in self.slow if a.began < self.paused_at < a.ended]
         resumed = [a.ended for a in self.fast if a.began >= end and _pid(a) in self.old]
         return [
-            self.server, len(during), taken,
-            max((1 for a in during if a.ended - a.began > 1.0), default=0),
-            ms(max((a.ended - a.began for a in during), default=None)),
+            self.server, len(during), taken, sum(t > SLOW for t in during),
+            ms(max(during, default=None)), sum(t > SLOW for t in before),
             ms(max(before, default=None)), f"{sum(a.ok for a in flight)}/{len(flight)}",
             describe_failures(self.fast + self.slow),
             ms(min(resumed) - end if resumed else None), ms(self.rollback.seconds),
@@ -171,12 +172,13 @@ def _link(root: Any, target: str) -> Any:
 
 def gunicorn_pause(bench: Bench) -> list[Table]:
     """Pause: per app server, a stack with [reload] settle = 60 s under light load
-    (BENCH_LIGHT_CLIENTS clients GET /pid back to back, 2 clients GET /sleep?s=0.5);
-    `fnud reload --app --no-wait`, then WINDOW = 4 s with the previous generation paused
-    (from when `fnud status` says so, plus 0.1 s), then `fnud rollback`, which resumes
-    it. "taken by paused" = answers in the window given by a worker of the paused
-    generation (it must take none); "stalled" = answers in the window that took over 1 s
-    ("max before": the slowest answer before the reload, the same load on one generation);
+    (BENCH_LIGHT_CLIENTS clients GET /pid back to back, 2 clients GET /sleep?s=0.5): 4 s
+    of it on one generation ("before"), `fnud reload --app --no-wait`, then a window of 4 s
+    with the previous generation paused (from when `fnud status` says so, plus 0.1 s),
+    then `fnud rollback`, which resumes it. "answers" = /pid answers in the window; "taken
+    by paused" = those given by a worker of the paused generation (it must take none);
+    "> 0.5s" and "max": how many took over 0.5 s, the slowest (a request that waited for
+    the pause would show here), next to the same before the reload;
     "in flight at pause" = /sleep requests begun before the pause and ended after it, and
     how many answered 200; "resumed after" = rollback command -> the first answer of a
     request begun after it, given by a resumed worker; "rollback CLI" = `fnud rollback`'s
@@ -207,8 +209,9 @@ def gunicorn_pause(bench: Bench) -> list[Table]:
 def _pause_table(pauses: list[Paused]) -> Table:
     table = Table(
         f"the previous generation paused for {WINDOW:g}s, then resumed by fnud rollback",
-        ["app server", "answers in window", "taken by paused", "stalled", "max",
-         "max before", "in flight at pause", "failed", "resumed after", "rollback CLI"],
+        ["app server", "answers", "taken by paused", f"> {SLOW:g}s", "max",
+         f"before: > {SLOW:g}s", "before: max", "in flight at pause", "failed",
+         "resumed after", "rollback CLI"],
     )
     table.rows += [p.row() for p in pauses]
     table.notes.append("uWSGI pauses with its fifo's p; gunicorn sync workers park between "
