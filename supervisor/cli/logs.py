@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     pass
 
 from supervisor.cli.support import call_daemon, fail, get_client
-from supervisor.config.schema import APP_SERVERS
+from supervisor.config.servers import APP_SERVERS
 
 
 @click.command("reopen-logs")

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.common.ports import Address, parse_listen
+from supervisor.config.servers import APP_SERVERS as APP_SERVERS  # (re-exported)
+from supervisor.config.servers import DISPLAY
 from supervisor.runtime.paths import Paths
 
 
@@ -204,9 +206,6 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 
-#: the app servers fnud can run, each with a section of its own, as users know them
-APP_SERVERS = ("uwsgi", "gunicorn")
-DISPLAY = {"uwsgi": "uWSGI", "gunicorn": "gunicorn"}
 
 
 def keys(section: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
