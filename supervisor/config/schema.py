@@ -59,6 +59,7 @@ class HealthSection:
 class ReloadSection:
     settle: float = 10.0  # seconds the previous generation stays warm for a rollback
     max_error_ratio: float = 0.05  # 5xx share during the settle that rolls back
+    warm_preflight: bool = True  # the app check forks from a warm interpreter (false: cold)
 
 
 @dataclass(frozen=True)

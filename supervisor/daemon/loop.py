@@ -74,7 +74,7 @@ class Daemon:
         self.done = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._shutdown: asyncio.Task[Any] | None = None
-        self.gate = Gate(lambda: self.stack.plan)
+        self.gate = Gate(lambda: self.stack.plan, warm=True)
         self.restarts = Restarts(self.stack, self.ops, lambda: self.phase)
         self.generations = Generations(self.stack, on_settle=self.ops.settling)
         self.reloader = Reloader(
@@ -167,6 +167,7 @@ class Daemon:
         finally:
             await self.server.close()
             await self.services.close()
+            await self.gate.close()
             for task in list(self._tasks):
                 task.cancel()
             lock.release()

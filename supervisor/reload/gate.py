@@ -22,6 +22,7 @@ from supervisor.config.schema import Config
 from supervisor.nginx.conf import NginxConf
 from supervisor.nginx.configtest import config_test
 from supervisor.reload.preflight import PreflightError, preflight
+from supervisor.reload.warm import WarmPreflight
 from supervisor.runtime.release import Release
 from supervisor.stack.plan import Plan, StackError
 
@@ -78,7 +79,9 @@ class Checkers:
     import_app: Callable[[Plan, AppSpec], Awaitable[str]]  # raises PreflightError
 
 
-def real_checkers() -> Checkers:
+def real_checkers(warm: WarmPreflight | None = None) -> Checkers:
+    """The real checks; the app check forks from ``warm`` where the config allows."""
+
     async def nginx_test(plan: Plan, conf: NginxConf) -> tuple[bool, str]:
         config = plan.config
         result = await config_test(
@@ -88,9 +91,10 @@ def real_checkers() -> Checkers:
         return result.ok, result.text
 
     async def import_app(plan: Plan, spec: AppSpec) -> str:
-        return await preflight(
-            spec, plan.environ, owner=plan.owner, smoke=smoke_paths(plan.config)
-        )
+        smoke = smoke_paths(plan.config)
+        if warm is not None and plan.config.reload.warm_preflight:
+            return await warm.check(spec, plan.environ, owner=plan.owner, smoke=smoke)
+        return await preflight(spec, plan.environ, owner=plan.owner, smoke=smoke)
 
     return Checkers(
         binaries=Plan.check_binaries,
@@ -109,10 +113,20 @@ def smoke_paths(config: Config) -> tuple[str, ...]:
 
 
 class Gate:
-    def __init__(self, current: Callable[[], Plan], checkers: Checkers | None = None) -> None:
-        """``current``: the plan in force (its config is what a reload re-reads)."""
+    def __init__(
+        self, current: Callable[[], Plan], checkers: Checkers | None = None,
+        warm: bool = False,
+    ) -> None:
+        """``current``: the plan in force (its config is what a reload re-reads).
+        ``warm``: keep a warm parent for the app check (the daemon; fnud init does not)."""
         self.current = current
-        self.checkers = checkers or real_checkers()
+        self.warm = WarmPreflight() if warm and checkers is None else None
+        self.checkers = checkers or real_checkers(self.warm)
+
+    async def close(self) -> None:
+        """Nothing of the checks outlives the daemon (the warm parent)."""
+        if self.warm is not None:
+            await self.warm.close()
 
     async def run(self, request: Request, emit: Emit = quiet) -> Passed:
         """Run every check ``request`` asks for, in order; raise :class:`Refused` at the
