@@ -79,7 +79,7 @@ class WatchSection:
     exclude: tuple[str, ...] = (
         "__pycache__", ".git", "*.pyc", "*.swp", "*.swx", "*~", "4913", ".#*", "*.tmp",
     )
-    debounce_ms: int = 300  # a burst of saves (git checkout of 200 files) makes one reload
+    debounce_ms: int = 100  # a burst of saves (git checkout of 200 files) makes one reload
 
 
 @dataclass(frozen=True)

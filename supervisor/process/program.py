@@ -75,6 +75,8 @@ class Driver(Protocol):
         ...
 
 
+READY_POLL = 0.05  # while STARTING: how often the driver is asked whether it serves yet
+
 _ERRORISH = ("error", "emerg", "fail", "unable", "cannot", "can't", "no such", "denied",
              "exception", "game over", "in use", "invalid", "not found")
 
@@ -321,7 +323,7 @@ class Program(Generic[D]):
                 self.log.error("start timeout", reason=reason)
                 kill_group(pid)
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(READY_POLL)
 
     def lines_since(self, mark: int) -> list[str]:
         """Output lines (kept ones) that arrived after ``lines_seen`` was ``mark``."""
