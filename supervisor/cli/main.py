@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 from supervisor.cli import admin, logs
 from supervisor.cli import start as start_command
-from supervisor.cli.support import EXIT_NOT_RUNNING, call_daemon, fail, get_client, get_config
+from supervisor.cli.status import once as status_once
+from supervisor.cli.support import call_daemon, fail, get_client, get_config
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -108,8 +109,6 @@ def process_alive(pid: int) -> bool:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
     """Show programs, workers and the last reload. Exit 0 if all RUNNING, 3 if no daemon."""
-    import json
-
     client = get_client(ctx)
     lock = client.paths.lock
     if watch and not as_json:
@@ -125,17 +124,7 @@ def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
                 time.sleep(2)
         except KeyboardInterrupt:
             return
-    if lock_holder(lock) is None:
-        get_config(ctx)  # a broken fnud.toml first (exit 2)
-        if as_json:
-            click.echo(json.dumps({"daemon": None, "programs": {}}))
-        else:
-            click.echo("fnud is not running")
-        sys.exit(EXIT_NOT_RUNNING)
-    result = call_daemon(ctx, client, "status")
-    click.echo(json.dumps(result) if as_json else render_status(result))
-    running = all(p["state"] == "RUNNING" for p in result["programs"].values())
-    sys.exit(0 if running else 1)
+    sys.exit(status_once(ctx.obj.get("config"), as_json))
 
 
 # -- reload --------------------------------------------------------------------------

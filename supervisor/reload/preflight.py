@@ -21,6 +21,7 @@ from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
 from supervisor.reload.appcheck import COLD
 
+
 def supplementary_groups(owner: tuple[int, int]) -> list[int]:
     """The groups uWSGI's initgroups() gives the workers' user."""
     try:
