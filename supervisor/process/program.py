@@ -269,6 +269,15 @@ class Program(Generic[D]):
                 continue
             await follower.changed()
 
+    def close(self) -> None:
+        """The program is discarded (a retired generation): take in what it wrote, then
+        stop following its log (the file and the inotify descriptor are closed)."""
+        self.cancel_timer()
+        self.drain()
+        follower, self._tail = self._tail, None
+        if follower is not None:
+            follower.close()  # its loop sees it is no longer followed and ends
+
     def drain(self) -> None:
         """Take in every line the program has written so far."""
         if self._tail is None:

@@ -96,8 +96,10 @@ class Stack:
         return old
 
     def forget(self, prog: AppProgram) -> None:
+        """A generation that is not serving is gone for good (stopped or never ready)."""
         if prog in self.others:
             self.others.remove(prog)
+        prog.close()
 
     def program_for(self, name: str, pid: int) -> Program[Any]:
         """The program an event's PID belongs to (the serving one when none matches)."""

@@ -428,3 +428,29 @@ def test_a_retired_generation_ends_when_its_requests_do_not_at_the_stop_deadline
              message="generation 1's workers to end")
     log = running.daemon_log()
     assert "stop deadline passed" not in log, log[-3000:]
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_the_daemon_holds_no_more_descriptors_after_reloads_and_kills(
+    running: StackDir,
+) -> None:
+    """Every retired generation, restarted program and reopened log lets go of what it
+    held: the daemon's descriptors come back to where they were."""
+    daemon = int(running.status()["daemon"]["pid"])  # type: ignore[index]
+    running.set_greeting("Baseline")
+    assert running.fnud("reload", "--app").returncode == 0
+    before = _open_fds(daemon)
+    for number in range(3):
+        running.set_greeting(f"Round {number}")
+        assert running.fnud("reload", "--app").returncode == 0
+    assert running.fnud("reopen-logs").returncode == 0
+    os.kill(min(running.worker_pids("uwsgi")), signal.SIGKILL)
+    nginx = int(running.programs()["nginx"]["pid"])
+    os.kill(nginx, signal.SIGKILL)
+    wait_for(lambda: running.programs()["nginx"]["state"] == "RUNNING"
+             and running.programs()["nginx"]["pid"] != nginx, message="nginx back")
+    wait_for(lambda: _open_fds(daemon) <= before, timeout=30,
+             message=f"the daemon's descriptors back to {before}")

@@ -110,6 +110,9 @@ class FakeGeneration:
         self.state = State.STOPPED
         self.driver.calls.append("stop")
 
+    def close(self) -> None:
+        self.driver.calls.append("close")
+
     def children(self) -> set[int]:
         return {w.pid for w in self.driver.facts[0].workers} if self.driver.facts else set()
 
@@ -165,7 +168,7 @@ def test_a_quiet_settle_retires_the_previous_generation(stack: Stack) -> None:
     replaced, how = asyncio.run(gens.reload(emits, lambda: None))
     new = made[0]
     assert (replaced, how) == (2, "generation 2")
-    assert stack.app is new and old.driver.calls == ["pause", "stop"]
+    assert stack.app is new and old.driver.calls == ["pause", "stop", "close"]
     assert gens.previous is not None and gens.previous.number == 1
     assert clock.now >= 1005.0  # the whole settle, on the fake clock
     assert stack.others == []
@@ -187,6 +190,7 @@ def test_crash_loop_during_the_settle_rolls_back_to_the_warm_generation(stack: S
         asyncio.run(gens.reload(Emits(), lambda: None))
     assert stack.app is old and old.driver.calls == ["pause", "resume"]
     assert made[0].state is State.STOPPED and made[0] not in stack.others
+    assert made[0].driver.calls[-1] == "close"  # it follows its log no more
     assert clock.now < 1005.0  # decided before the settle's end
 
 
