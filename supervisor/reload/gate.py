@@ -120,7 +120,9 @@ class Gate:
         """``current``: the plan in force (its config is what a reload re-reads).
         ``warm``: keep a warm parent for the app check (the daemon; fnud init does not)."""
         self.current = current
-        self.warm = WarmPreflight() if warm and checkers is None else None
+        self.warm = (
+            WarmPreflight(str(current().paths.root)) if warm and checkers is None else None
+        )
         self.checkers = checkers or real_checkers(self.warm)
 
     async def close(self) -> None:

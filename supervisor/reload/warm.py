@@ -89,9 +89,10 @@ class Parent:
         self.packages = packages(site)
 
     @classmethod
-    async def start(cls, key: Key, env: dict[str, str]) -> Parent:
+    async def start(cls, key: Key, env: dict[str, str], label: str) -> Parent:
+        """``label``: on its command line, to tell whose it is (the runtime dir)."""
         proc = await asyncio.create_subprocess_exec(
-            key.python, "-c", WARM, str(os.getpid()),
+            key.python, "-c", WARM, str(os.getpid()), label,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, env=env, cwd="/", start_new_session=True,
             limit=1 << 22, **as_user(key.owner),
@@ -141,7 +142,10 @@ class Parent:
 class WarmPreflight:
     """The gate's app check, warm when it can be, cold when it must be."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "") -> None:
+        """``label``: what the warm interpreter's command line names (the runtime dir:
+        ps shows whose it is)."""
+        self.label = label
         self.parent: Parent | None = None
         self.log = logsetup.get("preflight")
         self.cold_reason = ""  # why the last check was cold ('' when it was warm)
@@ -192,7 +196,7 @@ class WarmPreflight:
             self.log.info("warm parent replaced", pid=self.parent.pid)
             await self.close()
         if self.parent is None:
-            self.parent = await Parent.start(key, env)
+            self.parent = await Parent.start(key, env, self.label)
             self.log.info("warm parent started", pid=self.parent.pid)
         return self.parent
 

@@ -179,9 +179,7 @@ def _warm_parents(daemon: int) -> list[psutil.Process]:
     out = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if cmdline[-1:] == [str(daemon)] and "-c" in cmdline and "def serve(" in " ".join(
-            cmdline
-        ):
+        if str(daemon) in cmdline and "-c" in cmdline and "def serve(" in " ".join(cmdline):
             out.append(proc)
     return out
 
