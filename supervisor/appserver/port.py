@@ -40,6 +40,11 @@ class AppDriver(Driver, Protocol):
         back to and what a restarted daemon adopts (None when not pinned)."""
         ...
 
+    @property
+    def paused(self) -> bool:
+        """Paused (by :meth:`pause`), as far as fnud knows."""
+        ...
+
     async def workers(self) -> Stats:
         """Its workers now (raises :class:`WorkersUnknown`)."""
         ...

@@ -61,14 +61,16 @@ def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -
     from supervisor.daemon.loop import Daemon
     from supervisor.logs import logsetup
     from supervisor.logs.logfile import DaemonLog
+    from supervisor.logs.sink import Sink
 
     log = DaemonLog(Path(log_file)) if log_file else None
     if log is not None:
         log.open()
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    logsetup.configure()
-    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log)
+    sink = Sink(2)  # fnud's own lines: never an exception, even on a full disk
+    logsetup.configure(sink)  # type: ignore[arg-type]
+    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log, sink=sink)
     return asyncio.run(daemon.run())
 
 

@@ -9,9 +9,11 @@ nginx.conf, the app spec) or raises :class:`Refused` carrying one structured
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from supervisor.appserver.spec import AppSpec
 from supervisor.checks import runner as checks
@@ -124,6 +126,27 @@ class Gate:
             WarmPreflight(str(current().paths.root)) if warm and checkers is None else None
         )
         self.checkers = checkers or real_checkers(self.warm)
+
+    async def warm_up(self) -> None:
+        """Start the warm interpreter now (after a start or an adoption), so that the
+        first reload's check is warm too: one check of the app in force, whose verdict
+        does not matter here."""
+        plan = self.current()
+        if self.warm is None or not plan.config.reload.warm_preflight:
+            return
+        if not plan.config.uwsgi.enabled:
+            return
+        with contextlib.suppress(PreflightError, StackError, OSError):
+            await self.warm.check(plan.app(), plan.environ, owner=plan.owner,
+                                  smoke=smoke_paths(plan.config))
+
+    def preflight_status(self) -> dict[str, Any]:
+        """The warm interpreter's pid (None: none now) and why the last check was cold."""
+        parent = self.warm.parent if self.warm is not None else None
+        return {
+            "warm": parent.pid if parent is not None else None,
+            "cold_reason": self.warm.cold_reason if self.warm is not None else "",
+        }
 
     async def close(self) -> None:
         """Nothing of the checks outlives the daemon (the warm parent)."""

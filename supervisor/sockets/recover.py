@@ -59,17 +59,23 @@ def _key_of(sock: socket.socket) -> str:
     return str(Address(str(name[0]), int(name[1])))
 
 
-def listening_fds(pid: int) -> dict[str, int]:
-    """{address: fd} of the inet sockets process ``pid`` listens on."""
+def listening_fds(pid: int, paths: frozenset[str] = frozenset()) -> dict[str, int]:
+    """{address: fd} of the inet sockets process ``pid`` listens on, and of its unix
+    sockets bound to one of ``paths``: the numbers as that process has them."""
     import psutil
 
     out: dict[str, int] = {}
     try:
-        conns = psutil.Process(pid).net_connections(kind="inet")
+        conns = psutil.Process(pid).net_connections(kind="inet" if not paths else "all")
     except psutil.Error:
         return out
     for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.fd >= 0 and conn.laddr:
+        if conn.fd < 0 or not conn.laddr:
+            continue
+        if isinstance(conn.laddr, str):
+            if conn.laddr in paths:
+                out[conn.laddr] = conn.fd
+        elif conn.status == psutil.CONN_LISTEN:
             out[str(Address(str(conn.laddr.ip), int(conn.laddr.port)))] = conn.fd
     return out
 
