@@ -147,6 +147,7 @@ class WarmPreflight:
         ps shows whose it is)."""
         self.label = label
         self.parent: Parent | None = None
+        self._one = asyncio.Lock()  # one check at a time talks to the parent
         self.log = logsetup.get("preflight")
         self.cold_reason = ""  # why the last check was cold ('' when it was warm)
 
@@ -162,8 +163,9 @@ class WarmPreflight:
         if not spec.module and not spec.wsgi_file:
             return await preflight(spec, environ, timeout, owner, smoke)
         env = check_env(spec, environ)
-        answer = await self._warm(Key.of(spec, env, owner), env, check_request(spec, smoke),
-                                  timeout)
+        async with self._one:  # the warm-up after a start may be checking right now
+            answer = await self._warm(Key.of(spec, env, owner), env,
+                                      check_request(spec, smoke), timeout)
         if answer is None:
             return await preflight(spec, environ, timeout, owner, smoke)
         return verdict(spec, answer)

@@ -200,3 +200,13 @@ def test_the_warm_parent_lives_and_dies_with_the_daemon(running: StackDir) -> No
     (again,) = _warm_parents(new)
     assert running.fnud("stop").returncode == 0
     wait_for(lambda: not again.is_running(), message="the warm parent to stop with fnud")
+
+
+def test_checks_at_the_same_time_take_turns(release: Path) -> None:
+    """The warm-up after a start and a reload's check may overlap: one parent, one
+    conversation at a time."""
+    async def body(warm: WarmPreflight) -> None:
+        answers = await asyncio.gather(*(check(warm, spec(release)) for _ in range(3)))
+        assert answers == [str(release / "app.py")] * 3
+
+    with_warm(body)
