@@ -20,6 +20,7 @@ from bench.sections.fleet import fleet
 from bench.sections.generations import generations
 from bench.sections.reload import reload_under_load
 from bench.sections.save_to_live import save_to_live
+from bench.sections.soak import soak
 from bench.sections.throughput import throughput
 
 Section = Callable[[Bench], list[Table]]
@@ -31,6 +32,7 @@ SECTIONS: list[Section] = [
     fault_recovery,
     daemon_footprint,
     generations,
+    soak,
     fleet,
 ]
 
