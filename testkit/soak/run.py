@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
