@@ -7,7 +7,9 @@ from typing import Any
 
 def render_status(result: dict[str, Any]) -> str:
     daemon = result["daemon"]
-    lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}", ""]
+    lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}"]
+    lines += [f"PROBLEM: {problem}" for problem in result.get("problems", [])]
+    lines.append("")
     lines.append(
         f"{'PROGRAM':<8} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RSS':>8} {'RESTARTS':>8}  INFO"
     )
