@@ -1,47 +1,21 @@
-"""TODO."""
+"""`fnud check` without processes: findings, nginx -t's output mapped to file:line,
+and fuzzed fnud.toml and uwsgi.ini that must never crash the checks."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings
 
 from supervisor.checks import nginx_test
 from supervisor.checks import runner as checks
 from supervisor.checks.finding import Finding
 from supervisor.nginx.configtest import ConfigTest
+from testkit.fuzzing import INI_TEXT, TOML_TEXT, examples
 from testkit.stackdir import StackDir, make_stack_dir
-
-_KEYS = st.sampled_from([
-    "socket", "http-socket", "uwsgi-socket", "https", "chdir", "module", "wsgi-file", "mount",
-    "master", "lazy-apps", "stats", "pidfile", "pidfile2", "master-fifo", "daemonize",
-    "touch-chain-reload", "virtualenv", "home", "pythonpath", "protocol", "ini", "base",
-    "shared-socket", "env",
-])
-
-
-_PIECES = st.sampled_from([
-    "%d", "%(base)", "%(chdir)", "%(", "@(x)", "$(HOME)", "$(NOPE", "%t", "%", "#", " ;",
-    ":", "127.0.0.1", ":8001", "localhost:", "[::1]:", "/", "..", "app", "true", "=0", ",",
-    "²", "\0", "\t", "[uwsgi]", "\udcff", "x" * 300,
-])
-
-
-_VALUES = st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=6).map("".join)
-
-
-_INI_LINES = st.one_of(
-    st.tuples(_KEYS, _VALUES).map(lambda kv: f"{kv[0]} = {kv[1]}"),
-    st.sampled_from(["[uwsgi]", "[app]", "; comment", "   # comment", "[", "="]),
-    st.text(max_size=40),
-)
-
-
-_INI_TEXT = st.one_of(st.text(), st.lists(_INI_LINES, max_size=12).map("\n".join))
 
 
 @pytest.fixture(scope="module")
@@ -56,39 +30,6 @@ def no_internal_errors(found: list[Finding]) -> None:
     for finding in found:
         assert "internal error" not in finding.message, finding.format()
         finding.format().encode("utf-8")  # printable, whatever the input
-
-
-_TOML_VALUES = st.one_of(
-    st.text(max_size=12), st.sampled_from(["~", "~nosuchuser/x", "\0", "uwsgi.ini", "/", "."]),
-    st.integers(), st.floats(), st.booleans(), st.lists(st.text(max_size=5), max_size=3),
-)
-
-
-_TOML_KEYS = st.sampled_from([
-    "runtime_dir", "log_dir", "stop_timeout", "ini", "binary", "python", "conf", "prefix",
-    "url", "initial", "max", "paths", "include", "enabled", "debounce_ms", "bogus",
-])
-
-
-_TOML_DOCS = st.dictionaries(
-    st.sampled_from(["fnud", "uwsgi", "nginx", "health", "backoff", "watch", "nope"]),
-    st.dictionaries(_TOML_KEYS, _TOML_VALUES, max_size=4), max_size=4,
-)
-
-
-def to_toml(doc: dict[str, dict[str, object]]) -> str:
-    lines = []
-    for section, table in doc.items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if isinstance(value, float) and value != value:
-                rendered = "nan"
-            elif isinstance(value, float) and value in (float("inf"), float("-inf")):
-                rendered = "inf" if value > 0 else "-inf"
-            else:
-                rendered = json.dumps(value)
-            lines.append(f"{key} = {rendered}")
-    return "\n".join(lines) + "\n"
 
 
 def test_finding_format_and_summary() -> None:
@@ -120,3 +61,30 @@ def test_nginx_t_output_parsing() -> None:
     no_level = nginx_test.findings(ConfigTest(False, ("nginx: not found",), conf))
     assert [(f.line, f.severity) for f in no_level] == [(0, "error")]
     assert nginx_test.findings(ConfigTest(True, (), conf)) == []
+
+
+# -- never a crash ----------------------------------------------------------------------
+
+FUZZ = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def _check(toml: Path) -> list[Finding]:
+    # no nginx -t (a process) and no port probes (no lookups of random names)
+    return checks.check_all(toml, run_nginx_test=False, check_ports=False)
+
+
+@FUZZ
+@given(text=INI_TEXT)
+def test_any_ini_text_never_crashes(fuzz_stack: StackDir, text: str) -> None:
+    fuzz_stack.ini.write_bytes(text.encode("utf-8", "surrogateescape"))
+    no_internal_errors(_check(fuzz_stack.toml))
+
+
+@FUZZ
+@given(text=TOML_TEXT)
+def test_any_toml_text_never_crashes(fuzz_stack: StackDir, text: str) -> None:
+    toml = fuzz_stack.root / "fuzz.toml"
+    toml.write_text(text, encoding="utf-8")
+    no_internal_errors(_check(toml))
