@@ -1,5 +1,5 @@
 """`fnud check` without processes: findings, nginx -t's output mapped to file:line,
-and fuzzed fnud.toml and uwsgi.ini that must never crash the checks."""
+and fuzzed fnud.toml, uwsgi.ini and nginx.conf that must never crash the checks."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from supervisor.checks import nginx_test
 from supervisor.checks import runner as checks
 from supervisor.checks.finding import Finding
+from supervisor.nginx import conf as nginx
 from supervisor.nginx.configtest import ConfigTest
-from testkit.fuzzing import INI_TEXT, TOML_TEXT, examples
+from testkit import stackfiles
+from testkit.fuzzing import INI_TEXT, NGINX_BYTES, NGINX_TEXT, TOML_TEXT, examples
 from testkit.stackdir import StackDir, make_stack_dir
 
 
@@ -29,6 +32,7 @@ def no_internal_errors(found: list[Finding]) -> None:
     assert isinstance(found, list)
     for finding in found:
         assert "internal error" not in finding.message, finding.format()
+        assert finding.message.strip(), finding  # says what is wrong
         finding.format().encode("utf-8")  # printable, whatever the input
 
 
@@ -70,6 +74,12 @@ FUZZ = settings(
 )
 
 
+def _fresh(stack: StackDir) -> None:
+    """The stack's valid ini and nginx.conf again (another fuzz test broke one)."""
+    stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, 3))
+    stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
+
+
 def _check(toml: Path) -> list[Finding]:
     # no nginx -t (a process) and no port probes (no lookups of random names)
     return checks.check_all(toml, run_nginx_test=False, check_ports=False)
@@ -88,3 +98,47 @@ def test_any_toml_text_never_crashes(fuzz_stack: StackDir, text: str) -> None:
     toml = fuzz_stack.root / "fuzz.toml"
     toml.write_text(text, encoding="utf-8")
     no_internal_errors(_check(toml))
+
+
+def _parsed_sanely(conf: nginx.NginxConf, path: Path) -> None:
+    assert conf.files and conf.files[0] == str(path)
+    for message in conf.errors:
+        assert isinstance(message.line, int) and message.line >= 0 and message.text
+
+
+@FUZZ
+@given(data=NGINX_BYTES)
+def test_any_nginx_conf_never_crashes(fuzz_stack: StackDir, data: bytes) -> None:
+    fuzz_stack.nginx_conf.write_bytes(data)
+    _parsed_sanely(nginx.analyze(fuzz_stack.nginx_conf), fuzz_stack.nginx_conf)
+    no_internal_errors(_check(fuzz_stack.toml))
+
+
+@FUZZ
+@given(text=NGINX_TEXT, where=st.sampled_from(["main", "http", "server"]))
+def test_any_included_nginx_file_never_crashes(
+    fuzz_stack: StackDir, text: str, where: str
+) -> None:
+    """An included file is parsed in its block's context: what it breaks is reported
+    against it, the main file still parses."""
+    _fresh(fuzz_stack)
+    anchor = {"main": "pid nginx.pid;", "http": "access_log off;",
+              "server": "listen 127.0.0.1:"}[where]
+    main = fuzz_stack.nginx_conf.read_text().replace(anchor, f"include inc/*.conf;\n{anchor}", 1)
+    fuzz_stack.nginx_conf.write_text(main)
+    (fuzz_stack.root / "inc").mkdir(exist_ok=True)
+    (fuzz_stack.root / "inc" / "fuzz.conf").write_bytes(text.encode("utf-8", "surrogateescape"))
+    _parsed_sanely(nginx.analyze(fuzz_stack.nginx_conf), fuzz_stack.nginx_conf)
+    no_internal_errors(_check(fuzz_stack.toml))
+
+
+@pytest.mark.parametrize("text", ["events {}\n0 ", 'events {}\nuser "nobody', "events {}\n\0\t"])
+def test_a_statement_cut_off_by_the_end_of_file_is_named(tmp_path: Path, text: str) -> None:
+    """crossplane's error is empty there (its token stream just ends): nginx's words,
+    on the last line, as nginx -t says it."""
+    path = tmp_path / "nginx.conf"
+    path.write_text(text)
+    conf = nginx.analyze(path)
+    assert [(m.line, m.text) for m in conf.errors] == [
+        (2, 'unexpected end of file, expecting ";" or "}"')
+    ]
