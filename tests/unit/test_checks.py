@@ -4,6 +4,7 @@ and fuzzed fnud.toml, uwsgi.ini and nginx.conf that must never crash the checks.
 from __future__ import annotations
 
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,20 @@ def test_a_statement_cut_off_by_the_end_of_file_is_named(tmp_path: Path, text: s
     assert [(m.line, m.text) for m in conf.errors] == [
         (2, 'unexpected end of file, expecting ";" or "}"')
     ]
+
+
+def test_nginx_t_prefix_never_takes_a_permission_away(tmp_path: Path) -> None:
+    """fnud check prepares nginx's prefix for nginx -t: ``[nginx] prefix = "/tmp"`` made
+    /tmp 0755 (no longer writable by other users) before."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with nginx_test.scratch_prefix(shared, keep=False):
+        pass
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert sorted(p.name for p in shared.iterdir()) == []  # its logs/ and tmp/ removed
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with nginx_test.scratch_prefix(private, keep=True):
+        pass
+    assert stat.S_IMODE(private.stat().st_mode) == 0o755  # nginx's workers traverse it
