@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from supervisor.checks import nginx_test
 from supervisor.checks import runner as checks
 from supervisor.checks.finding import Finding
+from supervisor.common import ports
 from supervisor.nginx import conf as nginx
 from supervisor.nginx.configtest import ConfigTest
 from testkit import stackfiles
@@ -77,7 +78,7 @@ FUZZ = settings(
 
 def _fresh(stack: StackDir) -> None:
     """The stack's valid ini and nginx.conf again (another fuzz test broke one)."""
-    stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, 3))
+    stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, 3, lazy=False))
     stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
 
 
@@ -160,3 +161,20 @@ def test_nginx_t_prefix_never_takes_a_permission_away(tmp_path: Path) -> None:
     with nginx_test.scratch_prefix(private, keep=True):
         pass
     assert stat.S_IMODE(private.stat().st_mode) == 0o755  # nginx's workers traverse it
+
+
+def test_a_listen_that_cannot_be_bound_for_another_reason_gets_no_port_holder_hint(
+    fuzz_stack: StackDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'stop that process or choose another port' only when a process holds the port."""
+    _fresh(fuzz_stack)
+    conf = fuzz_stack.nginx_conf.read_text()
+    fuzz_stack.nginx_conf.write_text(conf.replace("location / {", "listen nosuch.invalid:80;\n"
+                                                  "        location / {"))
+    problems = {"nosuch.invalid": "cannot resolve nosuch.invalid: Name or service not known"}
+    monkeypatch.setattr(ports, "in_use", lambda address: problems.get(address.host))
+    found = checks.check_all(fuzz_stack.toml, run_nginx_test=False)
+    assert [f.format() for f in found] == [
+        f"{fuzz_stack.nginx_conf}:15: error: listen nosuch.invalid:80: cannot resolve "
+        "nosuch.invalid: Name or service not known"
+    ]
