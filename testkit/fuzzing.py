@@ -1,7 +1,8 @@
 """Hypothesis strategies for broken inputs: uWSGI ini text, fnud.toml documents and
 nginx.conf text built from pieces that look like the real thing (so that the checks get
 past the first syntax error), plus raw text and bytes. Shared by the unit fuzz tests and
-the stack test that runs the real `fnud check` on a few of them.
+the stack test that runs the real `fnud check` on a few of them; frames for the control
+socket, in-process and against a real daemon.
 
 ``examples(n)``: the number of examples a fuzz test runs; ``FNUD_FUZZ_SCALE=20`` in the
 environment multiplies it for a deeper run by hand.
@@ -11,8 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+from typing import Any
 
 from hypothesis import strategies as st
+
+from supervisor.control import wire
 
 
 def examples(count: int) -> int:
@@ -125,3 +130,48 @@ NGINX_BYTES = st.one_of(
     st.builds(lambda b, n: b * n, st.binary(min_size=1, max_size=8), st.integers(1, 100_000)),
     NGINX_TEXT.map(lambda text: text.encode("utf-8", "surrogateescape")),
 )
+
+# -- the control protocol ---------------------------------------------------------------
+
+#: frame lengths around the edges
+FRAME_LENGTHS = st.one_of(
+    st.integers(0, 64), st.sampled_from([wire.MAX_FRAME, wire.MAX_FRAME + 1, 2**32 - 1]),
+)
+
+_ARG_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
+                                                         max_size=2),
+)
+
+
+def control_messages(
+    commands: list[str], arg_names: list[str]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Request-like objects: known and unknown commands, args of every JSON type."""
+    return st.fixed_dictionaries({}, optional={
+        "cmd": st.one_of(st.sampled_from(commands), st.none(), st.integers(),
+                         st.text(max_size=8), st.lists(st.none(), max_size=2)),
+        "args": st.one_of(
+            st.none(), st.text(max_size=3), st.lists(st.integers(), max_size=2),
+            st.dictionaries(st.one_of(st.sampled_from(arg_names), st.text(max_size=4)),
+                            _ARG_VALUES, max_size=3),
+        ),
+        "extra": st.integers(),
+    })
+
+
+def _cut(frame: bytes) -> st.SearchStrategy[bytes]:
+    return st.integers(0, len(frame) - 1).map(lambda cut: frame[:cut])
+
+
+def control_frames(messages: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[bytes]:
+    """What one client may send: garbage, odd length prefixes, requests whole or cut
+    short, bodies nested too deeply to decode."""
+    return st.one_of(
+        st.binary(max_size=100),
+        st.builds(lambda n, b: struct.pack(">I", n) + b, FRAME_LENGTHS, st.binary(max_size=60)),
+        messages.map(wire.encode),
+        messages.map(wire.encode).flatmap(_cut),
+        st.integers(1, 100_000).map(lambda depth: struct.pack(">I", depth) + b"[" * depth),
+    )

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from supervisor.control import server, wire
 from supervisor.daemon import commands
 from supervisor.daemon.phase import Phase
-from testkit.fuzzing import examples
+from testkit.fuzzing import FRAME_LENGTHS, control_frames, control_messages, examples
 
 
 class Echo:
@@ -161,12 +161,8 @@ def _read_frame_of(data: bytes) -> Any:
     return asyncio.run(body())
 
 
-_LENGTHS = st.one_of(st.integers(0, 64), st.sampled_from([wire.MAX_FRAME, wire.MAX_FRAME + 1,
-                                                         2**32 - 1]))
-
-
 @FUZZ
-@given(length=_LENGTHS, body=st.binary(max_size=80), cut=st.integers(0, 90))
+@given(length=FRAME_LENGTHS, body=st.binary(max_size=80), cut=st.integers(0, 90))
 def test_read_frame_on_any_bytes(length: int, body: bytes, cut: int) -> None:
     data = (struct.pack(">I", length) + body)[:cut]
     try:
@@ -330,18 +326,10 @@ def test_an_answer_nobody_reads_does_not_keep_the_connection(
     asyncio.run(body())
 
 
-_FRAMES = st.one_of(
-    st.binary(max_size=100),
-    st.builds(lambda n, b: struct.pack(">I", n) + b, _LENGTHS, st.binary(max_size=60)),
-    st.fixed_dictionaries({}, optional={
-        "cmd": st.one_of(st.sampled_from(["status", "reload", "ping", "nope", ""]),
-                         st.none(), st.integers(), st.text(max_size=5), st.lists(st.none())),
-        "args": st.one_of(st.none(), st.text(max_size=3), st.dictionaries(
-            st.sampled_from(["a", "fail", "refuse", "nginx", "no_wait", "reason", "x"]),
-            st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3),
-                      st.lists(st.integers(), max_size=2)))),
-    }).map(wire.encode),
-)
+_FRAMES = control_frames(control_messages(
+    ["status", "reload", "ping", "nope", ""],
+    ["a", "fail", "refuse", "blob", "nginx", "no_wait", "reason", "x"],
+))
 
 
 @settings(max_examples=examples(60), deadline=None,
