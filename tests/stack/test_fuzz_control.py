@@ -92,7 +92,8 @@ def _exchange(path: str, payload: bytes, timeout: float = 30) -> list[dict[str, 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(payload)
+        with contextlib.suppress(BrokenPipeError):  # closed after a frame it refused
+            sock.sendall(payload)
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
         data = b""

@@ -179,11 +179,14 @@ def _raw(path: Path, payload: bytes, timeout: float = 5.0) -> list[dict[str, Any
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(BrokenPipeError):  # closed after a frame it refused
+            sock.sendall(payload)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
         data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        with contextlib.suppress(ConnectionResetError):  # it closed on unread input
+            while chunk := sock.recv(65536):
+                data += chunk
     frames = []
     while len(data) >= 4:
         (length,) = struct.unpack(">I", data[:4])
