@@ -175,3 +175,58 @@ def control_frames(messages: st.SearchStrategy[dict[str, Any]]) -> st.SearchStra
         messages.map(wire.encode).flatmap(_cut),
         st.integers(1, 100_000).map(lambda depth: struct.pack(">I", depth) + b"[" * depth),
     )
+
+# -- the status page's HTTP ---------------------------------------------------------------
+
+_PATHS = st.one_of(
+    st.sampled_from([
+        "/", "/status.json", "/history.json", "/metrics", "/reload", "/rollback",
+        "/reload?x=1", "/status.json?%00", "/%72eload", "/%2e%2e/etc/passwd", "//reload",
+        "/reload/", "*", "", "/\xff\x00", "http://127.0.0.1/reload",
+    ]),
+    st.text(st.characters(max_codepoint=255), max_size=20),
+)
+
+
+def _head(method: str, path: str, version: str, headers: list[str], end: str) -> bytes:
+    start = f"{method} {path} {version}{end}"
+    return (start + "".join(h + end for h in headers) + end).encode("latin-1")
+
+
+def http_heads(token: str, host: str, with_the_token: bool) -> st.SearchStrategy[bytes]:
+    """Request heads (latin-1 bytes) for a status page served on ``host`` with ``token``:
+    methods, paths with odd bytes and percent-encoding, Host, Origin, Authorization
+    (wrong, empty, huge tokens; the right one only ``with_the_token``), Content-Length
+    lies, chunked. Some end in bare LFs, which the page never takes for a head's end."""
+    wrong = [token[:-1], token + "0", "wrong", "", "x" * 9000, token + "\xe9", token.upper()]
+    tokens = [*wrong, *([token] * 3 if with_the_token else [])]
+    bearers = [f"Authorization: Bearer {t}" for t in tokens]
+    bearers += [f"Authorization: Basic {token}", "Authorization: Bearer", "Authorization:"]
+    headers = st.one_of(
+        st.sampled_from([
+            f"Host: {host}", "Host: localhost", "Host: rebound.example", "Host:", "Host: [",
+            "Host: [::1]:1", "Host: :80", f"Origin: http://{host}", "Origin: null",
+            "Origin: http://evil.example", "Content-Length: 0", "Content-Length: 7",
+            "Content-Length: -1", "Content-Length: +3", "Content-Length: 1_0",
+            "Content-Length: ²", "Content-Length: 99999", "Content-Length: " + "9" * 5000,
+            "Transfer-Encoding: chunked", "X-Odd: \x00\xff", "NoColon", ": empty",
+        ]),
+        st.sampled_from(bearers),
+        st.text(st.characters(max_codepoint=255), max_size=30),
+    )
+    wild = st.builds(
+        _head, st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "get", "", "G ET"]),
+        _PATHS, st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "http/1.1", ""]),
+        st.lists(headers, max_size=6), st.sampled_from(["\r\n", "\n"]),
+    )
+    likely = st.builds(  # close to a browser's or curl's: they get past the parsing
+        _head, st.sampled_from(["GET", "POST"]),
+        st.sampled_from(["/", "/status.json", "/history.json", "/reload", "/rollback", "/x"]),
+        st.just("HTTP/1.1"),
+        st.lists(st.sampled_from([
+            f"Host: {host}", "Host: rebound.example", f"Origin: http://{host}",
+            "Origin: http://evil.example", "Content-Length: 3", "Content-Length: 0", *bearers,
+        ]), max_size=4),
+        st.just("\r\n"),
+    )
+    return st.one_of(likely, wild)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import socket
 import struct
@@ -24,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from supervisor.control import server, wire
 from supervisor.daemon import commands
 from testkit.fuzzing import control_frames, control_messages, examples
-from testkit.stackdir import StackDir, assert_no_leftovers, make_stack_dir
+from testkit.stackdir import assert_no_leftovers, make_stack_dir
+from testkit.watched import WatchedDaemon
 
 #: what fuzzing may never ask for: a stop, or a reload or rollback that passes its checks
 _ACTING = {"stop": commands.Stop, "reload": commands.Reload, "rollback": commands.Rollback}
@@ -43,48 +43,6 @@ _MESSAGES = control_messages(
     ["status", "ping", "reload", "rollback", "stop", "reopen-logs", "nope", ""],
     ["nginx", "app", "force_nginx", "no_wait", "reason", "trigger", "x"],
 ).filter(_harmless)
-
-
-class Daemon:
-    """The daemon of a running stack, seen from outside."""
-
-    def __init__(self, stack: StackDir) -> None:
-        self.stack = stack
-        self.sock = str(stack.run / "fnud.sock")
-        self.pid = int(self.call("ping")["pid"])
-        self.fd_log: list[tuple[str, int, int]] = []
-
-    def call(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
-        return wire.call(self.stack.run / "fnud.sock", cmd, args, timeout=30)
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def quiet_fds(self) -> int:
-        """The fewest fds over half a second (probes and stats reads come and go)."""
-        samples = []
-        for _ in range(25):
-            samples.append(self.fds())
-            time.sleep(0.02)
-        return min(samples)
-
-    def reloads(self) -> Any:
-        status = self.call("status")
-        return status["reloads"], status["generation"]["number"]
-
-    @contextlib.contextmanager
-    def batch(self, name: str) -> Iterator[None]:
-        before, reloads = self.quiet_fds(), self.reloads()
-        yield
-        deadline = time.monotonic() + 30
-        while (now := self.fds()) > before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self.fd_log.append((name, before, now))
-        print(f"\n{name}: daemon fds {before} before, {now} after")
-        assert now <= before, f"{name}: the daemon holds {now - before} more fds"
-        assert self.call("ping")["pid"] == self.pid
-        assert self.reloads() == reloads, f"{name}: a reload ran"
-        assert self.stack.serving()
 
 
 def _exchange(path: str, payload: bytes, timeout: float = 30) -> list[dict[str, Any]]:
@@ -117,11 +75,11 @@ def _one_error(frames: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture(scope="module")
-def daemon() -> Iterator[Daemon]:
+def daemon() -> Iterator[WatchedDaemon]:
     stack = make_stack_dir()
     try:
         stack.start()
-        yield Daemon(stack)
+        yield WatchedDaemon(stack)
     finally:
         stack.fnud("stop", timeout=60)
         try:
@@ -130,7 +88,7 @@ def daemon() -> Iterator[Daemon]:
             shutil.rmtree(stack.root, ignore_errors=True)
 
 
-def test_wrong_args_unknown_commands_huge_and_truncated_frames(daemon: Daemon) -> None:
+def test_wrong_args_unknown_commands_huge_and_truncated_frames(daemon: WatchedDaemon) -> None:
     path = daemon.sock
     with daemon.batch("crafted frames"):
         wrong = {"cmd": "reload", "args": {"nginx": "yes", "no_wait": [1]}}
@@ -154,7 +112,7 @@ def test_wrong_args_unknown_commands_huge_and_truncated_frames(daemon: Daemon) -
         assert _one_error(_exchange(path, b"\x00\x00")) == "truncated frame header"
 
 
-def test_random_frames(daemon: Daemon) -> None:
+def test_random_frames(daemon: WatchedDaemon) -> None:
     @settings(max_examples=examples(60), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(payload=control_frames(_MESSAGES))
@@ -191,7 +149,7 @@ def _hold(path: str, payload: bytes, close_at_once: bool, out: list[bytes]) -> C
     return lambda: thread.join(server.READ_TIMEOUT + 30)
 
 
-def test_ninety_clients_at_once_that_never_send_send_half_or_leave(daemon: Daemon) -> None:
+def test_ninety_clients_at_once_that_never_send_send_half_or_leave(daemon: WatchedDaemon) -> None:
     """Past MAX_CLIENTS, clients are told busy; the rest are let go after READ_TIMEOUT."""
     status = wire.encode({"cmd": "status", "args": {}})
     answers: list[bytes] = []

@@ -20,7 +20,7 @@ from supervisor.config.parse import parse_config
 from supervisor.web import page
 from supervisor.web.history import History, RequestRates
 from supervisor.web.page import Hooks, Page, Request, WebApp, host_name
-from testkit.fuzzing import examples
+from testkit.fuzzing import examples, http_heads
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -148,54 +148,7 @@ def _acting_app(tmp_path: Path) -> tuple[WebApp, list[str]]:
     return WebApp(hooks, History.in_dir(tmp_path), RequestRates()), acted
 
 
-_HEADERS = st.one_of(
-    st.sampled_from([
-        "Host: 127.0.0.1:9300", "Host: localhost", "Host: rebound.example", "Host:",
-        "Host: [", "Host: [::1]:1", "Host: :80", "Authorization: Bearer " + TOKEN,
-        "Authorization: Bearer wrong", "Authorization: Bearer ", "Authorization: bearer " + TOKEN,
-        "Authorization: Basic " + TOKEN, "Authorization: Bearer " + "x" * 9000,
-        "Authorization: Bearer " + TOKEN + "\xe9", "Origin: http://127.0.0.1:9300",
-        "Origin: null", "Origin: http://evil.example", "Content-Length: 0", "Content-Length: 7",
-        "Content-Length: -1", "Content-Length: +3", "Content-Length: 1_0", "Content-Length: ²",
-        "Content-Length: 99999", "Content-Length: " + "9" * 5000, "Transfer-Encoding: chunked",
-        "X-Odd: \x00\xff", "NoColon", ": empty",
-    ]),
-    st.text(st.characters(max_codepoint=255), max_size=30),
-)
-_PATHS = st.one_of(
-    st.sampled_from([
-        "/", "/status.json", "/history.json", "/metrics", "/reload", "/rollback",
-        "/reload?x=1", "/status.json?%00", "/%72eload", "/%2e%2e/etc/passwd", "//reload",
-        "/reload/", "*", "", "/\xff\x00", "http://127.0.0.1/reload",
-    ]),
-    st.text(st.characters(max_codepoint=255), max_size=20),
-)
-
-
-def _head(method: str, path: str, version: str, headers: list[str], end: str) -> bytes:
-    return (f"{method} {path} {version}{end}" + "".join(h + end for h in headers) + end).encode(
-        "latin-1"
-    )
-
-
-_WILD_HEADS = st.builds(
-    _head, st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "get", "", "G ET"]), _PATHS,
-    st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "http/1.1", ""]),
-    st.lists(_HEADERS, max_size=6), st.sampled_from(["\r\n", "\n"]),
-)
-_LIKELY_HEADS = st.builds(  # close to a browser's or curl's: the checks past parsing
-    _head, st.sampled_from(["GET", "POST"]),
-    st.sampled_from(["/", "/status.json", "/history.json", "/reload", "/rollback", "/nope"]),
-    st.just("HTTP/1.1"),
-    st.lists(st.sampled_from([
-        "Host: 127.0.0.1:9300", "Host: rebound.example", "Authorization: Bearer " + TOKEN,
-        "Authorization: Bearer " + TOKEN[:-1], "Authorization: Bearer " + TOKEN + "0",
-        "Authorization: Bearer", "Origin: http://127.0.0.1:9300", "Origin: http://evil.example",
-        "Content-Length: 3", "Content-Length: 0",
-    ]), max_size=4),
-    st.just("\r\n"),
-)
-_HEADS = st.one_of(_LIKELY_HEADS, _WILD_HEADS)
+_HEADS = http_heads(TOKEN, "127.0.0.1:9300", with_the_token=True)
 
 
 @settings(max_examples=examples(400), deadline=None,
