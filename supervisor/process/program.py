@@ -267,6 +267,14 @@ class Program(Generic[D]):
                 continue
             await follower.changed()
 
+    def unfollow(self) -> None:
+        """Take the last lines in, then stop following the log (a generation that is
+        gone for good: its tail's file and inotify fds would stay open otherwise)."""
+        self.drain()
+        follower, self._tail = self._tail, None
+        if follower is not None:
+            follower.close()  # its loop wakes and ends: it is no longer self._tail
+
     def drain(self) -> None:
         """Take in every line the program has written so far."""
         if self._tail is None:

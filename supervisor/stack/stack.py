@@ -96,8 +96,10 @@ class Stack:
         return old
 
     def forget(self, prog: AppProgram) -> None:
+        """``prog`` is stopped for good (a generation retired or refused)."""
         if prog in self.others:
             self.others.remove(prog)
+        prog.unfollow()
 
     def program_for(self, name: str, pid: int) -> Program[Any]:
         """The program an event's PID belongs to (the serving one when none matches)."""

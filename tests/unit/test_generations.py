@@ -91,6 +91,7 @@ class FakeGeneration:
     why: str = ""
     observers: list[Any] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    followed: bool = True  # its log
     name = "uwsgi"
 
     @property
@@ -118,6 +119,10 @@ class FakeGeneration:
             for observe in self.observers:
                 observe(line)
         self.lines.clear()
+
+    def unfollow(self) -> None:
+        self.drain()
+        self.followed = False
 
 
 class Emits:
@@ -281,3 +286,17 @@ def test_the_error_share_counts_only_the_new_generations_answers() -> None:
     verdict = asyncio.run(settle.settle(watch, 5, SettleLimits(), settle.Interrupts(), clock.wait))
     assert counter.requests == 30 and counter.errors == 4  # pid 99 is another generation's
     assert verdict == "4 of 30 answers were 5xx (13% > 5%)"
+
+
+def test_a_retired_or_refused_generation_stops_following_the_log(stack: Stack) -> None:
+    """Every reload left the old generation's tail open: uwsgi.log and an inotify fd
+    more in the daemon each time (seen by the control fuzz test's fd count)."""
+    clock, made = Clock(), []
+    old = stack.app
+    asyncio.run(generations(stack, clock, [], made).reload(Emits(), lambda: None))
+    assert (old.followed, made[0].followed) == (False, True)  # type: ignore[attr-defined]
+    refused: list[Any] = []
+    with pytest.raises(SwitchError):
+        asyncio.run(generations(stack, clock, [], refused, ready=False).reload(
+            Emits(), lambda: None))
+    assert (refused[0].followed, stack.app.followed) == (False, True)  # type: ignore[attr-defined]
