@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from supervisor.control import server, wire
 from supervisor.daemon import commands
@@ -174,3 +175,26 @@ def test_ninety_clients_at_once_that_never_send_send_half_or_leave(daemon: Watch
     assert len(busy) + len(timed_out) == holders, errors
     assert busy and len(timed_out) <= server.MAX_CLIENTS
     assert took < server.READ_TIMEOUT + 15, f"the silent clients were held {took:.1f} s"
+
+
+_TEXT = st.one_of(
+    st.text(max_size=50), st.sampled_from(["\udcff", "\ud800x", "\x00", "a\nb", "é" * 3000]),
+)
+
+
+def test_reloads_with_any_reason_and_trigger(daemon: WatchedDaemon) -> None:
+    """The texts a reload carries end up in fnud's log, the history and status."""
+
+    @settings(max_examples=examples(3), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @example(reason="\udcff", trigger="\ud800")
+    @given(reason=_TEXT, trigger=_TEXT)
+    def one_reload(reason: str, trigger: str) -> None:
+        result = daemon.call("reload", {"reason": reason, "trigger": trigger}, timeout=120)
+        assert result["result"] == "ok", result
+        last = daemon.call("status")["last_reload"]
+        assert (last["reason"], last["trigger"]) == (reason or "fnud reload", trigger or "cli")
+
+    with daemon.batch("reloads with any reason", reloads=True):
+        one_reload()
+    assert "crashed" not in daemon.stack.daemon_log()
