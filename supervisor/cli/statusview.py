@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from supervisor.common.text import one_line
+
 
 def render_status(result: dict[str, Any]) -> str:
     daemon = result["daemon"]
@@ -42,7 +44,7 @@ def render_status(result: dict[str, Any]) -> str:
         )
     else:
         lines.append("last reload: none yet")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)  # reasons name files, say
 
 
 def _generation(gen: dict[str, Any] | None) -> list[str]:

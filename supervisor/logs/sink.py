@@ -48,7 +48,7 @@ class Sink:
                 f"({self.failing})\n")
 
     def _put(self, line: str) -> bool:
-        data = line.encode(errors="replace")
+        data = line.encode(errors="backslashreplace")  # a lone surrogate too
         try:
             while data:
                 data = data[os.write(self.fd, data):]

@@ -269,14 +269,14 @@ class Program(Generic[D]):
                 continue
             await follower.changed()
 
-    def close(self) -> None:
-        """The program is discarded (a retired generation): take in what it wrote, then
-        stop following its log (the file and the inotify descriptor are closed)."""
+    def unfollow(self) -> None:
+        """Take the last lines in, then stop following the log (a generation that is
+        gone for good: its tail's file and inotify fds would stay open otherwise)."""
         self.cancel_timer()
         self.drain()
         follower, self._tail = self._tail, None
         if follower is not None:
-            follower.close()  # its loop sees it is no longer followed and ends
+            follower.close()  # its loop wakes and ends: it is no longer self._tail
 
     def drain(self) -> None:
         """Take in every line the program has written so far."""

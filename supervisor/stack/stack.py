@@ -99,7 +99,7 @@ class Stack:
         """A generation that is not serving is gone for good (stopped or never ready)."""
         if prog in self.others:
             self.others.remove(prog)
-        prog.close()
+        prog.unfollow()
 
     def program_for(self, name: str, pid: int) -> Program[Any]:
         """The program an event's PID belongs to (the serving one when none matches)."""

@@ -91,6 +91,7 @@ class FakeGeneration:
     why: str = ""
     observers: list[Any] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    followed: bool = True  # its log
     name = "uwsgi"
 
     @property
@@ -110,9 +111,6 @@ class FakeGeneration:
         self.state = State.STOPPED
         self.driver.calls.append("stop")
 
-    def close(self) -> None:
-        self.driver.calls.append("close")
-
     def children(self) -> set[int]:
         return {w.pid for w in self.driver.facts[0].workers} if self.driver.facts else set()
 
@@ -121,6 +119,10 @@ class FakeGeneration:
             for observe in self.observers:
                 observe(line)
         self.lines.clear()
+
+    def unfollow(self) -> None:
+        self.drain()
+        self.followed = False
 
 
 class Emits:
@@ -168,7 +170,8 @@ def test_a_quiet_settle_retires_the_previous_generation(stack: Stack) -> None:
     replaced, how = asyncio.run(gens.reload(emits, lambda: None))
     new = made[0]
     assert (replaced, how) == (2, "generation 2")
-    assert stack.app is new and old.driver.calls == ["pause", "stop", "close"]
+    assert stack.app is new and old.driver.calls == ["pause", "stop"]
+    assert not old.followed  # its log no longer followed
     assert gens.previous is not None and gens.previous.number == 1
     assert clock.now >= 1005.0  # the whole settle, on the fake clock
     assert stack.others == []
@@ -190,7 +193,7 @@ def test_crash_loop_during_the_settle_rolls_back_to_the_warm_generation(stack: S
         asyncio.run(gens.reload(Emits(), lambda: None))
     assert stack.app is old and old.driver.calls == ["pause", "resume"]
     assert made[0].state is State.STOPPED and made[0] not in stack.others
-    assert made[0].driver.calls[-1] == "close"  # it follows its log no more
+    assert not made[0].followed  # it follows its log no more
     assert clock.now < 1005.0  # decided before the settle's end
 
 
@@ -285,3 +288,17 @@ def test_the_error_share_counts_only_the_new_generations_answers() -> None:
     verdict = asyncio.run(settle.settle(watch, 5, SettleLimits(), settle.Interrupts(), clock.wait))
     assert counter.requests == 30 and counter.errors == 4  # pid 99 is another generation's
     assert verdict == "4 of 30 answers were 5xx (13% > 5%)"
+
+
+def test_a_retired_or_refused_generation_stops_following_the_log(stack: Stack) -> None:
+    """Every reload left the old generation's tail open: uwsgi.log and an inotify fd
+    more in the daemon each time (seen by the control fuzz test's fd count)."""
+    clock, made = Clock(), []
+    old = stack.app
+    asyncio.run(generations(stack, clock, [], made).reload(Emits(), lambda: None))
+    assert (old.followed, made[0].followed) == (False, True)  # type: ignore[attr-defined]
+    refused: list[Any] = []
+    with pytest.raises(SwitchError):
+        asyncio.run(generations(stack, clock, [], refused, ready=False).reload(
+            Emits(), lambda: None))
+    assert (refused[0].followed, stack.app.followed) == (False, True)  # type: ignore[attr-defined]
