@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from supervisor.appserver.port import WorkersUnknown
 from supervisor.config.parse import parse_config
-from supervisor.web import page
+from supervisor.web import metrics, page
 from supervisor.web.history import History, RequestRates
 from supervisor.web.page import Hooks, Page, Request, WebApp, host_name
 from testkit.fuzzing import examples, http_heads
@@ -214,14 +215,23 @@ def _exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     return answer
 
 
-def _serve_web(tmp_path: Path, body: Callable[[int], Awaitable[None]]) -> None:
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` in the loop until it holds; AssertionError after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def _serve_web(tmp_path: Path, body: Callable[[page.WebServer, int], Awaitable[None]]) -> None:
     async def run() -> None:
         app, _ = _acting_app(tmp_path)
         server = page.WebServer(app)
         await server.start("127.0.0.1", 0)
         assert server.server is not None
         try:
-            await body(server.server.sockets[0].getsockname()[1])
+            await body(server, server.server.sockets[0].getsockname()[1])
         finally:
             await server.close()
 
@@ -235,15 +245,50 @@ def test_clients_past_the_bound_are_told_429(
     monkeypatch.setattr(page, "MAX_CLIENTS", 2)
     answers: list[bytes] = []
 
-    async def body(port: int) -> None:
+    async def body(server: page.WebServer, port: int) -> None:
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
-        await asyncio.sleep(0.2)  # both are being served (waiting for their heads)
+        await _until(lambda: server.clients == 2)  # both wait for their heads
         answers.append(await asyncio.to_thread(_exchange, port, b""))
         for _, writer in held:
             writer.close()
-        await asyncio.sleep(0.2)
+        await _until(lambda: server.clients == 0)
         answers.append(await asyncio.to_thread(_exchange, port, b"GET / HTTP/1.1\r\n\r\n"))
 
     _serve_web(tmp_path, body)
     assert answers[0].startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
     assert answers[1].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def _metrics_source() -> metrics.Source:
+    async def workers() -> Any:
+        raise WorkersUnknown("no stats socket in this test")
+
+    return metrics.Source(programs=dict, reload_counts=dict, probe_failures=lambda: 0,
+                          generation=lambda: (1, False), workers=workers)
+
+
+def test_metrics_scrapers_past_the_bound_are_told_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each scraper that never sent its request held a task and an fd for good."""
+    monkeypatch.setattr(metrics, "MAX_CLIENTS", 2)
+    answers: list[bytes] = []
+
+    async def run() -> None:
+        server = metrics.MetricsServer(_metrics_source())
+        await server.start("127.0.0.1", 0)
+        assert server.server is not None
+        port = server.server.sockets[0].getsockname()[1]
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            await _until(lambda: server.clients == 2)
+            answers.append(await asyncio.to_thread(_exchange, port, b""))
+            for _, writer in held:
+                writer.close()
+            await _until(lambda: server.clients == 0)
+            answers.append(await asyncio.to_thread(_exchange, port, b"GET / HTTP/1.1\r\n\r\n"))
+        finally:
+            await server.close()
+
+    asyncio.run(run())
+    assert answers[0].startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+    assert answers[1].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"fnud_reload_duration_seconds" in answers[1]
