@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from supervisor.common.text import for_terminal
 from supervisor.config import client as clientconf
 from supervisor.config.client import ClientConfig
 
@@ -18,7 +19,7 @@ EXIT_NOT_RUNNING = 3
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    sys.stderr.write(f"fnud: {message}\n")
+    sys.stderr.write(f"fnud: {for_terminal(message)}\n")
     sys.exit(code)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from supervisor.cli.statusview import render_status
+from supervisor.common.text import for_terminal
 from supervisor.control import wire
 from supervisor.runtime.lock import lock_holder
 
@@ -80,7 +81,7 @@ def stop(ctx: click.Context) -> None:
     try:
         wire.call(
             paths.socket, "stop", timeout=client.stop_timeout + 30,
-            on_progress=lambda text: click.echo(text),
+            on_progress=lambda text: click.echo(for_terminal(text)),
         )
     except (OSError, wire.ClientError) as exc:
         if lock_holder(paths.lock) is not None:
@@ -152,9 +153,9 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) 
         failure="reload ",
     )
     if "duration" not in result:
-        click.echo(f"reload: {result['message']}")
+        click.echo(f"reload: {for_terminal(result['message'])}")
         return
-    click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
+    click.echo(f"reloaded in {result['duration']:.1f}s: {for_terminal(result['message'])}")
 
 
 def _trigger() -> str:
@@ -172,7 +173,7 @@ def rollback(ctx: click.Context) -> None:
         progress=True,
         failure="rollback ",
     )
-    click.echo(f"rolled back in {result['duration']:.1f}s: {result['message']}")
+    click.echo(f"rolled back in {result['duration']:.1f}s: {for_terminal(result['message'])}")
 
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from supervisor.cli.basics import EXIT_NOT_RUNNING, client_config, fail, full_config
+from supervisor.common.text import for_terminal
 from supervisor.config.client import ClientConfig
 from supervisor.control import wire
 from supervisor.runtime.lock import lock_holder
@@ -49,7 +50,7 @@ def call_daemon(
     try:
         return wire.call(
             paths.socket, cmd, args, timeout=timeout,
-            on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
+            on_progress=(lambda text: click.echo(f"  {for_terminal(text)}")) if progress else None,
         )
     except wire.ClientError as exc:
         fail(f"{failure}{exc}")

@@ -11,3 +11,9 @@ def one_line(text: str) -> str:
         ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
         for ch in text
     )
+
+
+def for_terminal(text: str) -> str:
+    """Printable on a terminal, lines kept: like :func:`one_line` for each line, so a
+    traceback stays readable and an escape sequence in it cannot drive the terminal."""
+    return "\n".join(one_line(line).replace("\\t", "\t") for line in text.split("\n"))
