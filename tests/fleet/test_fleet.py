@@ -129,11 +129,11 @@ def test_missing_nginx_is_installed_with_apt(fleet: fleetbed.Fleet, tmp_path: Pa
     if "install ok installed" not in installed:
         pytest.skip("nginx-light is not installed here: apt would install it for real")
     app = next(iter(fleet.hosts or {}))
-    book = tmp_path / "install.yml"
+    book = tmp_path / "nginx.yml"
     book.write_text(json.dumps([{  # JSON is YAML
-        "name": "The role's install tasks", "hosts": app, "gather_facts": False,
-        "tasks": [{"name": "Install", "ansible.builtin.include_role": {
-            "name": "fnud", "tasks_from": "install.yml",
+        "name": "The role's nginx tasks", "hosts": app, "gather_facts": False,
+        "tasks": [{"name": "Nginx", "ansible.builtin.include_role": {
+            "name": "fnud", "tasks_from": "nginx.yml",
         }}],
     }]))
     result = fleet.playbook(
