@@ -25,9 +25,9 @@ def unavailable() -> str:
     if os.geteuid() != 0:
         return "fleet tests need root (network namespaces, veth pairs, sshd)"
     if not Path("/usr/sbin/sshd").exists():
-        return "openssh-server is not installed (make deps installs it)"
+        return "openssh-server is not installed (make test installs it)"
     if not (Path(sys.executable).parent / "ansible-playbook").exists():
-        return "ansible-core is not installed in the venv (make deps installs it)"
+        return "ansible-core is not installed in the venv (make test installs it)"
     if not shutil.which("ip"):
         return "iproute2's ip is missing"
     sys.path.insert(0, str(FLEET.parent))
