@@ -7,7 +7,7 @@ RUN_STAMP  := $(VENV)/.run-$(SUM)
 TEST_STAMP := $(VENV)/.test-$(SUM)
 CONFIG ?= config/fnud.toml
 
-.PHONY: run test unit lint bench dist deps nginx sshd browser fleet-deps clean
+.PHONY: run test unit lint bench soak dist deps nginx wrk sshd browser fleet-deps clean
 
 # only what serving the example needs: nginx and a virtualenv with fnud and uWSGI
 run: nginx $(RUN_STAMP)
@@ -17,7 +17,7 @@ run: nginx $(RUN_STAMP)
 MYPY_VERSIONS := 3.10 3.11
 
 # everything: lint, the unit tests, the real stack, the browser, the fleet
-test: lint nginx browser fleet-deps
+test: lint nginx wrk browser fleet-deps
 	$(BIN)/pytest
 
 # the tests that start no process: seconds, fit for a loop
@@ -31,9 +31,13 @@ lint: $(TEST_STAMP)
 		$(BIN)/mypy --strict --python-version $$v supervisor || exit 1; \
 	done
 
-bench: nginx $(TEST_STAMP)
-	@command -v wrk >/dev/null 2>&1 || ./scripts/apt-install wrk wrk
+bench: nginx wrk $(TEST_STAMP)
 	$(BIN)/python bench/run.py
+
+# the chaos soak: SOAK_SECONDS (600) of it, SEED=N replays a run (default: a random seed)
+SOAK_SECONDS ?= 600
+soak: nginx wrk $(TEST_STAMP)
+	$(BIN)/python -m testkit.soak --seconds $(SOAK_SECONDS) $(if $(SEED),--seed $(SEED))
 
 # a wheel and an sdist in dist/, for `pip install` on a server (no checkout there)
 dist: $(TEST_STAMP)
@@ -44,6 +48,9 @@ deps: nginx $(RUN_STAMP)
 
 nginx:
 	@./scripts/apt-install nginx nginx-light
+
+wrk:
+	@./scripts/apt-install wrk wrk
 
 # tests/stack/test_browser.py drives Debian's chromium through chromedriver (selenium)
 browser:

@@ -7,9 +7,10 @@ BENCH_RELOADS (5) reloads per kind, BENCH_RELOAD_INTERVAL (2) seconds between th
 BENCH_SAVES (5) app edits in save_to_live, BENCH_LIGHT_CLIENTS (4) paced client threads
 in save_to_live and fault_recovery, BENCH_IDLE (20) seconds idle in daemon_footprint,
 BENCH_GEN_TIMED (2) timed reloads per stack and BENCH_GEN_RELOADS (10) reloads under wrk
-in generations and the gunicorn sections, BENCH_SECTIONS=throughput,reload,save_to_live,
-fault_recovery,daemon_footprint,generations,gunicorn,gunicorn_pause,fleet (default: all; a
-prefix is enough), BENCH_KEEP=1 keeps the temp dirs.
+in generations and the gunicorn sections, BENCH_SOAK (120) seconds of the soak,
+BENCH_SECTIONS=throughput,reload,save_to_live,fault_recovery,daemon_footprint,generations,
+gunicorn,gunicorn_pause,soak,fleet (default: all; a prefix is enough), BENCH_KEEP=1 keeps
+the temp dirs.
 
 Every process the bench starts runs in its own session and is stopped at the end, also
 on Ctrl-C, SIGTERM or an error; anything still found under the bench's temp dirs is

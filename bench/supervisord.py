@@ -20,6 +20,7 @@ from bench.procs import Child, Processes, kill_under
 from bench.stacks import (
     NGINX,
     NGINX_TEMP_DIRS,
+    REPO,
     UWSGI,
     BenchError,
     StackFiles,
@@ -83,11 +84,33 @@ def _env() -> dict[str, str]:
 def install(venv: Path, procs: Processes) -> str:
     """``python -m venv VENV`` (fnud's interpreter) + ``pip install supervisor``, each in
     its own session (Ctrl-C stops pip's children too); the installed version."""
+    _run_steps(venv, procs, ["supervisor"])
+    version = subprocess.run([str(venv / "bin" / "supervisord"), "--version"],
+                             capture_output=True, text=True, timeout=30, env=_env())
+    return version.stdout.strip() or "?"
+
+
+def install_fnud(venv: Path, procs: Processes) -> Path:
+    """fnud as a user installs it: its wheel (built from this checkout, offline) with its
+    dependencies from PyPI into a venv of fnud's interpreter; its `fnud` script."""
+    dist = venv.parent / "dist"
+    child = procs.spawn("build", [sys.executable, "-m", "build", "--no-isolation", "--wheel",
+                                  "--outdir", str(dist), str(REPO)],
+                        log=venv.parent / "build.log", env=_env())
+    if child.proc.wait(timeout=300) != 0:
+        raise BenchError(f"building fnud's wheel failed:\n{tail(venv.parent / 'build.log')}")
+    procs.stop(child, timeout=2)
+    (wheel,) = dist.glob("fnud-*.whl")
+    _run_steps(venv, procs, [str(wheel)])
+    return venv / "bin" / "fnud"
+
+
+def _run_steps(venv: Path, procs: Processes, packages: list[str]) -> None:
     log = venv.parent / "install.log"
     steps = [
         [sys.executable, "-m", "venv", str(venv)],
         [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-         "--no-cache-dir", "supervisor"],
+         "--no-cache-dir", *packages],
     ]
     for argv in steps:
         child = procs.spawn("install", argv, log=log, env=_env())
@@ -99,9 +122,6 @@ def install(venv: Path, procs: Processes) -> str:
             procs.stop(child, timeout=2)
         if code != 0:
             raise BenchError(f"{' '.join(argv)}: exit {code}:\n{tail(log)}")
-    version = subprocess.run([str(venv / "bin" / "supervisord"), "--version"],
-                             capture_output=True, text=True, timeout=30, env=_env())
-    return version.stdout.strip() or "?"
 
 
 def describe_conf() -> list[str]:

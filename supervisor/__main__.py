@@ -1,3 +1,3 @@
-from supervisor.cli.main import main
+from supervisor.cli.status import main
 
 main()

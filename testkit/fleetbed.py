@@ -4,6 +4,7 @@ what each host serves, down, and what a fleet could leave behind."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,9 @@ def unavailable() -> str:
     if os.geteuid() != 0:
         return "fleet tests need root (network namespaces, veth pairs, sshd)"
     if not Path("/usr/sbin/sshd").exists():
-        return "openssh-server is not installed (make deps installs it)"
+        return "openssh-server is not installed (make test installs it)"
     if not (Path(sys.executable).parent / "ansible-playbook").exists():
-        return "ansible-core is not installed in the venv (make deps installs it)"
+        return "ansible-core is not installed in the venv (make test installs it)"
     if not shutil.which("ip"):
         return "iproute2's ip is missing"
     sys.path.insert(0, str(FLEET.parent))
@@ -124,6 +125,31 @@ class Fleet:
             if any(str(self.state) in part for part in proc.info["cmdline"] or []):
                 found.append(f"process {proc.pid} {' '.join(proc.info['cmdline'])[:120]}")
         return found
+
+
+def play_recap(output: str) -> dict[str, dict[str, int]]:
+    """The last PLAY RECAP of an ansible-playbook run: host -> {"ok": N, "changed": N, ...}."""
+    if "PLAY RECAP" not in output:
+        return {}
+    recap: dict[str, dict[str, int]] = {}
+    for line in output[output.rindex("PLAY RECAP"):].splitlines()[1:]:
+        host, sep, counts = line.partition(" : ")
+        if sep and host.strip():
+            recap[host.strip()] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return recap
+
+
+def changed_tasks(output: str) -> list[str]:
+    """'TASK NAME: HOST' for every task that reported a change in an ansible-playbook run."""
+    found, task = [], ""
+    for line in output.splitlines():
+        header = re.match(r"(?:TASK|RUNNING HANDLER) \[(.*)\] \*+$", line)
+        if header:
+            task = header.group(1)
+        changed = re.match(r"changed: \[([^\]]+)\]", line)
+        if changed:
+            found.append(f"{task}: {changed.group(1)}")
+    return found
 
 
 def get(url: str, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:

@@ -15,6 +15,22 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 
+@dataclass(frozen=True)
+class Record:
+    """One request: when it began and ended (monotonic), its status (0: no answer) and
+    its body, or the error's name."""
+
+    began: float
+    ended: float
+    status: int
+    body: bytes
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or self.status != 200
+
+
 @dataclass
 class LoadResult:
     requests: int = 0
@@ -23,6 +39,7 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     bodies: Counter[bytes] = field(default_factory=Counter)
+    records: list[Record] = field(default_factory=list)  # with record=True
 
     def summary(self) -> str:
         return (
@@ -37,6 +54,7 @@ class Load:
     def __init__(
         self, url: str, concurrency: int = 4, max_seconds: float = 120.0, timeout: float = 30.0,
         namespace_hosts: tuple[str, ...] = (),  # addresses inside the fleet test bed's netns
+        record: bool = False,  # keep every request (the soak ties failures to its steps)
     ) -> None:
         parts = urlsplit(url)
         allowed = ("127.0.0.1", "localhost", *namespace_hosts)
@@ -47,6 +65,7 @@ class Load:
         self.concurrency = concurrency
         self.max_seconds = max_seconds
         self.timeout = timeout
+        self.record = record
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,9 +87,12 @@ class Load:
                 conn.close()
         except (OSError, http.client.HTTPException) as exc:
             error = type(exc).__name__
-        elapsed = time.monotonic() - began
+        ended = time.monotonic()
+        elapsed = ended - began
         with self._lock:
             result = self.result
+            if self.record:
+                result.records.append(Record(began, ended, status, body, error))
             result.requests += 1
             result.latencies.append(elapsed)
             if error:

@@ -336,5 +336,4 @@ def assert_no_leftovers(roots: list[Path], timeout: float = 10.0) -> None:
 WATCH_TOML = """
 [watch]
 enabled = true
-debounce_ms = 300
 """

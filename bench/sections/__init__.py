@@ -22,6 +22,7 @@ from bench.sections.gunicorn import gunicorn
 from bench.sections.gunicorn_pause import gunicorn_pause
 from bench.sections.reload import reload_under_load
 from bench.sections.save_to_live import save_to_live
+from bench.sections.soak import soak
 from bench.sections.throughput import throughput
 
 Section = Callable[[Bench], list[Table]]
@@ -35,6 +36,7 @@ SECTIONS: list[Section] = [
     generations,
     gunicorn,
     gunicorn_pause,
+    soak,
     fleet,
 ]
 

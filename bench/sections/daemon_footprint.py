@@ -15,7 +15,7 @@ import psutil
 from bench.context import Bench
 from bench.report import Table, ms, ratio
 from bench.stacks import VENV_BIN, BenchError, FnudStack, HandStack, StackFiles, clean_env
-from bench.supervisord import SupervisordStack, describe_conf, install
+from bench.supervisord import SupervisordStack, describe_conf, install, install_fnud
 from bench.wrk import WrkResult
 from supervisor.config.parse import load_config
 
@@ -100,9 +100,19 @@ def log_master(files: StackFiles) -> None:
     files.toml.write_text(text.replace("[uwsgi]\n", "[uwsgi]\nlog_master = true\n", 1))
 
 
-def fnud_status(stack: FnudStack) -> list[str]:
+def warm_parent(daemon: int) -> int | None:
+    """The daemon's warm preflight interpreter (a child running the app's python)."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(daemon).children():
+            with contextlib.suppress(psutil.Error):
+                if "def serve(" in " ".join(child.cmdline()):
+                    return int(child.pid)
+    return None
+
+
+def fnud_status(stack: FnudStack, fnud: Path) -> list[str]:
     """The installed `fnud` script, as a user types it."""
-    return [str(VENV_BIN / "fnud"), "-c", str(stack.files.toml), "status"]
+    return [str(fnud), "-c", str(stack.files.toml), "status"]
 
 
 #: what a Python CLI cannot go below, timed in the same alternation as the status commands
@@ -184,7 +194,8 @@ def daemon_footprint(bench: Bench) -> list[Table]:
     `--logto` straight to a file; nginx `-p PREFIX -e LOG -g 'daemon off;'`), autorestart,
     stopasgroup/killasgroup, its unix socket + RPC interface; (5) the same ini and conf
     started by hand (stdout into a log file). Rows: `status` = wall time of the CLI from
-    spawn to exit (the installed `fnud` script against `supervisorctl status`), median of
+    spawn to exit (the `fnud` script of fnud installed from its wheel, built from this
+    checkout, into a venv of its own, against `supervisorctl status`), median of
     8 calls alternating between the CLIs after one unmeasured call each (bytecode caches
     allowed, as installed); then every daemon idles for BENCH_IDLE seconds
     (3 s after the last status call): CPU = time on a CPU over the window, summed over the
@@ -199,6 +210,7 @@ def daemon_footprint(bench: Bench) -> list[Table]:
     began = time.monotonic()
     version = install(venv, bench.procs)
     installed = time.monotonic() - began
+    fnud = install_fnud(bench.new_dir("fnudvenv") / "venv", bench.procs)
     supd = SupervisordStack(bench.new_files("supd"), venv, bench.procs)
     hand = HandStack(bench.new_files("hlog"), bench.procs)
     stacks: dict[str, FnudStack] = {}
@@ -213,7 +225,7 @@ def daemon_footprint(bench: Bench) -> list[Table]:
         supd.start()
         log_requests(hand.files)
         hand.start()
-        tables = _measure(bench, stacks, supd, hand, version)
+        tables = _measure(bench, stacks, supd, hand, version, fnud)
     finally:
         bench.problems += supd.stop()
         hand.stop()
@@ -228,12 +240,12 @@ def daemon_footprint(bench: Bench) -> list[Table]:
 
 
 def _measure(bench: Bench, stacks: dict[str, FnudStack], supd: SupervisordStack,
-             hand: HandStack, version: str) -> list[Table]:
+             hand: HandStack, version: str, fnud: Path) -> list[Table]:
     sup_label = f"supervisord {version}"
     assert supd.pid is not None
     subjects = [
         Subject(label, int(stack.status()["daemon"]["pid"]), _describe(stack),
-                fnud_status(stack))
+                fnud_status(stack, fnud))
         for label, stack in stacks.items()
     ]
     subjects.append(Subject(sup_label, supd.pid, "autorestart, unix socket + RPC, 2 programs",
@@ -242,20 +254,22 @@ def _measure(bench: Bench, stacks: dict[str, FnudStack], supd: SupervisordStack,
     walls = time_status({**{x.label: x.status for x in subjects}, **BASELINES}, STATUS_CALLS)
     for x in subjects:
         measured[x.label].status, measured[x.label].status_codes = walls[x.label]
-    window, samples = idle_window(subjects, bench.settings.idle)
+    warm = [Subject("  + its warm preflight", pid, "the app's python, idle between checks",
+                    []) for x in subjects[:len(stacks)] if (pid := warm_parent(x.pid))]
+    window, samples = idle_window(subjects + warm, bench.settings.idle)
     detail = Table(
         f"daemon_footprint: the daemon process alone, {window:.1f}s idle",
         ["daemon", "config", "status CLI", "exit", "CPU", "% of a core", "wakeups/s", "RSS",
          "USS", "threads"],
     )
-    for x in subjects:
+    for x in subjects + warm:
         a, b = samples[x.pid]
-        m = measured[x.label]
+        m = measured.setdefault(x.label, Measured())
         m.cpu, m.rss = b.run - a.run, b.rss
         detail.rows.append([
-            x.label, x.config, ms(m.status), m.status_codes, f"{1000 * m.cpu:.1f}ms",
-            f"{100 * m.cpu / window:.3f}%", f"{(b.wakeups - a.wakeups) / window:.2f}",
-            mib(b.rss), mib(b.uss), b.threads,
+            x.label, x.config, ms(m.status) if x.status else "-", m.status_codes,
+            f"{1000 * m.cpu:.1f}ms", f"{100 * m.cpu / window:.3f}%",
+            f"{(b.wakeups - a.wakeups) / window:.2f}", mib(b.rss), mib(b.uss), b.threads,
         ])
     targets = {"by hand": hand.url, **{label: st.url for label, st in stacks.items()}}
     pids = {x.label: x.pid for x in subjects}

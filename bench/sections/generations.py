@@ -13,7 +13,12 @@ from bench.context import Bench
 from bench.observe import MemorySampler, Timed, timed_cli
 from bench.report import Table, ms, ratio
 from bench.sections.generations_load import KillOutcome, WrkReloads, kills, reloads_under_wrk
-from bench.sections.generations_save import save_table, saves_to_live
+from bench.sections.generations_save import (
+    cold_preflight,
+    compare_table,
+    save_table,
+    saves_to_live,
+)
 from bench.stacks import FnudStack
 
 SETTLE = 2.0  # [reload] settle of every stack here: the settle is not what is measured
@@ -27,15 +32,18 @@ class Kind:
     mode: str  # [uwsgi] reload
     workers: int
     extra_ini: str = ""
+    cold: bool = False  # [reload] warm_preflight = false: every check a fresh interpreter
 
     @property
     def label(self) -> str:
-        return self.mode + (", preloaded" if self.extra_ini else "")
+        return (self.mode + (", preloaded" if self.extra_ini else "")
+                + (", cold preflight" if self.cold else ""))
 
 
 KINDS = [
-    Kind("generation", 4), Kind("generation", 16), Kind("chain", 4), Kind("chain", 16),
-    Kind("generation", 16, PRELOADED),
+    Kind("generation", 4), Kind("generation", 4, cold=True), Kind("generation", 16),
+    Kind("chain", 4), Kind("chain", 16), Kind("generation", 16, PRELOADED),
+    Kind("generation", 4, PRELOADED),
 ]
 
 
@@ -61,6 +69,11 @@ class Timing:
         """Command -> the gate passed (the app imported in a fresh interpreter)."""
         return run.at("starting uWSGI on the held sockets", "uwsgi: chain reload",
                       "uwsgi: graceful reload")
+
+    def preflight(self, run: Timed) -> float | None:
+        """The app check alone: its progress line -> the gate passed."""
+        began, passed = run.at("in a fresh interpreter"), self.gate(run)
+        return None if began is None or passed is None else passed - began
 
     def retire(self, run: Timed) -> float | None:
         """The settle passed -> the CLI returned: stopping the paused generation."""
@@ -127,6 +140,7 @@ def _stack(bench: Bench, kind: Kind) -> FnudStack:
     return bench.private_fnud(
         f"gen-{kind.mode}{kind.workers}", processes=kind.workers, reload_mode=kind.mode,
         settle=SETTLE, extra_ini=kind.extra_ini,
+        prepare=cold_preflight if kind.cold else None,
     )
 
 
@@ -167,12 +181,14 @@ def generations(bench: Bench) -> list[Table]:
                 killed = kills(bench, stack)
         finally:
             bench.problems += bench.stop_private(stack)
-    saves = [saves_to_live(bench, SETTLE, extra) for extra in ("", PRELOADED)]
+    saves = [saves_to_live(bench, SETTLE, extra, before)
+             for extra in ("", PRELOADED) for before in (True, False)]
     tables = [_time_table(timings), _memory_table(timings)]
     if under_wrk is not None:
         tables.append(under_wrk.table())
     tables.append(_kill_table(killed, bench.settings.connections))
-    tables += [save_table(run, bench) for run in saves]
+    tables += [save_table(run, bench) for run in saves if not run.before]
+    tables.append(compare_table(saves))
     return tables
 
 
@@ -184,7 +200,8 @@ def _med(values: list[float | None]) -> float | None:
 def _time_table(timings: list[Timing]) -> Table:
     table = Table(
         "reload time under light load (settle not counted)",
-        ["kind", "workers", "reloads ok", "gate med", "to serving med", "to serving max",
+        ["kind", "workers", "reloads ok", "gate med", "preflight med", "to serving med",
+         "to serving max",
          "full med", "retire med", "late old", "requests", "failed"],
     )
     serving: dict[tuple[str, int], float | None] = {}
@@ -195,15 +212,21 @@ def _time_table(timings: list[Timing]) -> Table:
         table.rows.append([
             t.kind.label, t.kind.workers,
             f"{sum(r.code == 0 for r in t.runs)}/{len(t.runs)}",
-            ms(_med([t.gate(r) for r in t.runs])), ms(_med(switches)),
+            ms(_med([t.gate(r) for r in t.runs])), ms(_med([t.preflight(r) for r in t.runs])),
+            ms(_med(switches)),
             ms(max((x for x in switches if x is not None), default=None)),
             ms(_med([r.seconds for r in t.runs])), ms(_med([t.retire(r) for r in t.runs])),
             "-" if late is None else late,
             len(t.answers), describe_failures(t.answers),
         ])
     gen16, chain16 = serving.get(("generation", 16)), serving.get(("chain", 16))
+    preflight = {t.kind.label: _med([t.preflight(r) for r in t.runs]) for t in timings
+                 if t.kind.workers == 4 and t.kind.mode == "generation" and not t.kind.extra_ini}
     table.notes += [
         f"16 workers, generation / chain: {ratio(gen16, chain16)} (goal: <= 0.3x)",
+        "preflight, warm / cold: " + ratio(preflight.get("generation"),
+                                           preflight.get("generation, cold preflight"))
+        + " (goal: the warm check <= 100 ms)",
         f"generation, 16 / 4 workers: {ratio(gen16, serving.get(('generation', 4)))}; "
         f"chain, 16 / 4 workers: {ratio(chain16, serving.get(('chain', 4)))}",
         f"16 workers, generation preloaded / chain: "

@@ -12,12 +12,12 @@ from bench.client import Answer, Client, describe_failures
 from bench.context import Bench
 from bench.report import Table, ms
 from bench.stacks import FnudStack
+from supervisor.config.schema import WatchSection
 
-DEBOUNCE_MS = 300  # [watch] debounce_ms, fnud's default, written out in the stack's toml
-WATCH_TOML = f"""
+DEBOUNCE_MS = WatchSection().debounce_ms  # [watch] debounce_ms: fnud's default
+WATCH_TOML = """
 [watch]
 enabled = true
-debounce_ms = {DEBOUNCE_MS}
 """
 SAVE_TIMEOUT = 60.0  # a save not live by then counts as failed
 GAP = 1.0  # seconds of load between one save being live and the next save
@@ -126,7 +126,7 @@ def _confirm(url: str) -> list[Answer]:
 
 def save_to_live(bench: Bench) -> list[Table]:
     """A private fnud stack (same ini and conf as the others: 4 uWSGI workers, lazy-apps)
-    with `[watch] enabled = true, debounce_ms = 300` (fnud's default) in its fnud.toml.
+    with `[watch] enabled = true` (fnud's default debounce) in its fnud.toml.
     Under a light load (BENCH_LIGHT_CLIENTS client threads on 127.0.0.1, each: GET / on a
     new connection, then a 20 ms pause), the bench edits GREETING in the stack's copy of
     example/app.py (truncate + write, like an editor) BENCH_SAVES times, one save at a
@@ -136,7 +136,7 @@ def save_to_live(bench: Bench) -> list[Table]:
     accepting with the app loaded, and a last_reload that began after the write and is
     ok; then 20 sequential requests must all answer the new greeting. Latency = write ->
     live, split into: write -> reload begins (the daemon's last_reload.at: inotify, the
-    300 ms debounce, the loop's turn), the reload itself (last_reload.duration: import of
+    debounce, the loop's turn), the reload itself (last_reload.duration: import of
     the app in a fresh interpreter, then chain reload of the 4 workers, one after the
     other), and the lag of the status poll. "first new answer" = write -> the first load
     response carrying the new greeting. "failed" counts every load request that did not

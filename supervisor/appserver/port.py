@@ -39,6 +39,7 @@ class AppServer(Protocol):
     name: str  # its program's name: state.json's key, its log file, `fnud logs NAME`
     display: str  # as users know it ("uWSGI", "gunicorn")
     orphan_signal: int  # to workers whose master is dead: finish what you have, then exit
+    stray_signal: int  # to a master a dead daemon left not serving (paused, retiring): stop now
 
     def mark(self, paths: Paths) -> str:
         """What the command line of every generation's master contains."""
@@ -71,9 +72,9 @@ class AppDriver(Driver, Protocol):
         yet; raises OSError naming the config line)."""
         ...
 
-    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
-        """{address: the descriptor its running master has it at}, from ``held``
-        ({address: fnud's own descriptor}): what a restarted daemon takes back."""
+    @property
+    def paused(self) -> bool:
+        """Paused (by :meth:`pause`), as far as fnud knows."""
         ...
 
     async def workers(self) -> Stats:

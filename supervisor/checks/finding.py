@@ -6,15 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from supervisor.common.text import one_line
+
 Severity = Literal["error", "warning"]
-
-
-def _one_line(text: str) -> str:
-    """Printable on one line: control characters and undecodable bytes are escaped."""
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in text
-    )
 
 
 @dataclass(frozen=True)
@@ -39,7 +33,7 @@ class Finding:
         text = f"{self.where}: {self.severity}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return _one_line(text)
+        return one_line(text)
 
 
 def error(path: object, line: int, message: str, hint: str = "") -> Finding:

@@ -43,6 +43,8 @@ def check(inputs: Inputs) -> list[Finding]:
     through_link = options.last(ini, options.CHDIR) is not None and chdir is not None and (
         release_link(str(chdir)) is not None
     )
+    if lazy is not None and options.flag(ini, options.LAZY_APPS):
+        out += _many_lazy(inputs, lazy.line)
     if lazy is not None and options.flag(ini, options.LAZY_APPS) and not through_link:
         out.append(warning(
             path, lazy.line,
@@ -52,3 +54,27 @@ def check(inputs: Inputs) -> list[Finding]:
             "or drop lazy-apps: preloaded workers fork the vetted code",
         ))
     return out
+
+
+#: from docs/benchmarks.md (the generations table, 2 cores): 16 workers to serving
+LAZY_16, PRELOADED_16 = "7.0 s", "0.4 s"
+MANY_WORKERS = 8
+
+
+def _many_lazy(inputs: Inputs, line: int) -> list[Finding]:
+    """Every generation of a lazy-apps stack imports the app once per worker, all at
+    once: with many workers on few cores that is most of a reload."""
+    assert inputs.ini is not None
+    option = options.last(inputs.ini, options.PROCESSES)
+    value = option.value.strip() if option is not None else ""
+    workers = int(value) if value.isdigit() else 1
+    if workers < MANY_WORKERS:
+        return []
+    return [warning(
+        inputs.ini_path, line,
+        f"lazy-apps with {workers} workers: each new generation imports the app {workers} "
+        f"times at once before it serves (16 workers on 2 cores: {LAZY_16} lazy, "
+        f"{PRELOADED_16} preloaded)",
+        "drop lazy-apps unless the app must be imported after the fork: preloaded "
+        "workers fork the app imported once, and a respawn forks the vetted code",
+    )]

@@ -133,8 +133,9 @@ def check(inputs: Inputs) -> list[Finding]:
         if own and listeners(item.address.port) & own:
             continue  # this config's running stack holds it
         where = "" if str(item.address) in item.label else f" ({item.address})"
+        held = problem.startswith("address already in use")  # else: no name, no such address
         out.append(error(
             item.path, item.line, f"{item.label}{where}: {problem}",
-            ports.holder(item.address.port).how_to_free,
+            ports.holder(item.address.port).how_to_free if held else "",
         ))
     return out

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from supervisor.cli.statusview import render_status
+from supervisor.common.text import for_terminal
 from supervisor.control import wire
 from supervisor.runtime.lock import lock_holder
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 from supervisor.cli import admin, logs
 from supervisor.cli import start as start_command
-from supervisor.cli.support import EXIT_NOT_RUNNING, call_daemon, fail, get_client, get_config
+from supervisor.cli.status import once as status_once
+from supervisor.cli.support import call_daemon, fail, get_client, get_config
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -79,7 +81,7 @@ def stop(ctx: click.Context) -> None:
     try:
         wire.call(
             paths.socket, "stop", timeout=client.stop_timeout + 30,
-            on_progress=lambda text: click.echo(text),
+            on_progress=lambda text: click.echo(for_terminal(text)),
         )
     except (OSError, wire.ClientError) as exc:
         if lock_holder(paths.lock) is not None:
@@ -108,8 +110,6 @@ def process_alive(pid: int) -> bool:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
     """Show programs, workers and the last reload. Exit 0 if all RUNNING, 3 if no daemon."""
-    import json
-
     client = get_client(ctx)
     lock = client.paths.lock
     if watch and not as_json:
@@ -125,17 +125,7 @@ def status(ctx: click.Context, as_json: bool, watch: bool) -> None:
                 time.sleep(2)
         except KeyboardInterrupt:
             return
-    if lock_holder(lock) is None:
-        get_config(ctx)  # a broken fnud.toml first (exit 2)
-        if as_json:
-            click.echo(json.dumps({"daemon": None, "programs": {}}))
-        else:
-            click.echo("fnud is not running")
-        sys.exit(EXIT_NOT_RUNNING)
-    result = call_daemon(ctx, client, "status")
-    click.echo(json.dumps(result) if as_json else render_status(result))
-    running = all(p["state"] == "RUNNING" for p in result["programs"].values())
-    sys.exit(0 if running else 1)
+    sys.exit(status_once(ctx.obj.get("config"), as_json))
 
 
 # -- reload --------------------------------------------------------------------------
@@ -163,9 +153,9 @@ def reload(ctx: click.Context, only_nginx: bool, only_app: bool, no_wait: bool) 
         failure="reload ",
     )
     if "duration" not in result:
-        click.echo(f"reload: {result['message']}")
+        click.echo(f"reload: {for_terminal(result['message'])}")
         return
-    click.echo(f"reloaded in {result['duration']:.1f}s: {result['message']}")
+    click.echo(f"reloaded in {result['duration']:.1f}s: {for_terminal(result['message'])}")
 
 
 def _trigger() -> str:
@@ -183,7 +173,7 @@ def rollback(ctx: click.Context) -> None:
         progress=True,
         failure="rollback ",
     )
-    click.echo(f"rolled back in {result['duration']:.1f}s: {result['message']}")
+    click.echo(f"rolled back in {result['duration']:.1f}s: {for_terminal(result['message'])}")
 
 
 

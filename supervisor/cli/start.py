@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -61,15 +61,25 @@ def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -
     from supervisor.daemon.loop import Daemon
     from supervisor.logs import logsetup
     from supervisor.logs.logfile import DaemonLog
+    from supervisor.logs.sink import Sink
 
     log = DaemonLog(Path(log_file)) if log_file else None
     if log is not None:
         log.open()
-        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    logsetup.configure()
-    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log)
+        sys.stdout, sys.stderr = log_stream(1), log_stream(2)
+    sink = Sink(2)  # fnud's own lines: never an exception, even on a full disk
+    logsetup.configure(sink)  # type: ignore[arg-type]
+    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log, sink=sink)
     return asyncio.run(daemon.run())
+
+
+def log_stream(fd: int) -> TextIO:
+    """A text stream on the daemon's log file that, like Python's own stderr, writes
+    whatever it is given: a lone surrogate (a reload's reason from JSON "\\udcff")
+    raised UnicodeEncodeError out of the log call, and the reload crashed."""
+    return open(
+        fd, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace"
+    )
 
 
 def start_background(config: Config, paths: Paths) -> int:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from supervisor.common.text import one_line
+
 
 def render_status(result: dict[str, Any]) -> str:
     daemon = result["daemon"]
-    lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}", ""]
+    lines = [f"fnud daemon pid {daemon['pid']} ({daemon['phase']}), config {daemon['config']}"]
+    lines += [f"PROBLEM: {problem}" for problem in result.get("problems", [])]
+    lines.append("")
     lines.append(
         f"{'PROGRAM':<8} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RSS':>8} {'RESTARTS':>8}  INFO"
     )
@@ -41,7 +45,7 @@ def render_status(result: dict[str, Any]) -> str:
         )
     else:
         lines.append("last reload: none yet")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)  # reasons name files, say
 
 
 def _generation(gen: dict[str, Any] | None) -> list[str]:

@@ -3,13 +3,12 @@ call to the daemon."""
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from supervisor.config import client as clientconf
+from supervisor.cli.basics import EXIT_NOT_RUNNING, client_config, fail, full_config
+from supervisor.common.text import for_terminal
 from supervisor.config.client import ClientConfig
 from supervisor.control import wire
 from supervisor.runtime.lock import lock_holder
@@ -17,30 +16,18 @@ from supervisor.runtime.lock import lock_holder
 if TYPE_CHECKING:
     from supervisor.config.schema import Config
 
-EXIT_CONFIG = 2
-EXIT_NOT_RUNNING = 3
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"fnud: {message}", err=True)
-    sys.exit(code)
+__all__ = ["call_daemon", "fail", "get_client", "get_config", "not_running"]
 
 
 def get_config(ctx: click.Context) -> Config:
     """The full config (start, check, systemd-unit, and thin commands finding no daemon)."""
-    from supervisor.config.parse import ConfigError, load_config
-
-    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    return full_config(ctx.obj.get("config"))
 
 
 def get_client(ctx: click.Context) -> ClientConfig:
-    """What a thin command needs; a file clientconf cannot read gets config.py's error."""
-    path = clientconf.config_path(ctx.obj.get("config"), os.environ)
-    return clientconf.read(path) or clientconf.from_config(get_config(ctx))
+    """What a thin command needs; a file the thin reader cannot read gets the parser's
+    error."""
+    return client_config(ctx.obj.get("config"))
 
 
 
@@ -63,7 +50,7 @@ def call_daemon(
     try:
         return wire.call(
             paths.socket, cmd, args, timeout=timeout,
-            on_progress=(lambda text: click.echo(f"  {text}")) if progress else None,
+            on_progress=(lambda text: click.echo(f"  {for_terminal(text)}")) if progress else None,
         )
     except wire.ClientError as exc:
         fail(f"{failure}{exc}")

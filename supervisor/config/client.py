@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from supervisor.runtime.paths import Paths
 
@@ -37,8 +36,9 @@ _NUMBERS = {
 }
 
 
-@dataclass(frozen=True)
-class ClientConfig:
+class ClientConfig(NamedTuple):
+    """(A NamedTuple: `fnud status` imports this; dataclasses' import costs it.)"""
+
     path: Path
     runtime_dir: Path
     log_dir: Path

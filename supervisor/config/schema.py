@@ -74,6 +74,7 @@ class HealthSection:
 class ReloadSection:
     settle: float = 10.0  # seconds the previous generation stays warm for a rollback
     max_error_ratio: float = 0.05  # 5xx share during the settle that rolls back
+    warm_preflight: bool = True  # the app check forks from a warm interpreter (false: cold)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class WatchSection:
     exclude: tuple[str, ...] = (
         "__pycache__", ".git", "*.pyc", "*.swp", "*.swx", "*~", "4913", ".#*", "*.tmp",
     )
-    debounce_ms: int = 300  # a burst of saves (git checkout of 200 files) makes one reload
+    debounce_ms: int = 100  # a burst of saves (git checkout of 200 files) makes one reload
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ with any number of ``{"progress": TEXT}`` frames and then exactly one
 Frames over ``MAX_FRAME`` bytes, bad JSON and unknown commands get an error reply;
 the connection (for bad framing) or the server (always) keeps going. The frames and
 the blocking client live in wire.py (no asyncio: the CLI imports that alone).
+
+Bounded: a request must arrive whole within ``READ_TIMEOUT`` of the connection (or of
+the previous answer), an answer must be taken within ``WRITE_TIMEOUT``, and at most
+``MAX_CLIENTS`` connections are served at once (the next ones get a one-line refusal).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from supervisor.control.wire import HEADER, MAX_FRAME, ProtocolError, decode_bod
 
 #: runs one command: (name, args, progress) -> its answer; raises CommandError
 Dispatch = Callable[[str, dict[str, Any], Emit], Awaitable[Any]]
+
+MAX_CLIENTS = 64  # connections served at once
+READ_TIMEOUT = 10.0  # seconds for a whole request, from the connection or the last answer
+WRITE_TIMEOUT = 10.0  # seconds for the client to take (the rest of) an answer
 
 
 class CommandError(Exception):
@@ -88,45 +96,77 @@ class Server:
         task = asyncio.current_task()
         if task is not None:
             self._clients.add(task)
+        # drain() returns once the whole answer is with the kernel, not just most of it
+        writer.transport.set_write_buffer_limits(high=0)
         try:
-            uid = peer_uid(writer)
-            if uid not in (0, os.geteuid()):
-                self.log.warning("control connection refused", uid=uid)
-                # take the request in first, so the client reads our answer instead of
-                # failing its send on a socket we already closed
-                with contextlib.suppress(ProtocolError, asyncio.TimeoutError):
-                    await asyncio.wait_for(read_frame(reader), 2.0)
-                await self._send(writer, {"ok": False, "error": "permission denied"})
-                return
-            while True:
-                try:
-                    request = await read_frame(reader)
-                except ProtocolError as exc:
-                    await self._send(writer, {"ok": False, "error": str(exc)})
-                    return  # framing is lost: close this connection only
-                if request is None:
-                    return
-                await self._send(writer, await self._dispatch(request, writer))
-        except (ConnectionError, OSError):
-            pass
+            await self._converse(reader, writer, len(self._clients))
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass  # the client went away, or does not take its answer
         except asyncio.CancelledError:
             pass  # daemon shutting down; end the connection quietly
+        except Exception:  # a bug must not take the server down, nor keep the connection
+            self.log.exception("control connection crashed")
         finally:
             if task is not None:
                 self._clients.discard(task)
-            writer.close()
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()  # an answer nobody takes must not keep the fd
+            else:
+                writer.close()
+
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int
+    ) -> None:
+        uid = peer_uid(writer)
+        if uid not in (0, os.geteuid()):
+            self.log.warning("control connection refused", uid=uid)
+            await self._refuse(reader, writer, "permission denied")
+            return
+        if count > MAX_CLIENTS:
+            await self._refuse(
+                reader, writer, f"busy: {MAX_CLIENTS} control connections are open; try again"
+            )
+            return
+        while True:
+            try:
+                request = await asyncio.wait_for(read_frame(reader), READ_TIMEOUT)
+            except ProtocolError as exc:
+                await self._send(writer, {"ok": False, "error": str(exc)})
+                return  # framing is lost: close this connection only
+            except asyncio.TimeoutError:
+                await self._send(writer, {
+                    "ok": False, "error": f"no whole request within {READ_TIMEOUT:g} s",
+                })
+                return
+            if request is None:
+                return
+            await self._send(writer, await self._dispatch(request, writer))
+
+    async def _refuse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: str
+    ) -> None:
+        # take the request in first (briefly), so the client reads our answer instead of
+        # failing its send on a socket we already closed
+        with contextlib.suppress(ProtocolError, asyncio.TimeoutError):
+            await asyncio.wait_for(read_frame(reader), 2.0)
+        await self._send(writer, {"ok": False, "error": error})
 
     async def _dispatch(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> Any:
         name = request.get("cmd")
         args = request.get("args", {})
         if not isinstance(name, str):
-            return {"ok": False, "error": f"the command must be a string, not {name!r}"}
+            return {"ok": False, "error": f"cmd must be a string, not {json_type(name)}"}
         if not isinstance(args, dict):
-            return {"ok": False, "error": "args must be a JSON object"}
+            return {"ok": False, "error": f"args must be an object, not {json_type(args)}"}
+        gone = False
 
         async def emit(text: str) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                await self._send(writer, {"progress": text})
+            nonlocal gone  # a client that left or takes nothing slows no operation down
+            if not gone:
+                try:
+                    await self._send(writer, {"progress": text})
+                except (ConnectionError, OSError, asyncio.TimeoutError):
+                    gone = True
 
         try:
             return {"ok": True, "result": await self.dispatch(name, args, emit)}
@@ -138,5 +178,22 @@ class Server:
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
-        writer.write(encode(message))
-        await writer.drain()
+        try:
+            frame = encode(message)
+        except ProtocolError as exc:  # an answer over MAX_FRAME: say so instead
+            frame = encode({"ok": False, "error": f"the answer is too large: {exc}"})
+        writer.write(frame)
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+
+
+def json_type(value: object) -> str:
+    """How JSON calls the type of a decoded value (for one-line errors)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"

@@ -39,6 +39,8 @@ def decode_body(body: bytes) -> dict[str, Any]:
         message = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"bad JSON: {exc}") from None
+    except RecursionError:  # [[[[...: json's decoder recurses once per level
+        raise ProtocolError("bad JSON: nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     return message

@@ -10,22 +10,27 @@ it was accepted; the command itself does the same whoever asked.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from supervisor.common.progress import Emit
-from supervisor.control.server import CommandError
+from supervisor.control.server import CommandError, json_type
 from supervisor.daemon.phase import Phase
 from supervisor.daemon.reloads import Reloads
 from supervisor.reload.request import OK, ROLLED_BACK, ReloadRequest
 
 Args = Mapping[str, Any]
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
+#: the arguments a command takes, each with the one Python type its JSON value must have
+ArgTypes = Mapping[str, type]
+_TYPE_WORDS = {bool: "true or false", str: "a string", int: "a whole number"}
 
 
 class Command(Protocol):
     name: str
     started: str  # what a door that does not wait says once it is accepted
+    arg_types: ClassVar[ArgTypes]
 
     def refusal(self, args: Args) -> str:
         """Why the command cannot run now ('' when it can): checked before it starts,
@@ -49,7 +54,7 @@ class Registry:
     async def call(self, name: str, args: Args, emit: Emit) -> Any:
         """Run ``name`` and wait for its answer (the control socket)."""
         command = self._get(name)
-        refusal = command.refusal(args)
+        refusal = bad_args(command, args) or command.refusal(args)
         if refusal:
             raise CommandError(refusal)
         return await command.run(args, emit)
@@ -58,7 +63,7 @@ class Registry:
         """Start ``name`` without waiting (signals, saves, the page's buttons): (accepted,
         one line); its progress and outcome go to fnud's log."""
         command = self._get(name)
-        refusal = command.refusal(args)
+        refusal = bad_args(command, args) or command.refusal(args)
         if refusal:
             self.log.info("command not accepted", command=name, reason=refusal)
             return False, refusal
@@ -78,8 +83,27 @@ class Registry:
         command = self.commands.get(name)
         if command is None:
             known = ", ".join(sorted(self.commands))
-            raise CommandError(f"unknown command {name!r} (known: {known})")
+            raise CommandError(f"unknown command {_clipped(name)} (known: {known})")
         return command
+
+
+def _clipped(text: str, size: int = 40) -> str:
+    return repr(text[:size]) + ("..." if len(text) > size else "")
+
+
+def bad_args(command: Command, args: Args) -> str:
+    """What is wrong with ``args`` for ``command``, on one line ('' when nothing)."""
+    for key, value in args.items():
+        wanted = command.arg_types.get(key)
+        if wanted is None:
+            takes = ", ".join(sorted(command.arg_types)) or "none"
+            return f"{command.name}: no argument {_clipped(key)} (it takes: {takes})"
+        if type(value) is not wanted:  # exactly: true is no number, 1 is no boolean
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            return (f"{command.name}: {key} must be {_TYPE_WORDS.get(wanted, wanted.__name__)}, "
+                    f"not {json_type(value)} ({shown})")
+    return ""
 
 
 def _running(phase: Callable[[], Phase], what: str) -> str:
@@ -96,6 +120,7 @@ def _trigger(args: Args, default: str) -> str:
 class Ping:
     name = "ping"
     started = "ping"
+    arg_types: ClassVar[ArgTypes] = {}
 
     def __init__(self, answer: Callable[[], dict[str, Any]]) -> None:
         self.answer = answer
@@ -112,6 +137,7 @@ class Status:
 
     name = "status"
     started = "status read"
+    arg_types: ClassVar[ArgTypes] = {}
 
     def __init__(self, status: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self.status = status
@@ -126,6 +152,7 @@ class Status:
 class Stop:
     name = "stop"
     started = "stopping"
+    arg_types: ClassVar[ArgTypes] = {}
 
     def __init__(self, shutdown: Callable[[], Awaitable[None]], message: str) -> None:
         self.shutdown = shutdown
@@ -143,6 +170,7 @@ class Stop:
 class ReopenLogs:
     name = "reopen-logs"
     started = "reopening the logs"
+    arg_types: ClassVar[ArgTypes] = {}
 
     def __init__(self, reopen: Callable[[], Awaitable[dict[str, list[str]]]]) -> None:
         self.reopen = reopen
@@ -160,6 +188,10 @@ class Reload:
 
     name = "reload"
     started = "reload queued: the timeline shows its result"
+    arg_types: ClassVar[ArgTypes] = {
+        "nginx": bool, "app": bool, "force_nginx": bool, "no_wait": bool,
+        "reason": str, "trigger": str,
+    }
 
     def __init__(self, reloads: Reloads, phase: Callable[[], Phase]) -> None:
         self.reloads = reloads
@@ -192,6 +224,7 @@ class Rollback:
 
     name = "rollback"
     started = "rollback started: the timeline shows its result"
+    arg_types: ClassVar[ArgTypes] = {"reason": str, "trigger": str}
 
     def __init__(
         self, reloads: Reloads, phase: Callable[[], Phase], unavailable: Callable[[], str]

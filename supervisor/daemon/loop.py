@@ -29,6 +29,7 @@ from supervisor.daemon.services import Services
 from supervisor.daemon.startup import StartupError, start_stack
 from supervisor.logs import logsetup
 from supervisor.logs.logfile import DaemonLog
+from supervisor.logs.sink import Sink
 from supervisor.process.events import Exited, Ready, Retry
 from supervisor.process.program import Program
 from supervisor.process.reopen import reopen_all
@@ -59,8 +60,10 @@ class Daemon:
         notifier: Notifier | None = None,
         ready_fd: int | None = None,
         daemon_log: DaemonLog | None = None,
+        sink: Sink | None = None,
     ) -> None:
         self.daemon_log = daemon_log
+        self.sink = sink
         self.notifier = notifier or Notifier(environ)
         self.ready_fd = ready_fd
         self.log = logsetup.get("daemon")
@@ -74,7 +77,7 @@ class Daemon:
         self.done = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._shutdown: asyncio.Task[Any] | None = None
-        self.gate = Gate(lambda: self.stack.plan)
+        self.gate = Gate(lambda: self.stack.plan, warm=True)
         self.restarts = Restarts(self.stack, self.ops, lambda: self.phase)
         self.generations = Generations(self.stack, on_settle=self.ops.settling)
         self.reloader = Reloader(
@@ -89,6 +92,7 @@ class Daemon:
         self.services = Services(
             self.stack, self.ops, lambda: self.phase, self.restarts, self.reloader,
             self.generations, self.registry, self.enqueue, self.spawn_task,
+            lambda: status.problems(self.config.fnud.log_dir, self.sink),
         )
         self.adopted: set[str] = set()
         self.started_wall = time.time()
@@ -170,6 +174,7 @@ class Daemon:
         finally:
             await self.server.close()
             await self.services.close()
+            await self.gate.close()
             for task in list(self._tasks):
                 task.cancel()
             lock.release()
@@ -268,6 +273,7 @@ class Daemon:
     async def become_ready(self) -> None:
         self.set_phase(Phase.RUNNING)
         await self.services.start(self.status)
+        self.spawn_task(self.gate.warm_up(), "warm-up")
         stack = self.stack
         stack.ini_digest = stack.ini_digest or stack.plan.ini_digest()
         stack.nginx_digest = stack.nginx_digest or stack.plan.nginx_digest()
@@ -330,6 +336,8 @@ class Daemon:
             "reloading": not self.ops.idle,
             "watch": self.services.watch_status(self.reloads.pending or not self.ops.idle),
             "probe": {"failures": self.services.probe.total_failures},
+            "problems": status.problems(self.config.fnud.log_dir, self.sink),
+            "preflight": self.gate.preflight_status(),
         }
 
     def summary(self) -> str:

@@ -4,6 +4,7 @@ through the command registry."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -25,6 +26,7 @@ from supervisor.web.page import Hooks
 from supervisor.web.site import Site
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], Any]
+PROBLEM_CHECK = 5.0  # seconds between looks for problems (a full log disk)
 
 
 class Services:
@@ -39,8 +41,10 @@ class Services:
         registry: Registry,
         enqueue: Enqueue,
         spawn: Spawn,
+        problems: Callable[[], list[str]] = list,
     ) -> None:
         self.stack = stack
+        self.problems = problems
         self.ops = ops
         self.phase = phase
         self.reloader = reloader
@@ -66,6 +70,7 @@ class Services:
         self.reloader.listeners.append(self._rewatch)
         if self.stack.config.health.interval > 0:
             self.spawn(self.probe.run(), "probe")
+        self.spawn(self._watch_problems(), "problems")
         await self._start_metrics()
         await self._start_page(status)
 
@@ -88,6 +93,18 @@ class Services:
             # a burst still in its debounce window, or a reload waiting or running
             "pending": self.watcher.debouncer.pending or busy,
         }
+
+    async def _watch_problems(self) -> None:
+        """Say in the log when a problem begins (a full log disk...) and when it ends."""
+        known: dict[str, str] = {}  # what a problem is (before its figures) -> its line
+        while True:
+            now = {problem.split(" (")[0]: problem for problem in self.problems()}
+            for key in sorted(now.keys() - known.keys()):
+                self.log.warning("problem", detail=now[key])
+            for key in sorted(known.keys() - now.keys()):
+                self.log.info("problem over", detail=known[key])
+            known = now
+            await asyncio.sleep(PROBLEM_CHECK)
 
     # -- the probe -------------------------------------------------------------------
 

@@ -4,10 +4,14 @@ an operation to end."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from supervisor.appserver.port import WorkersUnknown
 from supervisor.appserver.workers import Stats
+from supervisor.logs.sink import Sink
 from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
@@ -104,4 +108,25 @@ def generation(
         out["previous"] = {
             "number": cold.number, "release": cold.directory, "state": "stopped", "pid": 0,
         }
+    return out
+
+
+LOW_SPACE = 64 * 1024  # bytes free in the log dir below which log lines are being lost
+
+
+def problems(log_dir: Path, sink: Sink | None) -> list[str]:
+    """What keeps fnud from doing all of its job while the stack serves (one line each)."""
+    out = []
+    try:
+        disk = os.statvfs(log_dir)
+        free = disk.f_bavail * disk.f_frsize
+        if free < LOW_SPACE:
+            out.append(f"the log dir {log_dir} is full ({free} bytes free): log lines "
+                       "are being lost; free some space")
+    except OSError as exc:
+        out.append(f"the log dir {log_dir}: {exc.strerror}")
+    if sink is not None and sink.failing:
+        since = time.strftime("%H:%M:%S", time.localtime(sink.since))
+        out.append(f"fnud's own log cannot be written since {since} ({sink.failing}): "
+                   f"{sink.lost} lines lost")
     return out

@@ -31,7 +31,6 @@ from supervisor.gunicorn.wrapper import render
 from supervisor.process.group import child_pids
 from supervisor.process.program import Command, NotReopenable
 from supervisor.runtime.release import Release, release_link
-from supervisor.sockets.recover import fd_in
 
 #: sh, with the held socket as its stdin: fd 3 for gunicorn, stdin back to /dev/null
 EXEC = 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@" 3<&0 0</dev/null'
@@ -70,11 +69,13 @@ class GunicornDriver:
         source: Release | None = None,
         require_all: bool = False,
         running: str = "",
+        paused: bool = False,
     ) -> None:
         """``source``: what to load instead of the conf and directory now on disk (a
         rollback's release, or the serving generation a restarted daemon adopts).
         ``require_all``: ready only when every worker loaded the app (a generation about
-        to take over). ``running``: the directory a running master loaded."""
+        to take over). ``running``: the directory a running master loaded. ``paused``:
+        its workers are parked already (a generation a killed daemon left warm)."""
         self.settings = settings
         self.number = number
         self.require_all = require_all
@@ -88,8 +89,7 @@ class GunicornDriver:
         self._link = source.link if source is not None else None
         self.release = source.directory if source is not None else running
         self._answers: dict[int, int] = {}  # requests answered, by worker pid
-        self._master_fd: tuple[int, int | None] = (0, None)  # (master, its held socket's fd)
-        self._paused = False
+        self._paused = paused
 
     # -- what it runs ----------------------------------------------------------------
 
@@ -112,16 +112,6 @@ class GunicornDriver:
     def bind(self) -> None:
         if self.settings.holder is not None:
             self.settings.holder.ensure([self.settings.bind])
-
-    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
-        """gunicorn takes fd 3 over under another number: looked up in its master."""
-        key, sock, master = self.settings.bind.key, self._held_socket(), self._master()
-        if key not in held or sock is None or not master:
-            return {}
-        if self._master_fd[0] != master:
-            self._master_fd = (master, fd_in(master, sock))
-        fd = self._master_fd[1]
-        return {key: fd} if fd is not None else {}
 
     def _held_socket(self) -> socket.socket | None:
         holder = self.settings.holder
@@ -242,6 +232,10 @@ class GunicornDriver:
             os.close(fd)
         self._paused = paused
         self._kick(master)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     async def pause(self, pid: int) -> None:
         """Every worker stops taking requests after the one it has (sync: parked at the

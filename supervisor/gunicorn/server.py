@@ -19,6 +19,7 @@ class GunicornServer:
     display = DISPLAY
     # a worker whose master died: SIGTERM ends its accept loop after the request it has
     orphan_signal: int = signal.SIGTERM
+    stray_signal: int = signal.SIGQUIT  # quick shutdown: parked workers do not wait it out
 
     def mark(self, paths: Paths) -> str:
         return paths.rendered_prefix(NAME)  # every master is started with -c run/gunicorn-N

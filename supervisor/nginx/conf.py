@@ -71,7 +71,21 @@ def _walk(block: list[dict[str, Any]], file: str, out: list[Directive]) -> None:
 _ERRNO_RE = re.compile(r"^\[Errno \d+\] (?P<reason>.*?): '(?P<path>.*)'$")
 
 
+#: what nginx says where crossplane runs out of tokens mid-statement (its error is empty)
+CUT_OFF = 'unexpected end of file, expecting ";" or "}"'
+
+
+def _last_line(file: str) -> int:
+    try:
+        with open(file, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(65536), b"")) + 1
+    except OSError:
+        return 1
+
+
 def _crossplane_error(file: str, error: dict[str, Any]) -> Message:
+    if not error.get("error"):  # a statement or a quote cut off by the end of the file
+        return Message(file, _last_line(file), CUT_OFF)
     line = int(error.get("line") or 1)
     text = str(error.get("error")).removesuffix(f" in {file}:{line}")
     match = _ERRNO_RE.match(text)

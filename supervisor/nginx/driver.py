@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def prepare_prefix(prefix: Path, worker_uid: int | None = None) -> None:
     As root, nginx's workers run as another user: the temp dirs are theirs (0700).
     """
     prefix.mkdir(parents=True, exist_ok=True)
-    os.chmod(prefix, 0o755)
+    # nginx's workers must traverse it; never take a bit away (a prefix of /tmp stays 1777)
+    os.chmod(prefix, stat.S_IMODE(prefix.stat().st_mode) | 0o755)
     for sub in ("logs", "tmp", *(f"tmp/{name}" for name in TEMP_DIRS)):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     if worker_uid is not None and os.geteuid() == 0:

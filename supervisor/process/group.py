@@ -19,6 +19,16 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 
 def child_pids(pid: int) -> set[int]:
+    """The children of ``pid``: from /proc/PID/task/*/children (one read per thread),
+    else from psutil (which scans every process)."""
+    found: set[int] = set()
+    try:
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task.name}/children") as listing:
+                found.update(int(child) for child in listing.read().split())
+        return found
+    except (OSError, ValueError):
+        pass
     try:
         return {child.pid for child in psutil.Process(pid).children()}
     except (psutil.Error, ValueError):

@@ -76,6 +76,8 @@ class Driver(Protocol):
         ...
 
 
+READY_POLL = 0.05  # while STARTING: how often the driver is asked whether it serves yet
+
 _ERRORISH = ("error", "emerg", "fail", "unable", "cannot", "can't", "no such", "denied",
              "exception", "game over", "in use", "invalid", "not found")
 
@@ -268,6 +270,15 @@ class Program(Generic[D]):
                 continue
             await follower.changed()
 
+    def unfollow(self) -> None:
+        """Take the last lines in, then stop following the log (a generation that is
+        gone for good: its tail's file and inotify fds would stay open otherwise)."""
+        self.cancel_timer()
+        self.drain()
+        follower, self._tail = self._tail, None
+        if follower is not None:
+            follower.close()  # its loop wakes and ends: it is no longer self._tail
+
     def drain(self) -> None:
         """Take in every line the program has written so far."""
         if self._tail is None:
@@ -322,7 +333,7 @@ class Program(Generic[D]):
                 self.log.error("start timeout", reason=reason)
                 kill_group(pid)
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(READY_POLL)
 
     def lines_since(self, mark: int) -> list[str]:
         """Output lines (kept ones) that arrived after ``lines_seen`` was ``mark``."""

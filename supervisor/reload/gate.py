@@ -9,9 +9,11 @@ nginx.conf, the app spec) or raises :class:`Refused` carrying one structured
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from supervisor.appserver.spec import AppSpec
 from supervisor.checks import runner as checks
@@ -22,6 +24,7 @@ from supervisor.config.schema import Config
 from supervisor.nginx.conf import NginxConf
 from supervisor.nginx.configtest import config_test
 from supervisor.reload.preflight import PreflightError, preflight
+from supervisor.reload.warm import WarmPreflight
 from supervisor.runtime.release import Release
 from supervisor.stack.plan import Plan, StackError
 
@@ -69,7 +72,7 @@ class Request:
 @dataclass(frozen=True)
 class Checkers:
     """The checks themselves, injected so the gate's order and verdicts can be tested
-    without nginx or uWSGI."""
+    without nginx or the app server."""
 
     binaries: Callable[[Plan], None]  # raises StackError
     lint: Callable[[Config, bool], list[str]]  # (config, check_ports) -> error lines
@@ -78,7 +81,9 @@ class Checkers:
     import_app: Callable[[Plan, AppSpec], Awaitable[str]]  # raises PreflightError
 
 
-def real_checkers() -> Checkers:
+def real_checkers(warm: WarmPreflight | None = None) -> Checkers:
+    """The real checks; the app check forks from ``warm`` where the config allows."""
+
     async def nginx_test(plan: Plan, conf: NginxConf) -> tuple[bool, str]:
         config = plan.config
         result = await config_test(
@@ -88,9 +93,10 @@ def real_checkers() -> Checkers:
         return result.ok, result.text
 
     async def import_app(plan: Plan, spec: AppSpec) -> str:
-        return await preflight(
-            spec, plan.environ, owner=plan.owner, smoke=smoke_paths(plan.config)
-        )
+        smoke = smoke_paths(plan.config)
+        if warm is not None and plan.config.reload.warm_preflight:
+            return await warm.check(spec, plan.environ, owner=plan.owner, smoke=smoke)
+        return await preflight(spec, plan.environ, owner=plan.owner, smoke=smoke)
 
     return Checkers(
         binaries=Plan.check_binaries,
@@ -109,10 +115,43 @@ def smoke_paths(config: Config) -> tuple[str, ...]:
 
 
 class Gate:
-    def __init__(self, current: Callable[[], Plan], checkers: Checkers | None = None) -> None:
-        """``current``: the plan in force (its config is what a reload re-reads)."""
+    def __init__(
+        self, current: Callable[[], Plan], checkers: Checkers | None = None,
+        warm: bool = False,
+    ) -> None:
+        """``current``: the plan in force (its config is what a reload re-reads).
+        ``warm``: keep a warm parent for the app check (the daemon; fnud init does not)."""
         self.current = current
-        self.checkers = checkers or real_checkers()
+        self.warm = (
+            WarmPreflight(str(current().paths.root)) if warm and checkers is None else None
+        )
+        self.checkers = checkers or real_checkers(self.warm)
+
+    async def warm_up(self) -> None:
+        """Start the warm interpreter now (after a start or an adoption), so that the
+        first reload's check is warm too: one check of the app in force, whose verdict
+        does not matter here."""
+        plan = self.current()
+        if self.warm is None or not plan.config.reload.warm_preflight:
+            return
+        if plan.config.balancer:
+            return
+        with contextlib.suppress(PreflightError, StackError, OSError):
+            await self.warm.check(plan.app(), plan.environ, owner=plan.owner,
+                                  smoke=smoke_paths(plan.config))
+
+    def preflight_status(self) -> dict[str, Any]:
+        """The warm interpreter's pid (None: none now) and why the last check was cold."""
+        parent = self.warm.parent if self.warm is not None else None
+        return {
+            "warm": parent.pid if parent is not None else None,
+            "cold_reason": self.warm.cold_reason if self.warm is not None else "",
+        }
+
+    async def close(self) -> None:
+        """Nothing of the checks outlives the daemon (the warm parent)."""
+        if self.warm is not None:
+            await self.warm.close()
 
     async def run(self, request: Request, emit: Emit = quiet) -> Passed:
         """Run every check ``request`` asks for, in order; raise :class:`Refused` at the

@@ -16,116 +16,11 @@ import os
 import pwd
 import signal
 from collections.abc import Mapping
+from typing import Any
 
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
-
-# Runs in the child interpreter. Keep it dependency-free and Python-3.8 compatible.
-_PROBE = r"""
-import json, os, sys, traceback, importlib, importlib.util
-spec = json.loads(sys.argv[1])
-def fail(file, line, msg):
-    print(json.dumps({"ok": False, "file": file, "line": line, "error": msg})); sys.exit(0)
-def where(exc):
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return exc.filename, exc.lineno, "%s: %s" % (type(exc).__name__, exc.msg)
-    tb = traceback.extract_tb(exc.__traceback__)
-    frames = [f for f in tb if "<frozen" not in f.filename and f.filename != "<string>"]
-    stdlib = os.path.dirname(os.__file__)
-    frames = [f for f in frames if not f.filename.startswith(stdlib)] or frames
-    if frames:
-        f = frames[-1]
-        return f.filename, f.lineno, "%s: %s" % (type(exc).__name__, exc)
-    return "", 0, "%s: %s" % (type(exc).__name__, exc)
-for stub_name in spec.get("stubs", []):  # only inside the server: a stand-in here
-    try:
-        importlib.import_module(stub_name)
-    except ImportError:
-        import types
-        stub = types.ModuleType(stub_name)
-        stub.opt = {}
-        stub.numproc = 1
-        stub.__getattr__ = lambda name: (lambda *args, **kwargs: None)
-        sys.modules[stub_name] = stub
-try:
-    if spec["chdir"]:
-        os.chdir(spec["chdir"])
-    for p in reversed(spec["pythonpath"]):
-        sys.path.insert(0, p)
-    sys.path.insert(0, os.getcwd())
-    callable_name = spec["callable"]
-    if spec["module"]:
-        modname = spec["module"]
-        if ":" in modname:
-            modname, callable_name = modname.split(":", 1)
-        mod = importlib.import_module(modname)
-        where_name = modname
-    else:
-        path = spec["wsgi_file"]
-        name = spec["file_prefix"] + "".join(c if c.isalnum() else "_" for c in path)
-        s = importlib.util.spec_from_file_location(name, path)
-        if s is None or s.loader is None:
-            fail(path, 0, "cannot load as Python")
-        mod = importlib.util.module_from_spec(s)
-        sys.modules[name] = mod
-        s.loader.exec_module(mod)
-        where_name = path
-except BaseException as exc:
-    fail(*where(exc))
-call = None
-if spec.get("factory") and callable_name.endswith(")"):  # name(literal, ...), called
-    import ast
-    try:
-        node = ast.parse(callable_name, mode="eval").body
-        call = ([ast.literal_eval(a) for a in node.args],
-                {k.arg: ast.literal_eval(k.value) for k in node.keywords})
-        callable_name = node.func.id
-    except (SyntaxError, ValueError, AttributeError):
-        fail(where_name, 0, "'%s' is not a name or a call with literal arguments"
-             % callable_name)
-app = getattr(mod, callable_name, None)
-if app is not None and call is not None:
-    try:
-        app = app(*call[0], **call[1])
-    except BaseException as exc:
-        fail(*where(exc))
-if app is None:
-    fail(getattr(mod, "__file__", where_name), 0, "no callable named '%s'" % callable_name)
-if not callable(app):
-    fail(getattr(mod, "__file__", where_name), 0, "'%s' is not callable" % callable_name)
-def smoke(path):
-    import io
-    path_info, _, query = path.partition("?")
-    env = {
-        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path_info,
-        "QUERY_STRING": query, "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "localhost", "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    seen = []
-    def start_response(status, headers, exc_info=None):
-        seen.append(status)
-        return lambda data: None
-    try:
-        body = app(env, start_response)
-        try:
-            for _ in body:
-                pass
-        finally:
-            if hasattr(body, "close"):
-                body.close()
-    except BaseException as exc:
-        file, line, message = where(exc)
-        fail(file, line, "smoke check GET %s raised %s" % (path, message))
-    status = seen[-1] if seen else "no status"
-    if not status[:1] in ("2", "3"):
-        fail("", 0, "smoke check GET %s answered %s" % (path, status))
-for path in spec.get("smoke", []):
-    smoke(path)
-print(json.dumps({"ok": True, "file": getattr(mod, "__file__", None)}))
-"""
+from supervisor.reload.appcheck import COLD
 
 
 def supplementary_groups(owner: tuple[int, int]) -> list[int]:
@@ -146,6 +41,45 @@ class PreflightError(Exception):
         super().__init__(where + message)
 
 
+def check_env(spec: AppSpec, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the app is imported with: the app server's, and the ini's env."""
+    env = child_env(environ)
+    env.update(dict(spec.env))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def check_request(spec: AppSpec, smoke: tuple[str, ...]) -> dict[str, Any]:
+    """What ``run_check`` (appcheck.py) is given."""
+    return {
+        "chdir": spec.chdir,
+        "pythonpath": list(spec.pythonpath),
+        "module": spec.module,
+        "wsgi_file": spec.wsgi_file,
+        "callable": spec.callable,
+        "stubs": list(spec.stubs),
+        "factory": spec.factory,
+        "file_prefix": spec.file_prefix,
+        "smoke": list(smoke),
+    }
+
+
+def as_user(owner: tuple[int, int] | None) -> dict[str, Any]:
+    """create_subprocess_exec's arguments to run as the workers' user."""
+    if owner is None:
+        return {}
+    return {"user": owner[0], "group": owner[1], "extra_groups": supplementary_groups(owner)}
+
+
+def verdict(spec: AppSpec, result: Mapping[str, Any]) -> str:
+    """The loaded file, from a check's answer; else PreflightError with its reason."""
+    if result.get("ok"):
+        return str(result.get("file") or spec.label)
+    file, number = str(result.get("file") or ""), int(result.get("line") or 0)
+    raise PreflightError(str(result.get("error")), file, number)
+
+
 async def preflight(
     spec: AppSpec,
     environ: Mapping[str, str],
@@ -161,47 +95,27 @@ async def preflight(
     """
     if not spec.module and not spec.wsgi_file:
         raise PreflightError("no app configured: the app server's config names no module")
-    env = child_env(environ)
-    env.update(dict(spec.env))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.pop("PYTHONPATH", None)
-    out, err, returncode = await _run_probe(spec, env, timeout, owner, smoke)
+    payload = json.dumps(check_request(spec, smoke))
+    out, err, returncode = await _run_probe(spec, check_env(spec, environ), payload, timeout,
+                                            owner)
     return _verdict(spec, out, err, returncode)
 
 
 async def _run_probe(
-    spec: AppSpec,
-    env: dict[str, str],
-    timeout: float,
+    spec: AppSpec, env: dict[str, str], payload: str, timeout: float,
     owner: tuple[int, int] | None,
-    smoke: tuple[str, ...],
 ) -> tuple[bytes, bytes, int | None]:
     """Run the import in its own session; (stdout, stderr, exit code)."""
-    payload = json.dumps(
-        {
-            "chdir": spec.chdir,
-            "pythonpath": list(spec.pythonpath),
-            "module": spec.module,
-            "wsgi_file": spec.wsgi_file,
-            "callable": spec.callable,
-            "stubs": list(spec.stubs),
-            "factory": spec.factory,
-            "file_prefix": spec.file_prefix,
-            "smoke": list(smoke),
-        }
-    )
     try:
         proc = await asyncio.create_subprocess_exec(
-            spec.python, "-c", _PROBE, payload,
+            spec.python, "-c", COLD, payload,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
             cwd=spec.chdir if os.path.isdir(spec.chdir) else None,
             start_new_session=True,
-            user=owner[0] if owner else None,
-            group=owner[1] if owner else None,
-            extra_groups=supplementary_groups(owner) if owner else None,
+            **as_user(owner),
         )
     except OSError as exc:
         raise PreflightError(f"cannot run the app's python: {exc.strerror}", spec.python) from None
@@ -227,10 +141,7 @@ def _verdict(spec: AppSpec, out: bytes, err: bytes, returncode: int | None) -> s
                 result = json.loads(line)
             except ValueError:
                 continue
-            if result.get("ok"):
-                return str(result.get("file") or spec.label)
-            file, number = str(result.get("file") or ""), int(result.get("line") or 0)
-            raise PreflightError(str(result.get("error")), file, number)
+            return verdict(spec, result)
     tail = err.decode(errors="replace").strip().splitlines()
     reason = tail[-1] if tail else f"exit code {returncode}"
     raise PreflightError(f"{spec.label}: importing the app failed: {reason}")

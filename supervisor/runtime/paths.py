@@ -6,12 +6,14 @@ and checked by dirs.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
+    """(A NamedTuple, not a dataclass: `fnud status` imports this, and dataclasses'
+    import costs it several milliseconds.)"""
+
     root: Path
     nginx_prefix: Path
     log_dir: Path

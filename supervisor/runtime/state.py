@@ -24,6 +24,17 @@ class ProgramRecord:
 
 
 @dataclass(frozen=True)
+class Other:
+    """An app-server generation that was not serving (warm for a rollback, starting,
+    retiring) when the state was written: a restarted daemon stops it."""
+
+    generation: int
+    pid: int
+    started: float
+    paused: bool
+
+
+@dataclass(frozen=True)
 class StackState:
     programs: Mapping[str, ProgramRecord] = field(default_factory=dict)
     ini_digest: str = ""  # the app server's config as it was last started or reloaded
@@ -32,6 +43,7 @@ class StackState:
     release: Release | None = None  # what that generation pinned (rollback after adoption)
     # {program: {address: fd}}: what the masters inherited, to take back after adoption
     sockets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    others: tuple[Other, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -43,6 +55,8 @@ class StackState:
             "generation": self.generation,
             "release": self.release.to_dict() if self.release is not None else None,
             "sockets": {name: dict(fds) for name, fds in self.sockets.items()},
+            "others": [{"generation": o.generation, "pid": o.pid, "started": o.started,
+                        "paused": o.paused} for o in self.others],
         })
         return data
 
@@ -66,6 +80,7 @@ class StackState:
             generation=generation if isinstance(generation, int) and generation > 0 else 1,
             release=Release.from_dict(data.get("release")),
             sockets=_sockets(data.get("sockets")),
+            others=_others(data.get("others")),
         )
 
 
@@ -79,6 +94,16 @@ def _record(entry: Any) -> ProgramRecord | None:
     if isinstance(started, bool) or not isinstance(started, (int, float)):
         started = 0.0
     return ProgramRecord(entry["pid"], float(started))
+
+
+def _others(value: Any) -> tuple[Other, ...]:
+    out = []
+    for entry in value if isinstance(value, list) else []:
+        record = _record(entry)
+        generation = entry.get("generation") if isinstance(entry, dict) else None
+        if record is not None and type(generation) is int:
+            out.append(Other(generation, record.pid, record.started, entry.get("paused") is True))
+    return tuple(out)
 
 
 def _text(value: Any) -> str:

@@ -52,24 +52,6 @@ def recover(holder: Holder, pid: int, fds: dict[str, int], specs: Iterable[Spec]
     return missed
 
 
-def fd_in(pid: int, sock: socket.socket) -> int | None:
-    """The descriptor number process ``pid`` has ``sock`` at (the same open socket, by
-    its inode), None when it has none or cannot be looked at. For a program that moved
-    or duplicated what it inherited."""
-    try:
-        inode = os.fstat(sock.fileno()).st_ino
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return None
-    for name in sorted(names, key=int):
-        try:
-            if os.stat(f"/proc/{pid}/fd/{name}").st_ino == inode:
-                return int(name)
-        except OSError:
-            continue
-    return None
-
-
 def _key_of(sock: socket.socket) -> str:
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
@@ -77,17 +59,23 @@ def _key_of(sock: socket.socket) -> str:
     return str(Address(str(name[0]), int(name[1])))
 
 
-def listening_fds(pid: int) -> dict[str, int]:
-    """{address: fd} of the inet sockets process ``pid`` listens on."""
+def listening_fds(pid: int, paths: frozenset[str] = frozenset()) -> dict[str, int]:
+    """{address: fd} of the inet sockets process ``pid`` listens on, and of its unix
+    sockets bound to one of ``paths``: the numbers as that process has them."""
     import psutil
 
     out: dict[str, int] = {}
     try:
-        conns = psutil.Process(pid).net_connections(kind="inet")
+        conns = psutil.Process(pid).net_connections(kind="inet" if not paths else "all")
     except psutil.Error:
         return out
     for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.fd >= 0 and conn.laddr:
+        if conn.fd < 0 or not conn.laddr:
+            continue
+        if isinstance(conn.laddr, str):
+            if conn.laddr in paths:
+                out[conn.laddr] = conn.fd
+        elif conn.status == psutil.CONN_LISTEN:
             out[str(Address(str(conn.laddr.ip), int(conn.laddr.port)))] = conn.fd
     return out
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 
 from supervisor.logs import logsetup
+from supervisor.runtime.state import ProgramRecord, StackState
 from supervisor.sockets.held import Spec
 from supervisor.sockets.recover import recover
+from supervisor.stack import survivors
 from supervisor.stack.stack import Stack
 
 
@@ -28,12 +31,35 @@ async def adopt(stack: Stack, found: dict[str, int]) -> set[str]:
         record = state.programs.get(name)
         await stack.programs[name].adopt(pid, record.started if record else time.time())
     _recover_sockets(stack, found, state.sockets)
+    await _stop_others(stack, state, found)
     if found:
         logsetup.get("daemon").info(
             "adopted programs left running by a previous daemon",
             programs={name: stack.programs[name].pid for name in sorted(found)},
         )
     return set(found)
+
+
+async def _stop_others(stack: Stack, state: StackState, found: dict[str, int]) -> None:
+    """Generations the killed daemon had beside the serving one (warm for a rollback,
+    starting, retiring) are stopped: resumed first when they were paused, then stopped
+    gracefully; any other app server master of this config still running goes too."""
+    log = logsetup.get("daemon")
+    deadline = time.monotonic() + stack.config.fnud.stop_timeout
+    for other in state.others:
+        record = ProgramRecord(other.pid, other.started)
+        if not survivors.verified(stack.app.name, record, stack.config):
+            continue
+        prog = stack.stray(other)
+        await prog.adopt(other.pid, other.started)
+        log.info("stopping a generation a previous daemon left", generation=other.generation,
+                 pid=other.pid, paused=other.paused)
+        await prog.stop(deadline)
+        stack.forget(prog)
+    keep = set(found.values())
+    stopped = await asyncio.to_thread(survivors.stop_strays, stack.config, keep, 5.0)
+    if stopped:
+        log.info("stopped app server masters of this config nobody knew of", pids=stopped)
 
 
 def _recover_sockets(

@@ -267,15 +267,15 @@ class Plan:
 
     def app_driver(
         self, holder: Holder, number: int = 1, source: Release | None = None,
-        require_all: bool = False, running: str = "",
+        require_all: bool = False, running: str = "", paused: bool = False,
     ) -> AppDriver:
         """Generation ``number`` of the app server (see the adapters' constructors)."""
         if self.gunicorn:
             return gunicorn_driver.GunicornDriver(
-                self.gunicorn_settings(holder), number, source, require_all, running
+                self.gunicorn_settings(holder), number, source, require_all, running, paused
             )
         return uwsgi_driver.UwsgiDriver(
-            self.uwsgi_settings(holder), number, source, require_all, running
+            self.uwsgi_settings(holder), number, source, require_all, running, paused
         )
 
     def app_log(self) -> Path:

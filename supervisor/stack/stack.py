@@ -19,9 +19,9 @@ from supervisor.process.events import Enqueue
 from supervisor.process.program import Program
 from supervisor.runtime import state as state_file
 from supervisor.runtime.release import Release
-from supervisor.runtime.state import ProgramRecord, StackState
+from supervisor.runtime.state import Other, ProgramRecord, StackState
 from supervisor.sockets.held import Holder
-from supervisor.sockets.recover import resync
+from supervisor.sockets.recover import listening_fds, resync
 from supervisor.stack.plan import Plan
 
 AppProgram = Program[AppDriver]
@@ -96,8 +96,10 @@ class Stack:
         return old
 
     def forget(self, prog: AppProgram) -> None:
+        """A generation that is not serving is gone for good (stopped or never ready)."""
         if prog in self.others:
             self.others.remove(prog)
+        prog.unfollow()
 
     def program_for(self, name: str, pid: int) -> Program[Any]:
         """The program an event's PID belongs to (the serving one when none matches)."""
@@ -119,6 +121,15 @@ class Stack:
         """The serving generation is number ``number`` (adopted after a daemon restart),
         loading ``release`` (what it pinned, for a rollback from it)."""
         self.app = self.make_generation(number, release)
+
+    def stray(self, other: Other) -> AppProgram:
+        """A generation a killed daemon left that was not serving: watched, to be
+        stopped (resumed first when it was paused)."""
+        driver = self.plan.app_driver(self.app_sockets, other.generation, paused=other.paused)
+        prog: AppProgram = Program(driver, self.enqueue, log_path=self.plan.app_log())
+        prog.echo = False
+        self.others.append(prog)
+        return prog
 
     # -- a new plan --------------------------------------------------------------------
 
@@ -193,11 +204,26 @@ class Stack:
             },
             ini_digest=self.ini_digest, nginx_digest=self.nginx_digest,
             generation=self.generation, release=self.app.driver.pinned(),
-            sockets={
-                self.app.name: self.app.driver.inherited_fds(self.app_sockets.fds()),
-                self.nginx.name: self.nginx_sockets.fds(),
-            },
+            sockets=self._inherited(),
+            others=tuple(
+                Other(prog.driver.number, prog.pid, prog.spawned_wall, prog.driver.paused)
+                for prog in self.others if prog.running
+            ),
         )
+
+    def _inherited(self) -> dict[str, dict[str, int]]:
+        """{program: {address: fd}} of the held sockets, numbered as each running master
+        has them (an adopted master keeps the numbers of the daemon that started it)."""
+        out = {}
+        for name, holder in self.holders().items():
+            prog = self.programs.get(name)
+            if prog is None or not prog.running:
+                continue
+            keys = frozenset(holder.held)
+            paths = frozenset(key for key in keys if key.startswith("/"))
+            fds = listening_fds(prog.pid, paths)
+            out[name] = {key: fd for key, fd in fds.items() if key in keys}
+        return out
 
     def save_state(self) -> None:
         """Record the running PIDs so that a restarted daemon can adopt them."""

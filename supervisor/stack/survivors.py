@@ -118,6 +118,38 @@ def find(config: Config) -> dict[str, int]:
     return {name: pid for name, pid in found.items() if pid}
 
 
+def strays(config: Config, keep: set[int]) -> list[psutil.Process]:
+    """App server masters of this config (their command line names its rendered
+    configs) that are not in ``keep``: generations a killed daemon left behind."""
+    if config.balancer:
+        return []
+    prefix = app_server(config).mark(config.paths)
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid in keep or prefix not in " ".join(proc.info["cmdline"] or []):
+                continue
+            parent = proc.parent()
+            if parent is not None and prefix in " ".join(parent.cmdline()):
+                continue  # a worker: its master is the stray
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def stop_strays(config: Config, keep: set[int], grace: float) -> list[int]:
+    """Stop them: the server's stop-now signal, SIGKILL to their groups after ``grace``."""
+    found = strays(config, keep)
+    for proc in found:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(app_server(config).stray_signal)
+    _gone, alive = psutil.wait_procs(found, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return [proc.pid for proc in found]
+
+
 def pids(config: Config) -> set[int]:
     """Survivor masters and their process groups (workers included)."""
     out: set[int] = set()
@@ -154,5 +186,7 @@ def stop(config: Config, timeout: float) -> dict[str, int]:
     for pid in found.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+    for pid in stop_strays(config, set(), 5.0):  # generations that were not serving
+        found.setdefault(f"{server.name} generation (pid {pid})", pid)
     state_file.clear(paths.state)
     return found

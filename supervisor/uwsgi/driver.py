@@ -99,12 +99,14 @@ class UwsgiDriver:
         source: Release | None = None,
         require_all: bool = False,
         running: str = "",
+        paused: bool = False,
     ) -> None:
         """``source``: what to load instead of the ini on disk (a rollback's release, or
         the serving generation a restarted daemon adopts). ``require_all``: ready only
         when every worker accepts (a generation about to take over). ``running``: the app
         directory the master already running under this driver loaded (a reload that
-        changed the settings keeps knowing it)."""
+        changed the settings keeps knowing it). ``paused``: the master under it is
+        paused already (a generation a killed daemon left warm)."""
         self.settings = settings
         self.number = number
         self.require_all = require_all
@@ -115,7 +117,7 @@ class UwsgiDriver:
         self._source = source.source if source is not None else None  # (ini text, pins)
         self._link = source.link if source is not None else None  # (symlink, target then)
         self.release = source.directory if source is not None else running
-        self._paused = False  # 'p' toggles: fnud tracks it
+        self._paused = paused  # 'p' toggles: fnud tracks it
         self._reaper: asyncio.Task[None] | None = None  # ends a resumed generation's workers
 
     # -- what it runs ----------------------------------------------------------------
@@ -150,9 +152,6 @@ class UwsgiDriver:
         except (OSError, UnicodeDecodeError) as exc:
             raise OSError(f"{self.settings.ini_path}: cannot read: {exc}") from None
         self.sockets(parse_ini(text))
-
-    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
-        return held  # fd://N: its master has them at fnud's own numbers
 
     def sockets(self, ini: UwsgiIni) -> list[Held]:
         """Hold the ini's sockets (binding those not held yet)."""
@@ -249,6 +248,10 @@ class UwsgiDriver:
 
     def observe(self, line: str) -> None:
         """Its stats socket tells everything: the log adds nothing."""
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     async def not_ready_reason(self, pid: int) -> str | None:
         """None once a worker serves (every worker, for a generation about to take over)."""

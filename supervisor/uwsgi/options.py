@@ -32,6 +32,7 @@ ENV = ("env",)
 APP = (*MODULE, *WSGI_FILE, "mount", "eval", "paste")
 MASTER = ("master",)
 LAZY_APPS = ("lazy-apps",)
+PROCESSES = ("processes", "workers", "p")
 DAEMONIZE = ("daemonize", "daemonize2")
 #: touch options fnud honours through its own gated reload
 TOUCH_RELOAD = ("touch-chain-reload", "touch-reload")

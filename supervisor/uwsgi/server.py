@@ -25,6 +25,7 @@ class UwsgiServer:
     name = NAME
     display = DISPLAY
     orphan_signal: int = signal.SIGQUIT
+    stray_signal: int = signal.SIGINT  # stops even a paused master at once
 
     def mark(self, paths: Paths) -> str:
         return paths.rendered_prefix(NAME)  # every generation's master names its ini

@@ -26,6 +26,8 @@ from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
 
+MAX_CLIENTS = 16  # scrapers at once; more get 429 and the socket closed
+IO_TIMEOUT = 5.0  # seconds for a request head to arrive and for the answer to leave
 RELOAD_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
@@ -130,6 +132,7 @@ class MetricsServer:
             buckets=RELOAD_BUCKETS, registry=self.registry,
         )
         self.server: asyncio.AbstractServer | None = None
+        self.clients = 0
         self.log = logsetup.get("metrics")
 
     def observe_reload(self, result: str, seconds: float) -> None:
@@ -153,19 +156,31 @@ class MetricsServer:
         return generate_latest(self.registry)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.clients >= MAX_CLIENTS:
+            writer.write(answer("429 Too Many Requests", b"too many scrapers at once\n"))
+            writer.close()
+            return
+        self.clients += 1
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IO_TIMEOUT)
             if not head.startswith(b"GET "):
-                body, status = b"only GET\n", "405 Method Not Allowed"
+                writer.write(answer("405 Method Not Allowed", b"only GET\n"))
             else:
-                body, status = await self.render(), "200 OK"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
-            )
-            await writer.drain()
+                writer.write(answer("200 OK", await self.render()))
+            await asyncio.wait_for(writer.drain(), IO_TIMEOUT)
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
-            writer.close()
+            self.clients -= 1
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()  # an answer nobody takes must not keep the fd
+            else:
+                writer.close()
+
+
+def answer(status: str, body: bytes) -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+    )

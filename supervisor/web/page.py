@@ -36,14 +36,15 @@ from supervisor.web.history import History, RequestRates
 MAX_HEAD = 16384
 MAX_BODY = 4096
 MAX_CLIENTS = 32
-READ_TIMEOUT = 5.0
+READ_TIMEOUT = 5.0  # for the whole request, head and body
+WRITE_TIMEOUT = 5.0  # for the client to take its answer
 
 Action = Callable[[], tuple[bool, str]]  # (accepted, one line for the user)
 
 REASONS = {
     200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-    431: "Request Header Fields Too Large",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+    413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
     421: "Misdirected Request", 500: "Internal Server Error", 503: "Service Unavailable",
 }
 JSON = "application/json"
@@ -209,8 +210,21 @@ class BadRequest(Exception):
 
 
 async def read_request(reader: asyncio.StreamReader, peer: str) -> Request:
+    """One request, head and body, within READ_TIMEOUT; BadRequest for anything else."""
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+        return await asyncio.wait_for(_read_request(reader, peer), READ_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise BadRequest(408, f"no whole request within {READ_TIMEOUT:g} s") from None
+    except asyncio.IncompleteReadError:
+        raise BadRequest(400, "the request ends before its head or body does") from None
+
+
+_LENGTH = re.compile(r"[0-9]+")
+
+
+async def _read_request(reader: asyncio.StreamReader, peer: str) -> Request:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError:
         raise BadRequest(431, "request head too large") from None
     lines = head.decode("latin-1").split("\r\n")
@@ -224,14 +238,14 @@ async def read_request(reader: asyncio.StreamReader, peer: str) -> Request:
             headers[name.strip().lower()] = value.strip()
     if "transfer-encoding" in headers:
         raise BadRequest(400, "no chunked bodies here")
-    try:
-        length = int(headers.get("content-length", "0") or "0")
-    except ValueError:
-        raise BadRequest(400, "bad Content-Length") from None
-    if not 0 <= length <= MAX_BODY:
+    text = headers.get("content-length", "0") or "0"
+    if not _LENGTH.fullmatch(text):  # digits only: no sign, no "1_000", no "²"
+        raise BadRequest(400, "bad Content-Length")
+    length = int(text) if len(text) <= len(str(MAX_BODY)) else MAX_BODY + 1
+    if length > MAX_BODY:
         raise BadRequest(413, "body too large")
     if length:
-        await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT)  # unused
+        await reader.readexactly(length)  # unused
     return Request(parts[0], parts[1].split("?", 1)[0], headers, peer)
 
 
@@ -257,18 +271,23 @@ class WebServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.clients >= MAX_CLIENTS:
+            busy = json_response(429, {"error": "too many connections at once; try again"})
+            writer.write(render(busy, self.app.page.csp))
             writer.close()
             return
         self.clients += 1
+        writer.transport.set_write_buffer_limits(high=0)  # drain(): all of it is sent
         try:
             writer.write(render(await self._answer(reader, writer), self.app.page.csp))
-            await writer.drain()
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                asyncio.CancelledError):
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
             pass
         finally:
             self.clients -= 1
-            writer.close()
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()  # an answer nobody takes must not keep the fd
+            else:
+                writer.close()
 
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -7,6 +7,7 @@ order and each leaves the fleet in the state the next one expects.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -91,12 +92,57 @@ def test_fleet_is_up_and_site_is_idempotent(fleet: fleetbed.Fleet) -> None:
         assert host in namespaces  # inventory names are the namespaces' names
     assert V1 in fleetbed.get(fleet.balancer)[1]
     every_host_serves(fleet, V1)
-    # a second run changes nothing (one app host and the balancer: the same tasks)
-    app = next(iter(fleet.hosts))
-    again = fleet.playbook("site.yml", "--limit", f"{app},{fleet.name}-lb")
+    # a second run changes nothing on any host (molecule's idempotence check)
+    again = fleet.playbook("site.yml")
     assert again.returncode == 0, again.stdout[-3000:]
-    recap = again.stdout[again.stdout.index("PLAY RECAP"):]
-    assert recap.count("changed=0") == 2, recap
+    recap = fleetbed.play_recap(again.stdout)
+    assert set(recap) == {f"{fleet.name}-lb", *fleet.hosts}, again.stdout[-3000:]
+    not_idle = {
+        host: counts for host, counts in recap.items()
+        if (counts["changed"], counts["failed"], counts["unreachable"]) != (0, 0, 0)
+    }
+    assert not not_idle, (not_idle, fleetbed.changed_tasks(again.stdout))
+
+
+def test_site_with_a_config_fnud_refuses_fails_naming_the_reason(fleet: fleetbed.Fleet) -> None:
+    balancer = f"{fleet.name}-lb"
+    broken = fleet.playbook(
+        "site.yml", "--limit", balancer, "-e", "fnud_upstream_fail_timeout=bogus"
+    )
+    assert broken.returncode != 0
+    line = failure_of(broken, balancer)
+    assert "reload refused: nginx -t failed" in line, broken.stdout[-3000:]
+    assert "fail_timeout=bogus" in line
+    assert V1 in fleetbed.get(fleet.balancer)[1]  # the old config kept serving
+    fixed = fleet.playbook("site.yml", "--limit", balancer)
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert V1 in fleetbed.get(fleet.balancer)[1]
+
+
+def test_missing_nginx_is_installed_with_apt(fleet: fleetbed.Fleet, tmp_path: Path) -> None:
+    """With fnud_manage_packages, a host without nginx gets nginx-light through the apt module.
+    The hosts share this machine's packages: it must have nginx-light already, so apt finds
+    nothing to do and changes nothing."""
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", "nginx-light"], capture_output=True, text=True
+    ).stdout
+    if "install ok installed" not in installed:
+        pytest.skip("nginx-light is not installed here: apt would install it for real")
+    app = next(iter(fleet.hosts or {}))
+    book = tmp_path / "nginx.yml"
+    book.write_text(json.dumps([{  # JSON is YAML
+        "name": "The role's nginx tasks", "hosts": app, "gather_facts": False,
+        "tasks": [{"name": "Nginx", "ansible.builtin.include_role": {
+            "name": "fnud", "tasks_from": "nginx.yml",
+        }}],
+    }]))
+    result = fleet.playbook(
+        str(book), "-e", "fnud_manage_packages=true", "-e", f"fnud_nginx_binary={tmp_path}/nginx"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    apt = re.search(r"TASK \[fnud : Install nginx-light [^\n]*\n(\w+): \[", result.stdout)
+    assert apt and apt.group(1) == "ok", result.stdout[-3000:]
+    assert fleetbed.play_recap(result.stdout)[app]["changed"] == 0, result.stdout[-3000:]
 
 
 def test_good_release_rolls_under_load(fleet: fleetbed.Fleet, releases: Path) -> None:
@@ -157,6 +203,25 @@ def test_rollback_goes_back_one_release(fleet: fleetbed.Fleet) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
     every_host_serves(fleet, V1)
     check_load(traffic.result)
+
+
+def test_deploy_prunes_old_releases_but_never_the_current_one(fleet: fleetbed.Fleet) -> None:
+    # after the rollback every host serves its first release (example/), the newer one is
+    # still there: the same content again skips every host, and keeping none of the newest
+    # removes all but the current one
+    hosts = list(fleet.hosts or {})
+    current = {host: fleet.current(host) for host in hosts}
+    assert all(len(fleet.releases(host)) == 2 for host in hosts)
+    result = fleet.playbook(
+        "deploy.yml", "-e", f"fnud_release_src={fleetbed.EXAMPLE_APP.parent}",
+        "-e", "fnud_keep_releases=0",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert {host: fleet.current(host) for host in hosts} == current
+    assert {host: fleet.releases(host) for host in hosts} == {
+        host: [Path(current[host]).name] for host in hosts
+    }
+    every_host_serves(fleet, V1)
 
 
 def test_drain_and_undrain_under_load(fleet: fleetbed.Fleet) -> None:

@@ -178,6 +178,17 @@ def test_lazy_apps_with_in_place_edits_is_a_warning_in_generation_mode(
     assert "symlink" in finding.hint
 
 
+def test_many_lazy_workers_are_told_what_preloading_saves(stack: StackDir) -> None:
+    edit(stack.ini, "lazy-apps = false", "lazy-apps = true")
+    edit(stack.ini, "processes = 3", "processes = 16")
+    line = line_of(stack.ini, "lazy-apps")
+    found = [f for f in run(stack) if "16 workers" in f.message]
+    assert len(found) == 1
+    assert_finding(found[0], stack.ini, line, "warning", "imports the app 16 times at once",
+                   "16 workers on 2 cores")
+    assert "drop lazy-apps" in found[0].hint
+
+
 def test_lazy_apps_through_a_release_symlink_is_fine(stack: StackDir) -> None:
     edit(stack.ini, "lazy-apps = false", "lazy-apps = true")
     (stack.root / "current").symlink_to("app")

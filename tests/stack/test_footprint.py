@@ -29,9 +29,9 @@ HEAVY = (
 
 PROBE = """
 import sys
-from supervisor.cli.main import main
+from supervisor.cli.status import main
 try:
-    main(sys.argv[1:], prog_name="fnud")
+    main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}
@@ -40,10 +40,12 @@ print("\\nFNUD-MODULES", code, " ".join(heavy))
 """
 
 
-def run_probe(stack: StackDir, *args: str) -> tuple[int, list[str], str]:
-    """Run the CLI in a fresh interpreter; its exit code, the heavy modules it had
+def run_probe(
+    stack: StackDir, *args: str, modules: tuple[str, ...] = HEAVY
+) -> tuple[int, list[str], str]:
+    """Run the CLI in a fresh interpreter; its exit code, which of ``modules`` it had
     imported at the end, its output."""
-    script = PROBE.replace("{HEAVY!r}", repr(set(HEAVY)))
+    script = PROBE.replace("{HEAVY!r}", repr(set(modules)))
     result = subprocess.run(
         [sys.executable, "-c", script, "-c", str(stack.toml), *args],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
@@ -61,6 +63,8 @@ def test_thin_commands_import_nothing_of_the_daemon(running: StackDir) -> None:
         code, heavy, output = run_probe(running, *args)
         assert code == 0, (args, output)
         assert heavy == [], (args, heavy)
+    for args in (["status"], ["status", "--json"]):  # the call monitors make in a loop
+        assert "click" not in run_probe(running, *args, modules=("click",))[1]
     code, heavy, output = run_probe(running, "stop")
     assert code == 0 and "fnud stopped" in output, output
     assert heavy == []

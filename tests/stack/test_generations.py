@@ -3,11 +3,13 @@ beside the old one, switches, settles and rolls back by itself."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -428,3 +430,87 @@ def test_a_retired_generation_ends_when_its_requests_do_not_at_the_stop_deadline
              message="generation 1's workers to end")
     log = running.daemon_log()
     assert "stop deadline passed" not in log, log[-3000:]
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_the_daemon_holds_no_more_descriptors_after_reloads_and_kills(
+    running: StackDir,
+) -> None:
+    """Every retired generation, restarted program and reopened log lets go of what it
+    held: the daemon's descriptors come back to where they were."""
+    daemon = int(running.status()["daemon"]["pid"])  # type: ignore[index]
+    running.set_greeting("Baseline")
+    assert running.fnud("reload", "--app").returncode == 0
+    before = _open_fds(daemon)
+    for number in range(3):
+        running.set_greeting(f"Round {number}")
+        assert running.fnud("reload", "--app").returncode == 0
+    assert running.fnud("reopen-logs").returncode == 0
+    os.kill(min(running.worker_pids("uwsgi")), signal.SIGKILL)
+    nginx = int(running.programs()["nginx"]["pid"])
+    os.kill(nginx, signal.SIGKILL)
+    wait_for(lambda: running.programs()["nginx"]["state"] == "RUNNING"
+             and running.programs()["nginx"]["pid"] != nginx, message="nginx back")
+    wait_for(lambda: _open_fds(daemon) <= before, timeout=30,
+             message=f"the daemon's descriptors back to {before}")
+
+
+def _kill_daemon_and_adopt(stack: StackDir) -> None:
+    daemon = int(stack.status()["daemon"]["pid"])  # type: ignore[index]
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(daemon)
+             or psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE, message="daemon gone")
+    started = stack.fnud("start")
+    assert started.returncode == 0 and "adopted" in started.stdout, started.stdout
+
+
+def test_the_sockets_come_back_after_a_second_daemon_kill(running: StackDir) -> None:
+    """An adopted master holds the sockets under the numbers of the daemon that started
+    it: state.json records those, not the adopting daemon's own, so a second kill -9
+    still finds them."""
+    _kill_daemon_and_adopt(running)
+    _kill_daemon_and_adopt(running)
+    assert "held sockets not recovered" not in running.daemon_log()
+    running.set_greeting("After two kills")
+    result = running.fnud("reload", "--app")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert body(running) == b"After two kills\n"
+
+
+def _masters(stack: StackDir) -> list[int]:
+    prefix = str(stack.run / "uwsgi-")
+    out = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            mine = prefix in " ".join(proc.info["cmdline"] or [])
+            parent = proc.parent()
+            if mine and parent is not None and prefix not in " ".join(parent.cmdline()):
+                out.append(proc.pid)
+    return out
+
+
+def test_a_daemon_killed_during_a_settle_leaves_no_paused_generation(
+    stack_factory: Callable[..., StackDir],
+) -> None:
+    """The new generation keeps serving; the paused one is stopped by the daemon that
+    adopts the stack (nothing of it left running)."""
+    stack = stack_factory(settle=30.0)
+    stack.start()
+    stack.set_greeting("The new one")
+    reload = subprocess.Popen([sys.executable, "-m", "supervisor", "-c", str(stack.toml),
+                               "reload", "--app"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: generation(stack)["state"] == "settling", timeout=60,
+                 message="the settle")
+        assert len(_masters(stack)) == 2
+        _kill_daemon_and_adopt(stack)
+    finally:
+        reload.wait(timeout=60)
+    wait_for(lambda: len(_masters(stack)) == 1, timeout=30,
+             message="the paused generation stopped")
+    assert body(stack) == b"The new one\n"
+    assert generation(stack)["state"] == "serving"

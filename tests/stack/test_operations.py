@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
@@ -225,3 +227,48 @@ def test_reopen_logs_after_a_readoption(
     for name in ("nginx", *(("uwsgi",) if log_master else ())):
         wait_for(lambda name=name: (logs / f"{name}.log").exists(), message=f"new {name}.log")
     assert {name: prog["pid"] for name, prog in stack.programs().items()} == before
+
+
+@pytest.fixture
+def small_log_disk(stack_factory: Callable[..., StackDir]) -> Iterator[StackDir]:
+    """A stack whose log dir is a 4 MiB tmpfs of its own (root only)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    stack = stack_factory()
+    logs = stack.root / "log"
+    logs.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "fnud-test-log",
+                              str(logs)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield stack
+    finally:
+        stack.fnud("stop", timeout=60)
+        subprocess.run(["umount", "-l", str(logs)], capture_output=True)
+
+
+def _problems(stack: StackDir) -> list[str]:
+    return list(stack.status().get("problems", []))  # type: ignore[call-overload]
+
+
+def test_a_full_log_disk_is_said_and_the_stack_keeps_serving(small_log_disk: StackDir) -> None:
+    stack = small_log_disk
+    stack.start()
+    assert _problems(stack) == []
+    filler = stack.root / "log" / "filler"
+    with open(filler, "wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+    problems = wait_for(lambda: _problems(stack), timeout=30, message="status to say so")
+    assert any("is full" in p and str(stack.root / "log") in p for p in problems), problems  # type: ignore[union-attr]
+    stack.set_greeting("Reloaded on a full disk")  # the daemon logs all along: it must not mind
+    result = stack.fnud("reload", "--app")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stack.serving()
+    filler.unlink()
+    wait_for(lambda: not _problems(stack), timeout=30, message="the problem to clear")
+    stack.set_greeting("And after")
+    assert stack.fnud("reload", "--app").returncode == 0
+    wait_for(lambda: "log writes resumed" in stack.daemon_log(), timeout=30,
+             message="the daemon's log to say how many lines were lost")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,69 @@ def test_changes_during_a_reload_make_exactly_one_follow_up(watched: StackDir) -
         load.wait_requests(20)
         outcome = load.stop()
     assert set(outcome.bodies) == {b"During 9\n"}
+
+
+# -- editors' ways of saving: each is one reload, never a refused one --------------------
+
+
+def _fsynced(path: Path, text: str, mode: str = "w") -> None:
+    with open(path, mode) as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def truncate_then_write(app: Path, text: str) -> None:
+    """Most editors: open with O_TRUNC (an empty, valid module for a moment), write, sync."""
+    with open(app, "w") as handle:
+        handle.flush()
+        os.fsync(handle.fileno())
+        for piece in (text[: len(text) // 2], text[len(text) // 2:]):
+            handle.write(piece)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def rename_over(app: Path, text: str) -> None:
+    """Atomic savers (JetBrains "safe write", Emacs, many tools): a temp file renamed over."""
+    tmp = app.with_name(app.name + ".tmp")
+    _fsynced(tmp, text)
+    os.replace(tmp, app)
+
+
+def vim_backup(app: Path, text: str) -> None:
+    """vim's default on Linux: probe file 4913, the original moved to a backup, a new
+    file written, the backup deleted."""
+    probe = app.with_name("4913")
+    probe.write_text("")
+    probe.unlink()
+    backup = app.with_name(app.name + "~")
+    os.replace(app, backup)
+    _fsynced(app, text)
+    backup.unlink()
+
+
+def several_files(app: Path, text: str) -> None:
+    """One save touching several files: a helper module and a template, then the app."""
+    _fsynced(app.with_name("helpers.py"), "GREETING_SUFFIX = ''\n")
+    (app.parent / "templates").mkdir(exist_ok=True)
+    _fsynced(app.parent / "templates" / "index.html", "<p>{{ greeting }}</p>\n")
+    _fsynced(app, text)
+
+
+@pytest.mark.parametrize("save", [truncate_then_write, rename_over, vim_backup, several_files])
+def test_each_way_of_saving_makes_one_reload_never_a_refused_one(
+    watched: StackDir, save: Callable[[Path, str], None]
+) -> None:
+    """With the default debounce: what an editor writes in one save is one reload."""
+    source = watched.app.read_text()
+    save(watched.app, source.replace("Hello from fnud", "Saved once"))
+    state = wait_for(
+        lambda: (lambda s: s if s and sum(s["reloads"].values()) else None)(settled(watched)),
+        timeout=60, message="the reload",
+    )
+    assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0, "rolled_back": 0}  # type: ignore[index]
+    with Load(watched.url + "/", concurrency=2) as load:
+        load.wait_requests(10)
+        outcome = load.stop()
+    assert set(outcome.bodies) == {b"Saved once\n"}

@@ -1,47 +1,26 @@
-"""TODO."""
+"""`fnud check` without processes: findings, nginx -t's output mapped to file:line,
+and fuzzed fnud.toml, uwsgi.ini and nginx.conf that must never crash the checks."""
 
 from __future__ import annotations
 
-import json
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supervisor.checks import nginx_test
 from supervisor.checks import runner as checks
 from supervisor.checks.finding import Finding
+from supervisor.common import ports
+from supervisor.nginx import conf as nginx
 from supervisor.nginx.configtest import ConfigTest
+from testkit import stackfiles
+from testkit.fuzzing import INI_TEXT, NGINX_BYTES, NGINX_TEXT, TOML_TEXT, examples
 from testkit.stackdir import StackDir, make_stack_dir
-
-_KEYS = st.sampled_from([
-    "socket", "http-socket", "uwsgi-socket", "https", "chdir", "module", "wsgi-file", "mount",
-    "master", "lazy-apps", "stats", "pidfile", "pidfile2", "master-fifo", "daemonize",
-    "touch-chain-reload", "virtualenv", "home", "pythonpath", "protocol", "ini", "base",
-    "shared-socket", "env",
-])
-
-
-_PIECES = st.sampled_from([
-    "%d", "%(base)", "%(chdir)", "%(", "@(x)", "$(HOME)", "$(NOPE", "%t", "%", "#", " ;",
-    ":", "127.0.0.1", ":8001", "localhost:", "[::1]:", "/", "..", "app", "true", "=0", ",",
-    "²", "\0", "\t", "[uwsgi]", "\udcff", "x" * 300,
-])
-
-
-_VALUES = st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=6).map("".join)
-
-
-_INI_LINES = st.one_of(
-    st.tuples(_KEYS, _VALUES).map(lambda kv: f"{kv[0]} = {kv[1]}"),
-    st.sampled_from(["[uwsgi]", "[app]", "; comment", "   # comment", "[", "="]),
-    st.text(max_size=40),
-)
-
-
-_INI_TEXT = st.one_of(st.text(), st.lists(_INI_LINES, max_size=12).map("\n".join))
 
 
 @pytest.fixture(scope="module")
@@ -55,40 +34,8 @@ def no_internal_errors(found: list[Finding]) -> None:
     assert isinstance(found, list)
     for finding in found:
         assert "internal error" not in finding.message, finding.format()
+        assert finding.message.strip(), finding  # says what is wrong
         finding.format().encode("utf-8")  # printable, whatever the input
-
-
-_TOML_VALUES = st.one_of(
-    st.text(max_size=12), st.sampled_from(["~", "~nosuchuser/x", "\0", "uwsgi.ini", "/", "."]),
-    st.integers(), st.floats(), st.booleans(), st.lists(st.text(max_size=5), max_size=3),
-)
-
-
-_TOML_KEYS = st.sampled_from([
-    "runtime_dir", "log_dir", "stop_timeout", "ini", "binary", "python", "conf", "prefix",
-    "url", "initial", "max", "paths", "include", "enabled", "debounce_ms", "bogus",
-])
-
-
-_TOML_DOCS = st.dictionaries(
-    st.sampled_from(["fnud", "uwsgi", "nginx", "health", "backoff", "watch", "nope"]),
-    st.dictionaries(_TOML_KEYS, _TOML_VALUES, max_size=4), max_size=4,
-)
-
-
-def to_toml(doc: dict[str, dict[str, object]]) -> str:
-    lines = []
-    for section, table in doc.items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if isinstance(value, float) and value != value:
-                rendered = "nan"
-            elif isinstance(value, float) and value in (float("inf"), float("-inf")):
-                rendered = "inf" if value > 0 else "-inf"
-            else:
-                rendered = json.dumps(value)
-            lines.append(f"{key} = {rendered}")
-    return "\n".join(lines) + "\n"
 
 
 def test_finding_format_and_summary() -> None:
@@ -120,3 +67,114 @@ def test_nginx_t_output_parsing() -> None:
     no_level = nginx_test.findings(ConfigTest(False, ("nginx: not found",), conf))
     assert [(f.line, f.severity) for f in no_level] == [(0, "error")]
     assert nginx_test.findings(ConfigTest(True, (), conf)) == []
+
+
+# -- never a crash ----------------------------------------------------------------------
+
+FUZZ = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def _fresh(stack: StackDir) -> None:
+    """The stack's valid ini and nginx.conf again (another fuzz test broke one)."""
+    stack.ini.write_text(stackfiles.uwsgi_ini(stack.uwsgi_port, 3, lazy=False))
+    stack.nginx_conf.write_text(stackfiles.nginx_conf(stack.http_port, stack.uwsgi_port))
+
+
+def _check(toml: Path) -> list[Finding]:
+    # no nginx -t (a process) and no port probes (no lookups of random names)
+    return checks.check_all(toml, run_nginx_test=False, check_ports=False)
+
+
+@FUZZ
+@given(text=INI_TEXT)
+def test_any_ini_text_never_crashes(fuzz_stack: StackDir, text: str) -> None:
+    fuzz_stack.ini.write_bytes(text.encode("utf-8", "surrogateescape"))
+    no_internal_errors(_check(fuzz_stack.toml))
+
+
+@FUZZ
+@given(text=TOML_TEXT)
+def test_any_toml_text_never_crashes(fuzz_stack: StackDir, text: str) -> None:
+    toml = fuzz_stack.root / "fuzz.toml"
+    toml.write_text(text, encoding="utf-8")
+    no_internal_errors(_check(toml))
+
+
+def _parsed_sanely(conf: nginx.NginxConf, path: Path) -> None:
+    assert conf.files and conf.files[0] == str(path)
+    for message in conf.errors:
+        assert isinstance(message.line, int) and message.line >= 0 and message.text
+
+
+@FUZZ
+@given(data=NGINX_BYTES)
+def test_any_nginx_conf_never_crashes(fuzz_stack: StackDir, data: bytes) -> None:
+    fuzz_stack.nginx_conf.write_bytes(data)
+    _parsed_sanely(nginx.analyze(fuzz_stack.nginx_conf), fuzz_stack.nginx_conf)
+    no_internal_errors(_check(fuzz_stack.toml))
+
+
+@FUZZ
+@given(text=NGINX_TEXT, where=st.sampled_from(["main", "http", "server"]))
+def test_any_included_nginx_file_never_crashes(
+    fuzz_stack: StackDir, text: str, where: str
+) -> None:
+    """An included file is parsed in its block's context: what it breaks is reported
+    against it, the main file still parses."""
+    _fresh(fuzz_stack)
+    anchor = {"main": "pid nginx.pid;", "http": "access_log off;",
+              "server": "listen 127.0.0.1:"}[where]
+    main = fuzz_stack.nginx_conf.read_text().replace(anchor, f"include inc/*.conf;\n{anchor}", 1)
+    fuzz_stack.nginx_conf.write_text(main)
+    (fuzz_stack.root / "inc").mkdir(exist_ok=True)
+    (fuzz_stack.root / "inc" / "fuzz.conf").write_bytes(text.encode("utf-8", "surrogateescape"))
+    _parsed_sanely(nginx.analyze(fuzz_stack.nginx_conf), fuzz_stack.nginx_conf)
+    no_internal_errors(_check(fuzz_stack.toml))
+
+
+@pytest.mark.parametrize("text", ["events {}\n0 ", 'events {}\nuser "nobody', "events {}\n\0\t"])
+def test_a_statement_cut_off_by_the_end_of_file_is_named(tmp_path: Path, text: str) -> None:
+    """crossplane's error is empty there (its token stream just ends): nginx's words,
+    on the last line, as nginx -t says it."""
+    path = tmp_path / "nginx.conf"
+    path.write_text(text)
+    conf = nginx.analyze(path)
+    assert [(m.line, m.text) for m in conf.errors] == [
+        (2, 'unexpected end of file, expecting ";" or "}"')
+    ]
+
+
+def test_nginx_t_prefix_never_takes_a_permission_away(tmp_path: Path) -> None:
+    """fnud check prepares nginx's prefix for nginx -t: ``[nginx] prefix = "/tmp"`` made
+    /tmp 0755 (no longer writable by other users) before."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with nginx_test.scratch_prefix(shared, keep=False):
+        pass
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert sorted(p.name for p in shared.iterdir()) == []  # its logs/ and tmp/ removed
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with nginx_test.scratch_prefix(private, keep=True):
+        pass
+    assert stat.S_IMODE(private.stat().st_mode) == 0o755  # nginx's workers traverse it
+
+
+def test_a_listen_that_cannot_be_bound_for_another_reason_gets_no_port_holder_hint(
+    fuzz_stack: StackDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'stop that process or choose another port' only when a process holds the port."""
+    _fresh(fuzz_stack)
+    conf = fuzz_stack.nginx_conf.read_text()
+    fuzz_stack.nginx_conf.write_text(conf.replace("location / {", "listen nosuch.invalid:80;\n"
+                                                  "        location / {"))
+    problems = {"nosuch.invalid": "cannot resolve nosuch.invalid: Name or service not known"}
+    monkeypatch.setattr(ports, "in_use", lambda address: problems.get(address.host))
+    found = checks.check_all(fuzz_stack.toml, run_nginx_test=False)
+    assert [f.format() for f in found] == [
+        f"{fuzz_stack.nginx_conf}:15: error: listen nosuch.invalid:80: cannot resolve "
+        "nosuch.invalid: Name or service not known"
+    ]

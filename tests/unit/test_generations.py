@@ -64,9 +64,6 @@ class FakeDriver:
             raise WorkersUnknown("gone")
         return self.facts[0] if len(self.facts) == 1 else self.facts.pop(0)
 
-    def inherited_fds(self, held: dict[str, int]) -> dict[str, int]:
-        return held
-
     async def pause(self, pid: int) -> None:
         if not self.can_pause:
             raise CannotPause("its workers cannot pause")
@@ -97,6 +94,7 @@ class FakeGeneration:
     why: str = ""
     observers: list[Any] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    followed: bool = True  # its log
     name = "uwsgi"
 
     @property
@@ -124,6 +122,10 @@ class FakeGeneration:
             for observe in self.observers:
                 observe(line)
         self.lines.clear()
+
+    def unfollow(self) -> None:
+        self.drain()
+        self.followed = False
 
 
 class Emits:
@@ -172,6 +174,7 @@ def test_a_quiet_settle_retires_the_previous_generation(stack: Stack) -> None:
     new = made[0]
     assert (replaced, how) == (2, "generation 2")
     assert stack.app is new and old.driver.calls == ["pause", "stop"]
+    assert not old.followed  # its log no longer followed
     assert gens.previous is not None and gens.previous.number == 1
     assert clock.now >= 1005.0  # the whole settle, on the fake clock
     assert stack.others == []
@@ -193,6 +196,7 @@ def test_crash_loop_during_the_settle_rolls_back_to_the_warm_generation(stack: S
         asyncio.run(gens.reload(Emits(), lambda: None))
     assert stack.app is old and old.driver.calls == ["pause", "resume"]
     assert made[0].state is State.STOPPED and made[0] not in stack.others
+    assert not made[0].followed  # it follows its log no more
     assert clock.now < 1005.0  # decided before the settle's end
 
 
@@ -323,3 +327,17 @@ def test_without_a_pause_a_quiet_settle_remembers_the_stopped_release(stack: Sta
     assert stack.app is made[0] and len(made) == 1
     assert gens.previous is not None and gens.previous.directory == "/srv/app"
     assert clock.now >= 1005.0  # it settled all the same
+
+
+def test_a_retired_or_refused_generation_stops_following_the_log(stack: Stack) -> None:
+    """Every reload left the old generation's tail open: uwsgi.log and an inotify fd
+    more in the daemon each time (seen by the control fuzz test's fd count)."""
+    clock, made = Clock(), []
+    old = stack.app
+    asyncio.run(generations(stack, clock, [], made).reload(Emits(), lambda: None))
+    assert (old.followed, made[0].followed) == (False, True)  # type: ignore[attr-defined]
+    refused: list[Any] = []
+    with pytest.raises(SwitchError):
+        asyncio.run(generations(stack, clock, [], refused, ready=False).reload(
+            Emits(), lambda: None))
+    assert (refused[0].followed, stack.app.followed) == (False, True)  # type: ignore[attr-defined]

@@ -1,9 +1,12 @@
-"""TODO."""
+"""fnud's own logging: following a program's log, the daemon's log file."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
+
+import structlog
 
 from supervisor.logs import tail
 
@@ -38,3 +41,22 @@ def test_tail_wakes_on_write_and_on_rotation(tmp_path: Path) -> None:
         return seen
 
     assert asyncio.run(scenario()) == ["one", "new"]
+
+
+def test_the_detached_daemons_log_takes_any_text(tmp_path: Path) -> None:
+    """A reload asked with reason "\\udcff" (valid JSON) crashed in its first log call:
+    the daemon's log stream was strict UTF-8."""
+    from supervisor.cli.start import log_stream
+    from supervisor.logs import logsetup
+
+    path = tmp_path / "fnud.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        stream = log_stream(fd)
+        logsetup.configure(stream, environ={})
+        logsetup.get("reload").info("reload begins", reason="\udcff", trigger="\ud800")
+        stream.flush()
+    finally:
+        os.close(fd)
+        structlog.reset_defaults()
+    assert "reason=\\udcff trigger=\\ud800" in path.read_text()

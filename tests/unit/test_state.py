@@ -45,7 +45,7 @@ def test_writes_the_same_keys_and_reads_them_back(tmp_path: Path) -> None:
     path.write_text(json.dumps(EARLIER))
     first = state.load(path)
     state.save(path, first)
-    rewritten = {**EARLIER, "nginx": {"pid": 4250, "started": 1764950001.0},
+    rewritten = {**EARLIER, "nginx": {"pid": 4250, "started": 1764950001.0}, "others": [],
                  "release": {**EARLIER["release"], "server": ""}}  # type: ignore[dict-item]
     assert json.loads(path.read_text()) == rewritten
     assert state.load(path) == first
