@@ -16,9 +16,11 @@ run: nginx $(RUN_STAMP)
 # mypy for the oldest Python pyproject.toml declares and for the newest we run on
 MYPY_VERSIONS := 3.10 3.11
 
-# everything: lint, the unit tests, the real stack, the browser, the fleet
+# everything: lint, the unit tests, the real stack, the browser, the fleet; TEST_JOBS
+# test files at a time (each file's tests in one process: module fixtures, the fleet)
+TEST_JOBS ?= 2
 test: lint nginx wrk browser fleet-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
 
 # the tests that start no process: seconds, fit for a loop
 unit: $(TEST_STAMP)
