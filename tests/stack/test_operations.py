@@ -39,8 +39,11 @@ def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., Sta
         message="probe restart",
     )
     wait_for(lambda: stack.serving(), timeout=30, message="serving again")
-    uw = stack.programs()["uwsgi"]
-    assert uw["pid"] != old_master and uw["state"] == "RUNNING"
+    # nginx can get an answer from the new master a moment before the daemon's readiness
+    # poll marks it RUNNING: wait for that, then it must be the new master
+    wait_for(lambda: stack.programs()["uwsgi"]["state"] == "RUNNING", timeout=30,
+             message="uwsgi RUNNING again")
+    assert stack.programs()["uwsgi"]["pid"] != old_master
     assert stack.programs()["nginx"]["probe_restarts"] == 0  # nginx was not blamed
     assert "health probe" in stack.daemon_log()
     for thread in threads:
