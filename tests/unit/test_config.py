@@ -1,4 +1,4 @@
-"""TODO."""
+"""fnud.toml parsing: defaults, relative paths, errors that name file and line, lookup order."""
 
 from __future__ import annotations
 

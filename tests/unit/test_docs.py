@@ -1,4 +1,4 @@
-"""TODO."""
+"""The user docs: the generated key table, links that resolve, every sh block run or excused."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO."""
+"""The health probe: which program a failed probe blames."""
 
 from __future__ import annotations
 

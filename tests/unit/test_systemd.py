@@ -1,4 +1,4 @@
-"""TODO."""
+"""systemd: sd_notify on NOTIFY_SOCKET, the shipped unit and its template, journald lines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO."""
+"""[watch]: path rules, the debouncer, config changes, and the polling fallback without inotify."""
 
 from __future__ import annotations
 
