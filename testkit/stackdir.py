@@ -9,6 +9,7 @@ a stack started is still alive.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -180,6 +181,14 @@ class StackDir(stackfiles.StackLayout):
         start = source.index('GREETING = "')
         end = source.index('"', start + len('GREETING = "'))
         self.app.write_text(source[:start] + f'GREETING = "{text}' + source[end:])
+
+    def generation_files(self) -> dict[str, int]:
+        """The numbered files in the runtime dir that generations run by (rendered
+        configs, fifos, sockets, event files): name -> the generation it belongs to."""
+        run = self.root / "run"
+        found = [*run.glob(f"{self.server}-*"), *(run / self.server).glob("*-[0-9]*")]
+        numbers = (re.search(r"-(\d+)\.", path.name) for path in found)
+        return {p.name: int(m.group(1)) for p, m in zip(found, numbers, strict=True) if m}
 
     def daemon_log(self) -> str:
         path = self.root / "log" / "fnud.log"

@@ -67,6 +67,11 @@ class AppDriver(Driver, Protocol):
         back to and what a restarted daemon adopts (None when not pinned)."""
         ...
 
+    def discard(self) -> None:
+        """It is gone for good (stopped, never to run again): remove the files it ran
+        by (its rendered config, fifo, sockets), so reloads leave no trail."""
+        ...
+
     def bind(self) -> None:
         """Hold the listening sockets its next spawn inherits (binding those not held
         yet; raises OSError naming the config line)."""

@@ -106,6 +106,11 @@ class GunicornDriver:
             self._link = release_link(str(self.settings.chdir))
         return self._source
 
+    def discard(self) -> None:
+        for path in (self.rendered, self.pinned_conf, self.events.path, self.control):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def holds_sockets(self) -> bool:
         return self.settings.holder is not None
 

@@ -100,6 +100,7 @@ class Stack:
         if prog in self.others:
             self.others.remove(prog)
         prog.unfollow()
+        prog.driver.discard()
 
     def program_for(self, name: str, pid: int) -> Program[Any]:
         """The program an event's PID belongs to (the serving one when none matches)."""

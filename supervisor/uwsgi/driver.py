@@ -127,6 +127,11 @@ class UwsgiDriver:
             return None
         return Release(self.number, self.release, self._source, self._link, NAME)
 
+    def discard(self) -> None:
+        for path in (self.rendered, self.fifo, self.stats_path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def _read_ini(self) -> UwsgiIni | None:
         try:
             return parse_ini(self.settings.ini_path.read_text(encoding="utf-8"))

@@ -67,6 +67,8 @@ def test_reload_switches_to_a_new_generation_under_load_without_a_failed_request
     assert generation(running)["number"] == 3
     assert master_pid(running) != first
     assert not psutil.pid_exists(first)  # the old generation was stopped after its settle
+    files = running.generation_files()  # and the retired ones left no files behind
+    assert files and set(files.values()) == {3}, files
 
 
 def test_status_shows_both_generations_during_the_settle(

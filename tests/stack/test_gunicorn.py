@@ -109,6 +109,8 @@ def test_reload_under_load_switches_generations_without_a_failed_request(
     assert outcome.failures == 0, outcome.summary()
     assert outcome.bodies[b"v3\n"] > 0 and master_pid(stack) != first
     assert not psutil.pid_exists(first)
+    files = stack.generation_files()  # the retired generations left no files behind
+    assert files and set(files.values()) == {3}, files
 
 
 @pytest.mark.parametrize("threads", WORKER_CLASSES)

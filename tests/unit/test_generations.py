@@ -55,9 +55,13 @@ class FakeDriver:
     can_pause: bool = True
     calls: list[str] = field(default_factory=list)
     facts: list[Stats] = field(default_factory=lambda: [stats((10, 0), (11, 0))])
+    discarded: bool = False  # its files removed
 
     def pinned(self) -> Release:
         return Release(self.number, self.release, ("[uwsgi]\n", {}), None)
+
+    def discard(self) -> None:
+        self.discarded = True
 
     async def workers(self) -> Stats:
         if not self.facts:
@@ -175,6 +179,7 @@ def test_a_quiet_settle_retires_the_previous_generation(stack: Stack) -> None:
     assert (replaced, how) == (2, "generation 2")
     assert stack.app is new and old.driver.calls == ["pause", "stop"]
     assert not old.followed  # its log no longer followed
+    assert old.driver.discarded and not new.driver.discarded  # its files, not the new one's
     assert gens.previous is not None and gens.previous.number == 1
     assert clock.now >= 1005.0  # the whole settle, on the fake clock
     assert stack.others == []
@@ -197,6 +202,7 @@ def test_crash_loop_during_the_settle_rolls_back_to_the_warm_generation(stack: S
     assert stack.app is old and old.driver.calls == ["pause", "resume"]
     assert made[0].state is State.STOPPED and made[0] not in stack.others
     assert not made[0].followed  # it follows its log no more
+    assert made[0].driver.discarded and not old.driver.discarded
     assert clock.now < 1005.0  # decided before the settle's end
 
 
