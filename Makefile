@@ -32,6 +32,7 @@ lint: $(TEST_STAMP)
 		echo "mypy --strict --python-version $$v supervisor"; \
 		$(BIN)/mypy --strict --python-version $$v supervisor || exit 1; \
 	done
+	$(BIN)/mypy --strict bench testkit
 
 bench: nginx wrk $(TEST_STAMP)
 	$(BIN)/python bench/run.py

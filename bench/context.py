@@ -120,8 +120,11 @@ class Bench:
             raise
 
     def fnud_stack(self) -> FnudStack:
+        """The shared fnud stack, in chain reload mode: its reloads compare like for like
+        with `c` on the hand-started uWSGI's fifo (the generations section measures the
+        default mode)."""
         if self._fnud is None:
-            self._fnud = FnudStack(self.new_files("fnud"))
+            self._fnud = FnudStack(self.new_files("fnud", reload_mode="chain"))
             self._start("fnud", self._fnud.start)
         elif "fnud" in self._failed:
             raise self._failed["fnud"]

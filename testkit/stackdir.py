@@ -8,6 +8,7 @@ a stack started is still alive.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -143,13 +144,12 @@ class StackDir(stackfiles.StackLayout):
         return result
 
     def status(self) -> dict[str, object]:
-        import json
-
         result = self.fnud("status", "--json")
         return dict(json.loads(result.stdout))
 
     def programs(self) -> dict[str, Any]:
-        return dict(self.status()["programs"])  # type: ignore[call-overload]
+        programs: dict[str, Any] = json.loads(self.fnud("status", "--json").stdout)["programs"]
+        return programs
 
     def worker_pids(self, program: str = "") -> set[int]:
         return {w["pid"] for w in self.programs()[program or self.server]["workers"]}

@@ -60,13 +60,15 @@ def reload_under_load(bench: Bench) -> list[Table]:
     start every BENCH_RELOAD_INTERVAL seconds (the next one never before the previous one
     is complete; 1 s of load before the first and after the last), next to a steady
     window of BENCH_SECONDS on the same stack with no reload. Kinds: (a) `fnud reload
-    --app` through the CLI on the fnud stack (preflight import, then chain reload; the
-    reload time is the CLI's wall time); (b) `c` (chain reload) written raw to the master
-    fifo of the hand-started uWSGI, the user's old `echo c > fifo`; (c) `r` (graceful
-    reload) on the same fifo. For (b) and (c) the reload time runs from the write until
-    every worker PID is new, accepting and has the app loaded (polled on the uWSGI stats
-    socket every 20 ms). "failed" = HTTP status >= 400 plus socket errors (connect, read,
-    write, timeout > 10 s). nginx is never reloaded here.
+    --app` through the CLI on the fnud stack, in `[uwsgi] reload = "chain"` mode to compare
+    like for like with (b) (preflight import, then chain reload; the reload time is the
+    CLI's wall time; the generations section measures the default generation mode);
+    (b) `c` (chain reload) written raw to the master fifo of the hand-started uWSGI, the
+    user's old `echo c > fifo`; (c) `r` (graceful reload) on the same fifo. For (b) and
+    (c) the reload time runs from the write until every worker PID is new, accepting and
+    has the app loaded (polled on the uWSGI stats socket every 20 ms). "failed" = HTTP
+    status >= 400 plus socket errors (connect, read, write, timeout > 10 s). nginx is
+    never reloaded here.
     """
     fnud = bench.fnud_stack()
     hand = bench.hand_stack()
@@ -81,7 +83,7 @@ def reload_under_load(bench: Bench) -> list[Table]:
 
     before = fnud.worker_pids()
     steady("fnud", fnud.url)
-    reloads("fnud", "(a) fnud reload --app", fnud.url, fnud.reload_app)
+    reloads("fnud", "(a) fnud reload --app, chain", fnud.url, fnud.reload_app)
     after = fnud.worker_pids()
     steady("by hand", hand.url)
     reloads("by hand", "(b) c on master fifo", hand.url, lambda: hand.raw_reload("c"))

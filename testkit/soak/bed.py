@@ -147,8 +147,9 @@ class Bed:
         for proc in psutil.process_iter(["cmdline", "ppid"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
             with contextlib.suppress(psutil.Error):
-                if prefix in cmdline and proc.parent() is not None and prefix not in " ".join(
-                    proc.parent().cmdline()
+                parent = proc.parent()
+                if prefix in cmdline and parent is not None and prefix not in " ".join(
+                    parent.cmdline()
                 ):
                     out.append(proc)
         return out

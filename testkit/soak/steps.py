@@ -216,7 +216,8 @@ def full_disk(bed: Bed, model: Model, rng: random.Random) -> Done:
         assert bed.stack.fnud("reopen-logs").returncode in (0, 1)
         state = wait_for(lambda: (lambda s: s if s.get("problems") else None)(bed.status()),
                          timeout=30, message="status to say the log disk is full")
-        assert any("full" in p for p in state["problems"]), state["problems"]
+        problems = state["problems"] if isinstance(state, dict) else None
+        assert isinstance(problems, list) and any("full" in p for p in problems), problems
     finally:
         filler.unlink()
     wait_for(lambda: not bed.status().get("problems"), timeout=60,
