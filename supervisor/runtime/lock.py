@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 
@@ -32,8 +33,25 @@ class Lock:
             self.fd = -1
 
 
-def lock_holder(path: Path) -> int | None:
-    """PID of the daemon holding the lock, or None when nobody holds it."""
+DYING_WAIT = 3.0  # seconds a killed daemon's lock may outlive its main thread
+
+
+def lock_holder(path: Path, dying_wait: float = DYING_WAIT) -> int | None:
+    """PID of the daemon holding the lock, or None when nobody holds it.
+
+    A daemon just killed (kill -9) can still hold the lock while its main thread is
+    already a zombie: the kernel releases the lock when the last of its threads has
+    exited. Such a holder is waited for (up to ``dying_wait`` seconds), so `fnud start`
+    right after the kill starts a daemon instead of saying "already running"."""
+    deadline = time.monotonic() + dying_wait
+    while True:
+        holder = _holder(path)
+        if holder is None or holder < 0 or _alive(holder) or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.01)
+
+
+def _holder(path: Path) -> int | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -48,3 +66,13 @@ def lock_holder(path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (not gone, not a zombie: /proc/PID/stat's state)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[:1]
+    except OSError:
+        return False
+    return state not in ([b"Z"], [b"X"], [])
