@@ -137,9 +137,11 @@ class Soak:
         report = self.report
         report.requests = len(records)
         report.failed = sum(r.failed for r in records)
+        owners: list[tuple[Record, Taken | None]] = [
+            (r, _owner(report.steps, r.began)) for r in records if r.failed
+        ]
         for taken in report.steps:
-            hurt = [r for r in records if r.failed and taken.began <= r.began
-                    and r.began <= taken.ended + GRACE]
+            hurt = [r for r, owner in owners if owner is taken]
             failed, bound = report.failed_by_kind.get(taken.kind, (0, 0))
             report.failed_by_kind[taken.kind] = (failed + len(hurt), bound + taken.done.bound)
             if len(hurt) > taken.done.bound:
@@ -150,8 +152,7 @@ class Soak:
                     f"requests ({dict(how)}, at {at} into the step), at most "
                     f"{taken.done.bound} allowed"
                 )
-        outside = [r for r in records if r.failed and not any(
-            t.began <= r.began <= t.ended + GRACE for t in report.steps)]
+        outside = [r for r, owner in owners if owner is None]
         if outside:
             raise SoakFailure(f"seed {self.seed}: {len(outside)} requests failed between steps")
         refused = {r.body.decode(errors="replace").strip() for r in records} & model.never
@@ -173,6 +174,19 @@ class Soak:
         if after[0] > fds:
             raise SoakFailure(f"seed {self.seed}: the daemon holds {after[0]} descriptors, "
                               f"{fds} before")
+
+
+def _owner(steps: list[Taken], began: float) -> Taken | None:
+    """The step that was running when a request began (GRACE after its end included,
+    unless the next step had begun by then); None: it began between steps."""
+    owner = None
+    for taken in steps:
+        if taken.began > began:
+            break
+        owner = taken
+    if owner is None or began > owner.ended + GRACE:
+        return None
+    return owner
 
 
 @contextlib.contextmanager
