@@ -254,15 +254,20 @@ def _measure(bench: Bench, stacks: dict[str, FnudStack], supd: SupervisordStack,
     walls = time_status({**{x.label: x.status for x in subjects}, **BASELINES}, STATUS_CALLS)
     for x in subjects:
         measured[x.label].status, measured[x.label].status_codes = walls[x.label]
-    warm = [Subject("  + its warm preflight", pid, "the app's python, idle between checks",
-                    []) for x in subjects[:len(stacks)] if (pid := warm_parent(x.pid))]
-    window, samples = idle_window(subjects + warm, bench.settings.idle)
+    rows: list[Subject] = []  # each fnud daemon, then its warm preflight interpreter
+    for i, x in enumerate(subjects):
+        rows.append(x)
+        pid = warm_parent(x.pid) if i < len(stacks) else None
+        if pid is not None:
+            rows.append(Subject(f"  + its warm preflight ({x.label})", pid,
+                                "the app's python, idle between checks", []))
+    window, samples = idle_window(rows, bench.settings.idle)
     detail = Table(
         f"daemon_footprint: the daemon process alone, {window:.1f}s idle",
         ["daemon", "config", "status CLI", "exit", "CPU", "% of a core", "wakeups/s", "RSS",
          "USS", "threads"],
     )
-    for x in subjects + warm:
+    for x in rows:
         a, b = samples[x.pid]
         m = measured.setdefault(x.label, Measured())
         m.cpu, m.rss = b.run - a.run, b.rss
