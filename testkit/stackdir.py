@@ -151,6 +151,20 @@ class StackDir(stackfiles.StackLayout):
         programs: dict[str, Any] = json.loads(self.fnud("status", "--json").stdout)["programs"]
         return programs
 
+    def generation(self) -> dict[str, Any]:
+        """What `fnud status --json` says of the serving generation (number, state...)."""
+        status = json.loads(self.fnud("status", "--json").stdout)
+        generation: dict[str, Any] = status["generation"]
+        return generation
+
+    def body(self, path: str = "/") -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return bytes(response.read())
+
+    def master_pid(self) -> int:
+        """The serving app server master's PID."""
+        return int(self.programs()[self.server]["pid"])
+
     def worker_pids(self, program: str = "") -> set[int]:
         return {w["pid"] for w in self.programs()[program or self.server]["workers"]}
 

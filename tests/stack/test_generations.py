@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,19 +26,6 @@ if isinstance(getattr(_uwsgi, "version", None), bytes):  # the real uWSGI, not t
 """
 
 
-def generation(stack: StackDir) -> dict[str, object]:
-    return dict(stack.status()["generation"])  # type: ignore[call-overload]
-
-
-def body(stack: StackDir, path: str = "/") -> bytes:
-    with urllib.request.urlopen(stack.url + path, timeout=10) as response:
-        return bytes(response.read())
-
-
-def master_pid(stack: StackDir) -> int:
-    return int(stack.programs()["uwsgi"]["pid"])
-
-
 def reload_under_load(stack: StackDir) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
     """`fnud reload` while 4 clients keep asking for /; (the CLI's result, the load's)."""
     with Load(stack.url + "/", concurrency=4) as load:
@@ -52,7 +38,7 @@ def reload_under_load(stack: StackDir) -> tuple[subprocess.CompletedProcess[str]
 def test_reload_switches_to_a_new_generation_under_load_without_a_failed_request(
     running: StackDir,
 ) -> None:
-    first = master_pid(running)
+    first = running.master_pid()
     with Load(running.url + "/", concurrency=4) as load:
         load.wait_requests(30)
         for number, text in ((2, "v2"), (3, "v3")):
@@ -61,11 +47,11 @@ def test_reload_switches_to_a_new_generation_under_load_without_a_failed_request
             assert result.returncode == 0, result.stdout + result.stderr
             assert f"generation {number}" in result.stdout
             load.wait_requests(30)
-            assert body(running) == f"{text}\n".encode()
+            assert running.body() == f"{text}\n".encode()
         outcome = load.stop()
     assert outcome.failures == 0, outcome.summary()
-    assert generation(running)["number"] == 3
-    assert master_pid(running) != first
+    assert running.generation()["number"] == 3
+    assert running.master_pid() != first
     assert not psutil.pid_exists(first)  # the old generation was stopped after its settle
     files = running.generation_files()  # and the retired ones left no files behind
     assert files and set(files.values()) == {3}, files
@@ -78,14 +64,14 @@ def test_status_shows_both_generations_during_the_settle(
     stack.start()
     result = stack.fnud("reload", "--no-wait")
     assert result.returncode == 0, result.stdout + result.stderr
-    gen = generation(stack)
+    gen = stack.generation()
     assert gen["number"] == 2 and gen["state"] == "settling"
     previous = gen["previous"]
     assert isinstance(previous, dict) and previous["number"] == 1 and previous["state"] == "paused"
     # a reload during the settle ends it early (keeping generation 2) and then runs
     again = stack.fnud("reload", "--no-wait")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert generation(stack)["number"] == 3
+    assert stack.generation()["number"] == 3
 
 
 def test_ini_change_goes_through_a_new_generation(running: StackDir) -> None:
@@ -107,7 +93,7 @@ def test_a_failing_smoke_check_refuses_the_release_before_any_user_sees_it(
     result, outcome = reload_under_load(running)
     assert result.returncode == 1
     assert "refused" in result.stderr and "smoke check GET /health answered 500" in result.stderr
-    assert generation(running)["number"] == 1
+    assert running.generation()["number"] == 1
     assert b"never served" not in b"".join(outcome.bodies)
     assert outcome.failures == 0, outcome.summary()
 
@@ -124,8 +110,8 @@ def test_a_generation_that_crash_loops_is_rolled_back(
     last = stack.status()["last_reload"]
     assert last["result"] == "rolled_back"  # type: ignore[index]
     assert stack.status()["reloads"]["rolled_back"] == 1  # type: ignore[index]
-    assert generation(stack)["number"] == 1  # the previous one serves again
-    assert body(stack) == b"Hello from fnud\n"
+    assert stack.generation()["number"] == 1  # the previous one serves again
+    assert stack.body() == b"Hello from fnud\n"
 
 
 def make_releases(stack: StackDir) -> tuple[Path, Path]:
@@ -150,21 +136,21 @@ def switch(link: Path, target: str) -> None:
 def test_symlink_release_switch_and_fnud_rollback(stack: StackDir) -> None:
     r1, r2 = make_releases(stack)
     stack.start()
-    assert body(stack) == b"release one\n"
+    assert stack.body() == b"release one\n"
     with Load(stack.url + "/", concurrency=4) as load:
         load.wait_requests(20)
         switch(stack.root / "current", "releases/r2")
         result = stack.fnud("reload")
         assert result.returncode == 0, result.stdout + result.stderr
         load.wait_requests(20)
-        assert body(stack) == b"release two\n"
-        assert generation(stack)["release"] == str(r2)
+        assert stack.body() == b"release two\n"
+        assert stack.generation()["release"] == str(r2)
         back = stack.fnud("rollback")
         assert back.returncode == 0, back.stdout + back.stderr
         load.wait_requests(20)
         outcome = load.stop()
-    assert body(stack) == b"release one\n"
-    assert generation(stack)["release"] == str(r1)
+    assert stack.body() == b"release one\n"
+    assert stack.generation()["release"] == str(r1)
     assert os.readlink(stack.root / "current") == "releases/r1"  # disk and service agree
     assert outcome.failures == 0, outcome.summary()
 
@@ -181,11 +167,11 @@ def test_fnud_rollback_preflights_the_previous_release_again(stack: StackDir) ->
     assert back.returncode == 1, back.stdout + back.stderr
     assert back.stderr.strip().count("\n") == 0, back.stderr
     assert "app does not load" in back.stderr and f"{r1}/app.py" in back.stderr, back.stderr
-    assert body(stack) == b"release two\n"
+    assert stack.body() == b"release two\n"
     assert os.readlink(stack.root / "current") == "releases/r2"
     (r1 / "app.py").write_text((r1 / "app.py").read_text().replace("\ndef broken(:\n", ""))
     assert stack.fnud("rollback").returncode == 0  # fixed: it goes back
-    assert body(stack) == b"release one\n"
+    assert stack.body() == b"release one\n"
 
 
 def test_a_restarted_daemon_still_knows_what_to_roll_back_to(stack: StackDir) -> None:
@@ -199,11 +185,11 @@ def test_a_restarted_daemon_still_knows_what_to_roll_back_to(stack: StackDir) ->
     stack.start()
     back = stack.fnud("rollback")
     assert back.returncode == 0, back.stdout + back.stderr
-    assert body(stack) == b"release one\n"
+    assert stack.body() == b"release one\n"
     assert stack.fnud("stop").returncode == 0  # and across a stop and start
     stack.start()
     assert stack.fnud("rollback").returncode == 0
-    assert body(stack) == b"release two\n"
+    assert stack.body() == b"release two\n"
 
 
 def test_rollback_with_nothing_to_go_back_to_is_one_line(running: StackDir) -> None:
@@ -220,7 +206,7 @@ def test_a_respawn_loads_the_generations_own_release_not_the_new_link(stack: Sta
     for pid in stack.worker_pids():
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: len(stack.worker_pids()) == 3, message="workers respawned")
-    answers = {body(stack) for _ in range(12)}
+    answers = {stack.body() for _ in range(12)}
     assert answers == {b"release one\n"}
 
 
@@ -237,7 +223,7 @@ def kill_under_load(stack: StackDir, pid: int, concurrency: int = 8) -> tuple[in
 
 
 def test_uwsgi_master_kill_costs_at_most_the_requests_in_flight(running: StackDir) -> None:
-    failures, summary = kill_under_load(running, master_pid(running))
+    failures, summary = kill_under_load(running, running.master_pid())
     assert failures <= 8, summary  # one per client at most: nothing was refused
 
 
@@ -252,7 +238,7 @@ def test_a_restarted_daemon_takes_the_sockets_back(running: StackDir) -> None:
     wait_for(lambda: not psutil.pid_exists(daemon), message="daemon gone")
     running.start()  # adopts the running generation
     assert "held sockets not recovered" not in running.daemon_log()
-    failures, summary = kill_under_load(running, master_pid(running))
+    failures, summary = kill_under_load(running, running.master_pid())
     assert failures <= 8, summary
 
 
@@ -263,8 +249,8 @@ def test_chain_mode_still_chain_reloads(running_chain: StackDir) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(chain reload)" in result.stdout
     assert not running_chain.worker_pids() & before
-    assert generation(running_chain)["mode"] == "chain"
-    assert body(running_chain) == b"chained\n"
+    assert running_chain.generation()["mode"] == "chain"
+    assert running_chain.body() == b"chained\n"
 
 
 def test_chain_mode_refuses_to_reload_onto_a_switched_release(
@@ -277,7 +263,7 @@ def test_chain_mode_refuses_to_reload_onto_a_switched_release(
     result = stack.fnud("reload")
     assert result.returncode == 1
     assert "would keep loading the old release" in result.stderr
-    assert body(stack) == b"release one\n"
+    assert stack.body() == b"release one\n"
 
 
 def test_a_socket_fnud_cannot_bind_is_named_and_nothing_starts(stack: StackDir) -> None:
@@ -310,7 +296,7 @@ def test_a_generation_that_never_gets_ready_fails_and_the_old_one_keeps_serving(
     result, outcome = reload_under_load(stack)
     assert result.returncode == 1
     assert "failed: generation 2 not ready after 6s" in result.stderr, result.stderr
-    assert generation(stack)["number"] == 1
+    assert stack.generation()["number"] == 1
     assert outcome.failures == 0, outcome.summary()
 
 
@@ -319,17 +305,17 @@ def test_fnud_rollback_during_a_settle_resumes_the_warm_generation(
 ) -> None:
     stack = stack_factory(settle=60.0)
     stack.start()
-    first = master_pid(stack)
+    first = stack.master_pid()
     stack.set_greeting("not kept")
     assert stack.fnud("reload", "--no-wait").returncode == 0
     # each idle thread of the paused generation takes one more request before it rests
-    wait_for(lambda: body(stack) == b"not kept\n", message="the new generation serving")
+    wait_for(lambda: stack.body() == b"not kept\n", message="the new generation serving")
     result = stack.fnud("rollback")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert master_pid(stack) == first  # resumed, not started again
-    wait_for(lambda: {body(stack) for _ in range(6)} == {b"Hello from fnud\n"},
+    assert stack.master_pid() == first  # resumed, not started again
+    wait_for(lambda: {stack.body() for _ in range(6)} == {b"Hello from fnud\n"},
              message="only the resumed generation answering")
-    gen = generation(stack)
+    gen = stack.generation()
     assert gen["number"] == 1 and gen["previous"] is None
     assert stack.status()["last_reload"]["result"] == "rolled_back"  # type: ignore[index]
 
@@ -340,7 +326,7 @@ def test_stop_during_a_settle_stops_both_generations(
     stack = stack_factory(settle=60.0)
     stack.start()
     assert stack.fnud("reload", "--no-wait").returncode == 0
-    assert generation(stack)["state"] == "settling"
+    assert stack.generation()["state"] == "settling"
     result = stack.fnud("stop")
     assert result.returncode == 0, result.stderr
     assert "stack stopped" in stack.daemon_log()
@@ -381,8 +367,8 @@ def test_a_generation_answering_5xx_under_traffic_is_rolled_back(
     result, outcome = reload_under_load(stack)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rolled_back" in result.stderr and "were 5xx" in result.stderr, result.stderr
-    assert generation(stack)["number"] == 1
-    assert body(stack) == b"Hello from fnud\n"
+    assert stack.generation()["number"] == 1
+    assert stack.body() == b"Hello from fnud\n"
     assert outcome.statuses[500] < outcome.requests  # the old generation served the rest
 
 
@@ -479,7 +465,7 @@ def test_the_sockets_come_back_after_a_second_daemon_kill(running: StackDir) -> 
     running.set_greeting("After two kills")
     result = running.fnud("reload", "--app")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert body(running) == b"After two kills\n"
+    assert running.body() == b"After two kills\n"
 
 
 def _masters(stack: StackDir) -> list[int]:
@@ -506,7 +492,7 @@ def test_a_daemon_killed_during_a_settle_leaves_no_paused_generation(
                                "reload", "--app"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: generation(stack)["state"] == "settling", timeout=60,
+        wait_for(lambda: stack.generation()["state"] == "settling", timeout=60,
                  message="the settle")
         assert len(_masters(stack)) == 2
         _kill_daemon_and_adopt(stack)
@@ -514,5 +500,5 @@ def test_a_daemon_killed_during_a_settle_leaves_no_paused_generation(
         reload.wait(timeout=60)
     wait_for(lambda: len(_masters(stack)) == 1, timeout=30,
              message="the paused generation stopped")
-    assert body(stack) == b"The new one\n"
-    assert generation(stack)["state"] == "serving"
+    assert stack.body() == b"The new one\n"
+    assert stack.generation()["state"] == "serving"

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,19 +23,6 @@ if "gunicorn.arbiter" in _sys.modules:  # in a gunicorn worker, not in fnud's pr
     _threading.Timer(1.0, _os._exit, (1,)).start()
 """
 WORKER_CLASSES = [pytest.param(1, id="sync"), pytest.param(4, id="gthread")]
-
-
-def generation(stack: StackDir) -> dict[str, object]:
-    return dict(stack.status()["generation"])  # type: ignore[call-overload]
-
-
-def body(stack: StackDir, path: str = "/") -> bytes:
-    with urllib.request.urlopen(stack.url + path, timeout=10) as response:
-        return bytes(response.read())
-
-
-def master_pid(stack: StackDir) -> int:
-    return int(stack.programs()["gunicorn"]["pid"])
 
 
 def events(stack: StackDir, number: int) -> list[dict[str, object]]:
@@ -67,13 +53,13 @@ def test_gunicorn_starts_serves_reports_its_workers_and_stops(
     check = stack.fnud("check")
     assert check.returncode == 0 and "no problems found" in check.stdout, check.stdout
     stack.start()
-    assert body(stack) == b"Hello from fnud\n"
+    assert stack.body() == b"Hello from fnud\n"
     status = stack.status()
     assert status["app"] == {"program": "gunicorn", "display": "gunicorn"}
     workers = stack.programs()["gunicorn"]["workers"]
     assert len(workers) == 3 and all(w["status"] == "ready" and w["rss"] > 0 for w in workers)
     for _ in range(9):
-        body(stack, "/pid")
+        stack.body("/pid")
     wait_for(lambda: sum(w["requests"] for w in stack.programs()["gunicorn"]["workers"]) >= 9,
              message="the answers counted (from gunicorn's access log, by worker pid)")
     own = stack.root / "app" / "access.log"  # relative to chdir, as gunicorn has it
@@ -83,7 +69,7 @@ def test_gunicorn_starts_serves_reports_its_workers_and_stops(
     assert "gunicorn RUNNING" in text and "WORKER" in text, text
     log = (stack.log / "gunicorn.log").read_text()
     assert f"Listening at: http://127.0.0.1:{stack.app_port}" in log  # the held socket
-    master = psutil.Process(master_pid(stack))
+    master = psutil.Process(stack.master_pid())
     environ = master.environ()  # as it was exec'd: sh exec'd gunicorn in its place
     assert (environ["LISTEN_PID"], environ["LISTEN_FDS"]) == (str(master.pid), "1")
     assert master.cmdline()[1:3] == ["-m", "gunicorn"] and "GUNICORN_CMD_ARGS" not in environ
@@ -96,7 +82,7 @@ def test_reload_under_load_switches_generations_without_a_failed_request(
 ) -> None:
     stack = gunicorn_factory(threads=threads)
     stack.start()
-    first = master_pid(stack)
+    first = stack.master_pid()
     with Load(stack.url + "/", concurrency=8) as load:
         load.wait_requests(50)
         for number, text in ((2, "v2"), (3, "v3")):
@@ -107,7 +93,7 @@ def test_reload_under_load_switches_generations_without_a_failed_request(
             load.wait_requests(50)
         outcome = load.stop()
     assert outcome.failures == 0, outcome.summary()
-    assert outcome.bodies[b"v3\n"] > 0 and master_pid(stack) != first
+    assert outcome.bodies[b"v3\n"] > 0 and stack.master_pid() != first
     assert not psutil.pid_exists(first)
     files = stack.generation_files()  # the retired generations left no files behind
     assert files and set(files.values()) == {3}, files
@@ -122,7 +108,7 @@ def test_a_paused_generation_takes_no_request_and_stalls_none(
     `fnud rollback` resumes it (the same master, warm)."""
     stack = gunicorn_factory(threads=threads, settle=60.0)
     stack.start()
-    first, old = master_pid(stack), stack.worker_pids()
+    first, old = stack.master_pid(), stack.worker_pids()
     with Load(stack.url + "/pid", concurrency=8) as load:
         load.wait_requests(50)
         flight = stack.request_in_flight(4)
@@ -140,7 +126,7 @@ def test_a_paused_generation_takes_no_request_and_stalls_none(
     assert during == 0, "a paused worker answered"
     assert max(latencies) < 1.0, f"a request waited {max(latencies):.2f}s"
     assert outcome.failures == 0, outcome.summary()
-    assert master_pid(stack) == first and parked(stack, 1) == set()  # resumed, warm
+    assert stack.master_pid() == first and parked(stack, 1) == set()  # resumed, warm
     assert answers_by(outcome, old) > before
 
 
@@ -152,7 +138,7 @@ def test_a_broken_release_is_refused_with_file_and_line(running_gunicorn: StackD
     result = stack.fnud("reload")
     assert result.returncode == 1
     assert f"{stack.app}:{line}: SyntaxError" in result.stderr, result.stderr
-    assert generation(stack)["number"] == 1 and body(stack) == b"Hello from fnud\n"
+    assert stack.generation()["number"] == 1 and stack.body() == b"Hello from fnud\n"
 
 
 def test_a_release_answering_500_on_the_health_path_is_refused(
@@ -169,7 +155,7 @@ def test_a_release_answering_500_on_the_health_path_is_refused(
         outcome = load.stop()
     assert result.returncode == 1
     assert "smoke check GET /health answered 500" in result.stderr, result.stderr
-    assert generation(stack)["number"] == 1
+    assert stack.generation()["number"] == 1
     assert b"never served\n" not in outcome.bodies and outcome.failures == 0, outcome.summary()
 
 
@@ -178,13 +164,13 @@ def test_a_crash_looping_release_is_rolled_back(
 ) -> None:
     stack = gunicorn_factory(settle=20.0)
     stack.start()
-    first = master_pid(stack)
+    first = stack.master_pid()
     stack.app.write_text(stack.app.read_text() + CRASH_UNDER_GUNICORN)
     result = stack.fnud("reload")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rolled_back" in result.stderr and "worker deaths" in result.stderr, result.stderr
-    assert generation(stack)["number"] == 1 and master_pid(stack) == first
-    assert body(stack) == b"Hello from fnud\n"
+    assert stack.generation()["number"] == 1 and stack.master_pid() == first
+    assert stack.body() == b"Hello from fnud\n"
 
 
 FAIL_UNDER_GUNICORN = """
@@ -211,14 +197,14 @@ def test_a_generation_answering_5xx_under_traffic_is_rolled_back(
         outcome = load.stop()
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rolled_back" in result.stderr and "were 5xx" in result.stderr, result.stderr
-    assert generation(stack)["number"] == 1 and body(stack) == b"Hello from fnud\n"
+    assert stack.generation()["number"] == 1 and stack.body() == b"Hello from fnud\n"
     assert outcome.statuses[500] < outcome.requests  # the old generation served the rest
 
 
 def test_gunicorn_master_kill_costs_at_most_the_requests_in_flight(
     running_gunicorn: StackDir,
 ) -> None:
-    failures, summary = kill_under_load(running_gunicorn, master_pid(running_gunicorn))
+    failures, summary = kill_under_load(running_gunicorn, running_gunicorn.master_pid())
     assert failures <= 32, summary  # one per client at most: nothing was refused
 
 
@@ -226,7 +212,7 @@ def kill_under_load(stack: StackDir, pid: int, concurrency: int = 32) -> tuple[i
     with Load(stack.url + "/", concurrency=concurrency) as load:
         load.wait_requests(100)
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: master_pid(stack) != pid and stack.programs()["gunicorn"]["state"]
+        wait_for(lambda: stack.master_pid() != pid and stack.programs()["gunicorn"]["state"]
                  == "RUNNING", message="a new master running")
         load.wait_requests(100)
         outcome = load.stop()
@@ -238,20 +224,20 @@ def test_a_restarted_daemon_adopts_gunicorn_and_its_socket(running_gunicorn: Sta
     stack = running_gunicorn
     stack.set_greeting("v2")
     assert stack.fnud("reload").returncode == 0  # something to roll back to, afterwards
-    master = master_pid(stack)
+    master = stack.master_pid()
     daemon = int(stack.status()["daemon"]["pid"])  # type: ignore[index]
     os.kill(daemon, signal.SIGKILL)
     wait_for(lambda: not psutil.pid_exists(daemon), message="daemon gone")
     result = stack.start()
     assert "adopted" in result.stdout, result.stdout
-    assert master_pid(stack) == master and generation(stack)["number"] == 2
+    assert stack.master_pid() == master and stack.generation()["number"] == 2
     assert "held sockets not recovered" not in stack.daemon_log()
     assert len(stack.programs()["gunicorn"]["workers"]) == 3
     failures, summary = kill_under_load(stack, master)
     assert failures <= 32, summary
     back = stack.fnud("rollback")  # the adopted generation knew what it replaced
     assert back.returncode == 0, back.stdout + back.stderr
-    assert generation(stack)["number"] == 3
+    assert stack.generation()["number"] == 3
 
 
 def make_releases(stack: StackDir) -> tuple[Path, Path]:
@@ -282,16 +268,16 @@ def test_pinned_releases_a_symlink_switch_a_respawn_and_fnud_rollback(
     for pid in stack.worker_pids():
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: len(stack.worker_pids()) == 3, message="workers respawned")
-    assert {body(stack) for _ in range(9)} == {b"release one\n"}
+    assert {stack.body() for _ in range(9)} == {b"release one\n"}
     with Load(stack.url + "/", concurrency=4) as load:
         load.wait_requests(20)
         assert stack.fnud("reload").returncode == 0
-        assert body(stack) == b"release two\n" and generation(stack)["release"] == str(r2)
+        assert stack.body() == b"release two\n" and stack.generation()["release"] == str(r2)
         back = stack.fnud("rollback")
         assert back.returncode == 0, back.stdout + back.stderr
         load.wait_requests(20)
         outcome = load.stop()
-    assert body(stack) == b"release one\n" and generation(stack)["release"] == str(r1)
+    assert stack.body() == b"release one\n" and stack.generation()["release"] == str(r1)
     assert os.readlink(stack.root / "current") == "releases/r1"
     assert outcome.failures == 0, outcome.summary()
 
@@ -307,10 +293,10 @@ def test_a_save_goes_through_the_gate_with_watch_on(
 
     stack.set_greeting("saved")
     wait_for(lambda: last() == "ok", timeout=30, message="the save reloaded")
-    assert body(stack) == b"saved\n"
+    assert stack.body() == b"saved\n"
     stack.app.write_text(stack.app.read_text() + "\ndef broken(:\n")
     wait_for(lambda: last() == "refused", timeout=30, message="the broken save refused")
-    assert body(stack) == b"saved\n"
+    assert stack.body() == b"saved\n"
 
 
 @pytest.fixture
@@ -324,7 +310,7 @@ def test_stop_without_a_daemon_stops_what_a_killed_one_left(
     running_gunicorn: StackDir,
 ) -> None:
     stack = running_gunicorn
-    master = master_pid(stack)
+    master = stack.master_pid()
     daemon = int(stack.status()["daemon"]["pid"])  # type: ignore[index]
     os.kill(daemon, signal.SIGKILL)
     wait_for(lambda: not psutil.pid_exists(daemon), message="daemon gone")
@@ -356,9 +342,9 @@ def test_workers_that_cannot_pause_settle_and_roll_back_cold(
         switch(stack.root / "current", "releases/r2")
         reload = stack.fnud("reload", "--no-wait")
         assert reload.returncode == 0, reload.stdout + reload.stderr
-        wait_for(lambda: generation(stack)["release"] == str(r2) and body(stack) ==
+        wait_for(lambda: stack.generation()["release"] == str(r2) and stack.body() ==
                  b"release two\n", message="generation 2 serving")
-        wait_for(lambda: (generation(stack)["previous"] or {}).get("state") == "stopped",
+        wait_for(lambda: (stack.generation()["previous"] or {}).get("state") == "stopped",
                  message="the settle, generation 1 stopped")
         began = time.monotonic()
         back = stack.fnud("rollback")
@@ -367,7 +353,7 @@ def test_workers_that_cannot_pause_settle_and_roll_back_cold(
         load.wait_requests(50)
         outcome = load.stop()
     print(f"cold rollback (fnud rollback during the settle): {took:.2f}s; {outcome.summary()}")
-    assert generation(stack)["number"] == 3 and body(stack) == b"release one\n"
+    assert stack.generation()["number"] == 3 and stack.body() == b"release one\n"
     assert outcome.failures == 0, outcome.summary()
 
 
