@@ -81,11 +81,6 @@ def listening(port: int) -> socket.socket:
     return sock
 
 
-# -- Finding, summary ------------------------------------------------------------------
-
-
-
-
 # -- a clean config ----------------------------------------------------------------------
 
 
@@ -353,8 +348,6 @@ def test_nginx_t_error_mapped_to_file_and_line(stack: StackDir) -> None:
     finding = single(stack)
     line = line_of(stack.nginx_conf, "foo bar")
     assert_finding(finding, stack.nginx_conf, line, "error", "nginx -t", 'unknown directive "foo"')
-
-
 
 
 def test_daemon_directive(stack: StackDir) -> None:

@@ -126,12 +126,6 @@ def test_log_lines_still_arrive_and_rotation_by_copytruncate(running: StackDir) 
     wait_for(lambda: relayed() > before, message="fnud relaying lines after the truncation")
 
 
-
-
-
-
-
-
 def test_check_reports_a_uwsgi_built_for_another_python(tmp_path: Path) -> None:
     """The real uwsgi binary next to fnud's python against a venv made from another
     interpreter (Debian's /usr/bin/python3 when fnud runs on another one)."""

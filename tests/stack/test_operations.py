@@ -64,8 +64,6 @@ def test_fatal_program_recovers_after_cooldown_once_fixed(
     assert stack.serving()
 
 
-
-
 def test_reopen_logs_after_rotation_creates_new_files_without_restarts(
     stack_factory: Callable[..., StackDir],
 ) -> None:

@@ -22,8 +22,6 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-
-
 def test_start_serves_through_nginx_and_status_matches_processes(running: StackDir) -> None:
     status, body = get(running.url + "/")
     assert status == 200 and b"Hello from fnud" in body

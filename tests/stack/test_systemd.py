@@ -91,13 +91,6 @@ def foreground_log(stack: StackDir) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
-# -- Notifier without the stack ----------------------------------------------------------
-
-
-
-
-
-
 # -- the real stack --------------------------------------------------------------------
 
 
@@ -205,10 +198,6 @@ def exec_lines(text: str) -> dict[str, str]:
     )
 
 
-
-
-
-
 @needs_systemd_analyze
 def test_shipped_unit_verifies_clean(tmp_path: Path) -> None:
     # verify insists that ExecStart= names an existing executable: point the two Exec
@@ -247,10 +236,6 @@ def test_systemd_unit_command_fills_in_this_config_and_this_fnud(
     assert verify(text, tmp_path) == ""
 
 
-
-
-
-
 # -- journald logging ------------------------------------------------------------------
 
 
@@ -258,12 +243,6 @@ def test_systemd_unit_command_fills_in_this_config_and_this_fnud(
 def restore_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
-
-
-
-
-
-
 
 
 def test_watchdog_pings_come_from_the_loop_at_half_the_interval(
@@ -286,8 +265,6 @@ def test_watchdog_pings_come_from_the_loop_at_half_the_interval(
         assert proc.wait(timeout=60) == 0
     finally:
         listener.close()
-
-
 
 
 # -- systemd's file descriptor store ------------------------------------------------------

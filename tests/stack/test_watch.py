@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from supervisor.triggers.watch import Rules
 from testkit.load import Load
 from testkit.stackdir import WATCH_TOML, StackDir, wait_for
 
@@ -88,38 +87,6 @@ def test_editor_temp_files_and_pycache_do_not_reload(watched: StackDir) -> None:
     )
     assert state["reloads"] == {"ok": 1, "refused": 0, "failed": 0, "rolled_back": 0}  # type: ignore[index]
     assert state["last_reload"]["reason"] == f"changed: {watched.app}"  # type: ignore[index]
-
-
-# -- units -----------------------------------------------------------------------------
-
-
-def make_rules(tmp_path: Path) -> Rules:
-    return Rules(
-        code_dirs=(tmp_path / "app",),
-        include=("*.py", "*.html"),
-        exclude=("__pycache__", "*.swp", "*~", "4913", ".#*"),
-        nginx_files=frozenset({tmp_path / "nginx.conf"}),
-        ini_files=frozenset({tmp_path / "uwsgi.ini"}),
-        config_files=frozenset({tmp_path / "fnud.toml"}),
-    )
-
-
-
-
-
-
-
-
-class _NoInotify:
-    """An observer whose start fails like inotify at its watch limit."""
-
-    def schedule(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def start(self) -> None:
-        raise OSError(28, "inotify watch limit reached")
-
-
 
 
 def test_changes_during_a_reload_make_exactly_one_follow_up(watched: StackDir) -> None:

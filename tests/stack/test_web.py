@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import os
 import shutil
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from supervisor.config.parse import parse_config
-from supervisor.web.history import History, RequestRates
-from supervisor.web.page import Hooks, Request, WebApp
 from testkit.stackdir import (
     WATCH_TOML,
     StackDir,
@@ -33,55 +28,6 @@ BOOM_ROUTE = '''
 def boom() -> str:
     raise RuntimeError("a 5xx for the request chart")
 '''
-
-# -- config ---------------------------------------------------------------------------
-
-
-def _config(text: str) -> Any:
-    return parse_config(text, Path("/etc/fnud/fnud.toml"))
-
-
-
-
-
-
-
-
-
-
-# -- history and request rate ---------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-# -- the app without sockets ----------------------------------------------------------
-
-
-def _app(tmp_path: Path, token: str = "", loopback_only: bool = True) -> WebApp:
-    async def status() -> dict[str, Any]:
-        return {"daemon": {"pid": 1}, "programs": {}}
-
-    hooks = Hooks(status=status, reload=lambda: (True, "queued"),
-                  rollback=lambda: (False, "not available"), token=lambda: token)
-    return WebApp(hooks, History.in_dir(tmp_path), RequestRates(), loopback_only=loopback_only)
-
-
-def _get(app: WebApp, path: str, method: str = "GET", **headers: str) -> Any:
-    request = Request(method, path, {k.lower().replace("_", "-"): v for k, v in headers.items()})
-    return asyncio.run(app.handle(request))
-
-
-
-
-
-
-
 
 # -- HTTP against a real stack ----------------------------------------------------------
 
@@ -228,8 +174,6 @@ def test_rollback_button_with_the_token(web_stack: tuple[StackDir, Client]) -> N
     assert newest["reason"] == "rollback button on the status page"
     now = client.json("/status.json")["generation"]
     assert now["number"] != generation["number"]  # the previous release serves again
-
-
 
 
 def test_request_rate_counts_requests_and_5xx(web_stack: tuple[StackDir, Client]) -> None:

@@ -1,4 +1,1 @@
-
-
-
-
+"""Tests that start no process (a conftest refuses any): `make unit`."""

@@ -116,8 +116,6 @@ def test_server_answers_with_progress_then_result(sock_dir: Path) -> None:
     assert results == [{"echo": {"a": 1}}]
 
 
-
-
 # -- fuzzed frames and misbehaving clients ---------------------------------------------
 
 FUZZ = settings(max_examples=examples(200), deadline=None)

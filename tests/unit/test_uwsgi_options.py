@@ -14,20 +14,6 @@ from supervisor.uwsgi.app import app_spec
 from supervisor.uwsgi.ini import parse_ini
 from supervisor.uwsgi.render import touch_files
 
-APP = "def application(environ, start_response):\n    return []\n"
-
-
-def _stack(tmp_path: Path, ini_text: str) -> tuple[Path, Path]:
-    home = tmp_path / "home"
-    (home / "lib").mkdir(parents=True)
-    (home / "myapp.py").write_text(APP)
-    ini = tmp_path / "etc" / "uwsgi.ini"
-    ini.parent.mkdir()
-    ini.write_text(ini_text)
-    return home, ini
-
-
-
 
 def test_unset_env_placeholder_stays_literal_like_uwsgi(tmp_path: Path) -> None:
     # uWSGI 2.0.31 keeps an unset $(VAR) as is (show-config printed "a$(NOPE_X)b")

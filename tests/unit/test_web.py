@@ -17,17 +17,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from supervisor.appserver.port import WorkersUnknown
-from supervisor.config.parse import parse_config
 from supervisor.web import metrics, page
 from supervisor.web.history import History, RequestRates
 from supervisor.web.page import Hooks, Page, Request, WebApp, host_name
 from testkit.fuzzing import examples, http_heads
 
 TOKEN = "test-token-0123456789abcdef"
-
-
-def _config(text: str) -> Any:
-    return parse_config(text, Path("/etc/fnud/fnud.toml"))
 
 
 def _app(tmp_path: Path, token: str = "", loopback_only: bool = True) -> WebApp:
