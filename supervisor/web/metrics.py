@@ -25,6 +25,7 @@ from supervisor.logs import logsetup
 from supervisor.process.group import rss
 from supervisor.process.program import Program
 from supervisor.process.states import State
+from supervisor.web.close import finish
 
 MAX_CLIENTS = 16  # scrapers at once; more get 429 and the socket closed
 IO_TIMEOUT = 5.0  # seconds for a request head to arrive and for the answer to leave
@@ -173,10 +174,7 @@ class MetricsServer:
             pass
         finally:
             self.clients -= 1
-            if writer.transport.get_write_buffer_size():
-                writer.transport.abort()  # an answer nobody takes must not keep the fd
-            else:
-                writer.close()
+            finish(writer)
 
 
 def answer(status: str, body: bytes) -> bytes:

@@ -31,6 +31,7 @@ from typing import Any
 
 from supervisor.common.ports import is_loopback
 from supervisor.logs import logsetup
+from supervisor.web.close import finish
 from supervisor.web.history import History, RequestRates
 
 MAX_HEAD = 16384
@@ -284,10 +285,7 @@ class WebServer:
             pass
         finally:
             self.clients -= 1
-            if writer.transport.get_write_buffer_size():
-                writer.transport.abort()  # an answer nobody takes must not keep the fd
-            else:
-                writer.close()
+            finish(writer)
 
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
