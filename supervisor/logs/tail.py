@@ -44,11 +44,8 @@ class Tail:
 
     def read_lines(self, max_bytes: int = 1 << 20) -> list[str]:
         """Complete lines written since the last call."""
-        if self.fd < 0:
-            try:
-                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                return []
+        if not self._open():
+            return []
         size = os.fstat(self.fd).st_size
         if size < self.position:  # truncated under us (copytruncate)
             self.position, self.partial = 0, b""
@@ -62,6 +59,24 @@ class Tail:
             chunks.append(self.partial)
             self.partial = b""
         return [chunk.decode(errors="replace").rstrip("\r") for chunk in chunks]
+
+    def _open(self) -> bool:
+        if self.fd < 0:
+            try:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return False
+        return True
+
+    def take_over(self, previous: Tail) -> None:
+        """Go on from exactly where ``previous`` (a tail on the same file) has read: at a
+        switch of generations sharing one log, the new one echoes from there on, so no
+        line is lost or echoed twice."""
+        if not self._open() or previous.fd < 0:
+            return
+        mine, theirs = os.fstat(self.fd), os.fstat(previous.fd)
+        if (mine.st_ino, mine.st_dev) == (theirs.st_ino, theirs.st_dev):
+            self.position, self.partial = previous.position, previous.partial
 
     def rotated(self) -> bool:
         """The path now names another file than the one we follow (it was moved away

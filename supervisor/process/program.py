@@ -279,6 +279,12 @@ class Program(Generic[D]):
         if follower is not None:
             follower.close()  # its loop wakes and ends: it is no longer self._tail
 
+    def take_over_log(self, previous: Program[Any]) -> None:
+        """Echo the log shared with ``previous`` from where it has echoed it up to now."""
+        previous.drain()
+        if self._tail is not None and previous._tail is not None:
+            self._tail.take_over(previous._tail)
+
     def drain(self) -> None:
         """Take in every line the program has written so far."""
         if self._tail is None:

@@ -92,6 +92,7 @@ class Stack:
             self.others.remove(prog)
         self.others.append(old)
         self.app = prog
+        prog.take_over_log(old)  # no line of the switch lost or echoed twice
         old.echo, prog.echo = False, True
         return old
 

@@ -131,6 +131,9 @@ class FakeGeneration:
         self.drain()
         self.followed = False
 
+    def take_over_log(self, previous: Any) -> None:
+        previous.drain()
+
 
 class Emits:
     def __init__(self) -> None:

@@ -43,6 +43,36 @@ def test_tail_wakes_on_write_and_on_rotation(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == ["one", "new"]
 
 
+def test_a_new_generations_tail_goes_on_where_the_serving_one_echoed(tmp_path: Path) -> None:
+    """Two generations share one log; at the switch the new one echoes from exactly where
+    the old one stopped: nothing lost (lines it read silently before), nothing twice."""
+    log = tmp_path / "uwsgi.log"
+    log.write_bytes(b"old 1\n")
+    serving, starting = tail.Tail(log, 0), tail.Tail(log, 6)
+    assert serving.read_lines() == ["old 1"]
+    with open(log, "ab", buffering=0) as out:
+        out.write(b"new spawned\n")
+        assert starting.read_lines() == ["new spawned"]  # read while it does not echo
+        out.write(b"new ready\npart")
+        assert serving.read_lines() == ["new spawned", "new ready"]  # echoed by the old one
+        starting.take_over(serving)
+        out.write(b"ial\nafter\n")
+    assert starting.read_lines() == ["partial", "after"]
+    serving.close()
+    starting.close()
+
+
+def test_a_tail_on_another_file_is_not_taken_over(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(b"one\ntwo\n")
+    (tmp_path / "b.log").write_bytes(b"x\n")
+    other, mine = tail.Tail(tmp_path / "a.log", 0), tail.Tail(tmp_path / "b.log", 0)
+    assert other.read_lines() == ["one", "two"]
+    mine.take_over(other)
+    assert mine.read_lines() == ["x"]
+    other.close()
+    mine.close()
+
+
 def test_the_detached_daemons_log_takes_any_text(tmp_path: Path) -> None:
     """A reload asked with reason "\\udcff" (valid JSON) crashed in its first log call:
     the daemon's log stream was strict UTF-8."""
