@@ -17,6 +17,7 @@ from supervisor.config.schema import Config
 from supervisor.nginx.driver import NginxDriver, prepare_prefix
 from supervisor.process.events import Enqueue
 from supervisor.process.program import Program
+from supervisor.process.states import State
 from supervisor.runtime import state as state_file
 from supervisor.runtime.release import Release
 from supervisor.runtime.state import Other, ProgramRecord, StackState
@@ -235,4 +236,9 @@ class Stack:
         return state_file.load(self.paths.state, tuple(self.holders()))
 
     def clear_state(self) -> None:
+        """The stack stopped: nothing to adopt, and the app server generations that are
+        down leave no files in the runtime dir."""
         state_file.clear(self.paths.state)
+        for prog in (self.app, *self.others):
+            if prog.state is State.STOPPED:
+                prog.driver.discard()

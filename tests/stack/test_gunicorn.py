@@ -74,6 +74,7 @@ def test_gunicorn_starts_serves_reports_its_workers_and_stops(
     assert (environ["LISTEN_PID"], environ["LISTEN_FDS"]) == (str(master.pid), "1")
     assert master.cmdline()[1:3] == ["-m", "gunicorn"] and "GUNICORN_CMD_ARGS" not in environ
     assert stack.fnud("stop").returncode == 0  # the fixture fails on any leftover
+    assert stack.generation_files() == {}  # no rendered conf, events or control file left
 
 
 @pytest.mark.parametrize("threads", WORKER_CLASSES)

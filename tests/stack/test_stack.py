@@ -65,6 +65,7 @@ def test_stop_leaves_nothing_and_status_says_not_running(running: StackDir) -> N
     assert result.returncode == 0, result.stderr
     assert not [pid for pid in pids if psutil.pid_exists(pid)
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert running.generation_files() == {}  # no rendered ini, fifo or stats socket left
     assert running.fnud("status").returncode == 3
     again = running.fnud("stop")
     assert again.returncode == 0 and "not running" in again.stdout
