@@ -8,6 +8,7 @@ a stack started is still alive.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,19 @@ WATCH_TOML = """
 [watch]
 enabled = true
 """
+
+
+@contextlib.contextmanager
+def cleaned_up(stacks: list[StackDir]) -> Iterator[None]:
+    """Whatever happens inside: stop every stack in ``stacks`` (read at the end, so a
+    factory may add to it), check that nothing of theirs runs, remove their dirs."""
+    try:
+        yield
+    finally:
+        for stack in stacks:
+            stack.fnud("stop", timeout=60)
+        try:
+            assert_no_leftovers([stack.root for stack in stacks])
+        finally:
+            for stack in stacks:
+                shutil.rmtree(stack.root, ignore_errors=True)

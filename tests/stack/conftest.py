@@ -3,14 +3,13 @@ checked for leftover processes after every test, whatever it did."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from testkit.stackdir import (
     StackDir,
-    assert_no_leftovers,
+    cleaned_up,
     make_gunicorn_stack_dir,
     make_stack_dir,
 )
@@ -25,14 +24,8 @@ def _factory(maker: Callable[..., StackDir]) -> Iterator[Callable[..., StackDir]
         made.append(stack)
         return stack
 
-    yield make
-    for stack in made:
-        stack.fnud("stop", timeout=60)
-    try:
-        assert_no_leftovers([stack.root for stack in made])
-    finally:
-        for stack in made:
-            shutil.rmtree(stack.root, ignore_errors=True)
+    with cleaned_up(made):
+        yield make
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import socket
 import struct
 import threading
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from supervisor.control import server, wire
 from supervisor.daemon import commands
 from testkit.fuzzing import control_frames, control_messages, examples
-from testkit.stackdir import assert_no_leftovers, make_stack_dir
+from testkit.stackdir import cleaned_up, make_stack_dir
 from testkit.watched import WatchedDaemon
 
 #: what fuzzing may never ask for: a stop, or a reload or rollback that passes its checks
@@ -78,15 +77,9 @@ def _one_error(frames: list[dict[str, Any]]) -> str:
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[WatchedDaemon]:
     stack = make_stack_dir()
-    try:
+    with cleaned_up([stack]):
         stack.start()
         yield WatchedDaemon(stack)
-    finally:
-        stack.fnud("stop", timeout=60)
-        try:
-            assert_no_leftovers([stack.root])
-        finally:
-            shutil.rmtree(stack.root, ignore_errors=True)
 
 
 def test_wrong_args_unknown_commands_huge_and_truncated_frames(daemon: WatchedDaemon) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import socket
 import threading
 import time
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 
 from supervisor.web import page
 from testkit.fuzzing import examples, http_heads
-from testkit.stackdir import StackDir, assert_no_leftovers, free_port, make_stack_dir
+from testkit.stackdir import StackDir, cleaned_up, free_port, make_stack_dir
 from testkit.watched import WatchedDaemon
 
 TOKEN = "fuzz-token-0123456789abcdef"
@@ -60,15 +59,9 @@ def web() -> Iterator[Web]:
     stack = make_stack_dir(
         extra_toml=f'\n[web]\nlisten = "127.0.0.1:{port}"\ntoken = "{TOKEN}"\n'
     )
-    try:
+    with cleaned_up([stack]):
         stack.start()
         yield Web(stack, port)
-    finally:
-        stack.fnud("stop", timeout=60)
-        try:
-            assert_no_leftovers([stack.root])
-        finally:
-            shutil.rmtree(stack.root, ignore_errors=True)
 
 
 def _exchange(port: int, data: bytes, half_close: bool = True) -> tuple[bytes, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from testkit.stackdir import (
     WATCH_TOML,
     StackDir,
-    assert_no_leftovers,
+    cleaned_up,
     free_port,
     make_stack_dir,
     wait_for,
@@ -69,15 +68,9 @@ def web_stack() -> Iterator[tuple[StackDir, Client]]:
                    f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n' + WATCH_TOML,
     )
     stack.app.write_text(stack.app.read_text() + BOOM_ROUTE)
-    try:
+    with cleaned_up([stack]):
         stack.start()
         yield stack, Client(port)
-    finally:
-        stack.fnud("stop", timeout=60)
-        try:
-            assert_no_leftovers([stack.root])
-        finally:
-            shutil.rmtree(stack.root, ignore_errors=True)
 
 
 def test_page_is_served_with_strict_headers(web_stack: tuple[StackDir, Client]) -> None:
