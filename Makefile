@@ -7,7 +7,7 @@ RUN_STAMP  := $(VENV)/.run-$(SUM)
 TEST_STAMP := $(VENV)/.test-$(SUM)
 CONFIG ?= config/fnud.toml
 
-.PHONY: run test unit lint bench soak dist deps nginx wrk sshd browser fleet-deps clean
+.PHONY: run test test-assets unit lint bench soak dist deps nginx wrk sshd browser fleet-deps clean
 
 # only what serving the example needs: nginx and a virtualenv with fnud and uWSGI
 run: nginx $(RUN_STAMP)
@@ -17,10 +17,16 @@ run: nginx $(RUN_STAMP)
 MYPY_VERSIONS := 3.10 3.11
 
 # everything: lint, the unit tests, the real stack, the browser, the fleet; TEST_JOBS
-# test files at a time (each file's tests in one process: module fixtures, the fleet)
+# test files at a time (each file's tests in one process: module fixtures, the fleet);
+# the 30 slowest tests are listed at the end of every run
 TEST_JOBS ?= 2
-test: lint nginx wrk browser fleet-deps
-	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
+test: lint nginx wrk browser fleet-deps test-assets
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile --durations=30
+
+# what tests share but do not test (wheels for Debian's python3, uWSGI compiled for it):
+# built here, once per run and cached, so no test's time budget pays for it
+test-assets: $(TEST_STAMP)
+	$(BIN)/python -m testkit.assets
 
 # the tests that start no process: seconds, fit for a loop
 unit: $(TEST_STAMP)

@@ -12,12 +12,12 @@ wheelhouse, built once and cached, instead of PyPI.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from testkit import docblocks
+from testkit import assets, docblocks
 from testkit.load import Load
 from testkit.stackdir import ROOT, assert_no_leftovers, free_port
 
 README = ROOT / "README.md"
-SYSTEM_PYTHON = Path("/usr/bin/python3")
+SYSTEM_PYTHON = assets.SYSTEM_PYTHON
 SEED_INI = ROOT / "tests" / "fixtures" / "checks" / "seed_uwsgi.ini"
 APP = '''from flask import Flask
 
@@ -102,14 +102,8 @@ class Tutorial:
 
 
 def wheelhouse(into: Path) -> Path:
-    """The dependencies' wheels for /usr/bin/python3 (the fleet bed's cache)."""
-    sys.path.insert(0, str(ROOT / "deploy" / "testbed"))
-    try:
-        import wheels  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    tar = wheels.build(ROOT, str(SYSTEM_PYTHON), ROOT / ".venv" / "fleet-wheels")
-    with tarfile.open(tar) as archive:
+    """The dependencies' wheels for /usr/bin/python3 (built before the run by make test)."""
+    with tarfile.open(assets.system_wheelhouse()) as archive:
         archive.extractall(into, filter="data")
     for own in (into / "wheels").glob("fnud-*.whl"):
         own.unlink()  # fnud's comes from make dist
@@ -149,7 +143,9 @@ def tutorial() -> Iterator[Tutorial]:
         made.run(f"fnud -c {root}/etc/fnud/fnud.toml stop", readme=False)
         assert_no_leftovers([root])
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        # thousands of venv files: removed when the test process ends, outside the
+        # test's time budget
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
 
 
 def make_dist() -> Path:
