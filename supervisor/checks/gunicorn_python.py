@@ -5,11 +5,11 @@ not the daemon's gate, which finds out when the master does not start."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
+from supervisor.checks.probe import probe_user, run_probe
 from supervisor.config.parse import locate
 from supervisor.stack.plan import Plan
 
@@ -22,12 +22,11 @@ def check(inputs: Inputs) -> list[Finding]:
     python = Plan(config, inputs.environ).gunicorn_python()
     if not os.access(python, os.X_OK):
         return []  # fnud.toml's check reports it
-    try:
-        result = subprocess.run(
-            [python, "-c", SCRIPT], capture_output=True, text=True, timeout=TIMEOUT,
-            env=dict(inputs.environ), stdin=subprocess.DEVNULL, cwd="/",
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    allowed, run_as = probe_user(inputs)
+    if not allowed:
+        return []  # never as root: fnud.toml's checks say why no user runs it
+    result = run_probe([python, "-c", SCRIPT], inputs.environ, TIMEOUT, run_as)
+    if result is None:
         return []
     if "fnud-gunicorn" in result.stdout:
         return []

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.common.childenv import child_env
+from supervisor.common.trust import read_untrusted
 from supervisor.config.schema import Config
 from supervisor.gunicorn.conf import ConfFile, read_conf
 from supervisor.nginx import conf as nginx
@@ -47,9 +48,10 @@ class Inputs:
 
 
 def read_text(path: Path) -> str | None:
-    """The file's text (undecodable bytes kept as surrogates, like os paths), or None."""
+    """The file's text (undecodable bytes kept as surrogates, like os paths), or None.
+    Read as the app's files are (never through a link its user planted, no FIFO)."""
     try:
-        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+        return read_untrusted(path).decode("utf-8", errors="surrogateescape")
     except (OSError, ValueError):
         return None
 

@@ -45,6 +45,29 @@ def check(inputs: Inputs) -> list[Finding]:
     out += missing_paths(ini, path, inputs.environ)
     out += no_app(ini, path)
     out += runtime_files(ini, path, inputs.environ)
+    out += root_options(ini, path, bool(inputs.config.fnud.user))
+    return out
+
+
+def root_options(ini: UwsgiIni, path: Path, app_user: bool) -> list[Finding]:
+    """Root's hooks are commented out; with [fnud] user uWSGI is never root, so its
+    root-only options do nothing either."""
+    out = []
+    for opt in ini:
+        if options.runs_as_root(opt.key):
+            out.append(warning(
+                path, opt.line,
+                f"'{opt.key}' would run as root: fnud comments it out and never runs uWSGI "
+                "as root for it",
+                "do that step outside the app (a systemd unit, a deploy script run by root)",
+            ))
+        elif app_user and opt.key in options.NEEDS_ROOT:
+            out.append(warning(
+                path, opt.line,
+                f"'{opt.key} = {opt.value}' does nothing: with [fnud] user uWSGI starts as that "
+                "user from its exec, never as root",
+                "remove it: the workers' user is [fnud] user (and group) in fnud.toml",
+            ))
     return out
 
 

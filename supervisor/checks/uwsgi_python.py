@@ -15,13 +15,14 @@ A subprocess each (about 0.2 s): run by `fnud check` only, not by the daemon's g
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from supervisor.checks.finding import Finding, error
 from supervisor.checks.inputs import Inputs
+from supervisor.checks.probe import probe_user, run_probe
+from supervisor.common.runas import RunAs
 from supervisor.config.parse import locate
 from supervisor.uwsgi import driver as uwsgi
 from supervisor.uwsgi.app import app_spec
@@ -32,14 +33,13 @@ VENV_KEYS = ("virtualenv", "venv", "home", "pyhome", "H")
 TIMEOUT = 15.0
 
 
-def _prefix(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
-    """The base prefix printed by ``argv`` (which runs SCRIPT), or None."""
-    try:
-        result = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=TIMEOUT, env=dict(environ),
-            stdin=subprocess.DEVNULL, cwd="/",
-        )
-    except (OSError, subprocess.TimeoutExpired):
+def _prefix(
+    argv: Sequence[str], environ: Mapping[str, str], run_as: RunAs | None
+) -> str | None:
+    """The base prefix printed by ``argv`` (which runs SCRIPT, as the app's user), or
+    None."""
+    result = run_probe(argv, environ, TIMEOUT, run_as)
+    if result is None:
         return None
     for line in (result.stdout + "\n" + result.stderr).splitlines():
         if line.startswith(MARK):
@@ -47,17 +47,23 @@ def _prefix(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def embedded_prefix(binary: str, environ: Mapping[str, str]) -> str | None:
+def embedded_prefix(
+    binary: str, environ: Mapping[str, str], run_as: RunAs | None = None
+) -> str | None:
     """``sys.base_prefix`` of the Python the uwsgi binary embeds."""
     with tempfile.TemporaryDirectory(prefix="fnud-check-") as tmp:
+        os.chmod(tmp, 0o755)  # the app's user reads the script
         script = Path(tmp) / "prefix.py"
         script.write_text(SCRIPT)
-        return _prefix([binary, "--pyrun", str(script)], environ)
+        script.chmod(0o644)
+        return _prefix([binary, "--pyrun", str(script)], environ, run_as)
 
 
-def interpreter_prefix(python: str, environ: Mapping[str, str]) -> str | None:
+def interpreter_prefix(
+    python: str, environ: Mapping[str, str], run_as: RunAs | None = None
+) -> str | None:
     """``sys.base_prefix`` of an interpreter (a venv's python gives its base's)."""
-    return _prefix([python, "-I", "-c", SCRIPT], environ)
+    return _prefix([python, "-I", "-c", SCRIPT], environ, run_as)
 
 
 def same_python(a: str, b: str) -> bool:
@@ -73,8 +79,11 @@ def check(inputs: Inputs) -> list[Finding]:
     if not os.access(spec.python, os.X_OK):
         return []  # the ini check reports a venv that is not there
     environ = {k: v for k, v in inputs.environ.items() if not k.startswith("PYTHON")}
-    embedded = embedded_prefix(binary, environ)
-    app = interpreter_prefix(spec.python, environ)
+    allowed, run_as = probe_user(inputs)
+    if not allowed:
+        return []  # never as root: fnud.toml's checks say why no user runs it
+    embedded = embedded_prefix(binary, environ, run_as)
+    app = interpreter_prefix(spec.python, environ, run_as)
     if embedded is None or app is None or same_python(embedded, app):
         return []
     venv_option = next((opt for key in VENV_KEYS if (opt := inputs.ini.get(key))), None)

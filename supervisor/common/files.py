@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(
+    path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
     """Replace ``path`` with a new file holding ``data`` (write a sibling, then rename:
     a reader sees the old file or the new one, never half of one). The sibling is
-    created O_EXCL|O_NOFOLLOW, so a link planted under its name is never written through."""
+    created O_EXCL|O_NOFOLLOW, so a link planted under its name is never written through.
+    ``owner``: (uid, gid) the file is given (the app's user, for what its master reads)."""
     tmp = path.with_name(path.name + ".tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
@@ -20,6 +23,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     try:
         os.write(fd, data)
         os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
     finally:
         os.close(fd)
     try:

@@ -39,7 +39,7 @@ from supervisor.reload.generations import Generations
 from supervisor.reload.reloader import Reloader
 from supervisor.runtime.dirs import RuntimeDirError, ensure_private_dir
 from supervisor.runtime.lock import Lock, lock_holder
-from supervisor.stack.plan import Plan
+from supervisor.stack.plan import Plan, StackError
 from supervisor.stack.stack import Stack
 from supervisor.systemd.notify import Notifier, inherited_fds
 
@@ -155,7 +155,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.enqueue, SignalEvent(signum))
         try:
             ensure_private_dir(self.paths.root, self.stack.plan.owner, self.stack.app.name)
-        except RuntimeDirError as exc:
+        except (RuntimeDirError, StackError) as exc:  # StackError: an unknown [fnud] user
             self.report_ready(f"ERROR {exc}")
             self.log.error("cannot start", reason=str(exc))
             return 1

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
+from supervisor.common.runas import RunAs
+from supervisor.common.trust import read_untrusted_text
 from supervisor.gunicorn.conf import read_conf
 from supervisor.runtime.paths import Paths
 from supervisor.sockets.held import Holder, Spec
@@ -33,9 +35,9 @@ class GunicornSettings:
     environ: Mapping[str, str]  # fnud's own; children get it scrubbed
     log_path: Path
     holder: Holder | None = None
-    user: str = ""  # [fnud] user/group: the workers' identity when fnud is root
-    group: str = ""
-    owner: tuple[int, int] | None = None
+    # [fnud] user when fnud is root: the arbiter and its workers run as that user from
+    # the exec on (the conf, preload_app and hooks run as that user too)
+    run_as: RunAs | None = None
 
 
 def gunicorn_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -46,7 +48,7 @@ def gunicorn_env(environ: Mapping[str, str]) -> dict[str, str]:
 def take_source(settings: GunicornSettings) -> tuple[str, dict[int, str]]:
     """The conf's text ('' without one) and the app directory resolved now (raises
     OSError when the conf cannot be read)."""
-    text = settings.conf.read_text(encoding="utf-8") if settings.conf is not None else ""
+    text = read_untrusted_text(settings.conf) if settings.conf is not None else ""
     return text, {CHDIR: os.path.realpath(settings.chdir)}
 
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import struct
 import time
 from collections.abc import Callable
@@ -23,13 +24,15 @@ from supervisor.appserver.port import AppServerError, CannotPause, WorkersUnknow
 from supervisor.appserver.workers import Stats, Worker
 from supervisor.common.files import write_atomic
 from supervisor.common.progress import Emit
+from supervisor.common.trust import owned_like_its_dir
 from supervisor.gunicorn.answers import access_status, is_access_line
 from supervisor.gunicorn.app import CHDIR, GunicornSettings, gunicorn_env, take_source
 from supervisor.gunicorn.events import Events
 from supervisor.gunicorn.server import CONF_SUFFIX, DISPLAY, NAME
 from supervisor.gunicorn.wrapper import render
 from supervisor.process.group import child_pids
-from supervisor.process.program import Command, NotReopenable
+from supervisor.process.program import NotReopenable
+from supervisor.process.spawn import Command
 from supervisor.runtime.release import Release, release_link
 
 #: sh, with the held socket as its stdin: fd 3 for gunicorn, stdin back to /dev/null
@@ -126,13 +129,14 @@ class GunicornDriver:
     def _write_files(self, text: str, chdir: str) -> None:
         """The pinned conf, the wrapper config, a fresh events file and control byte."""
         s = self.settings
-        write_atomic(self.pinned_conf, text.encode(), 0o600)
+        owner = s.run_as.owner if s.run_as is not None else None  # the arbiter reads them
+        write_atomic(self.pinned_conf, text.encode(), 0o600, owner)
         write_atomic(self.rendered, render({
             "user_conf": str(self.pinned_conf) if text else "",
             "user_conf_name": str(s.conf) if s.conf is not None else "gunicorn.conf.py",
             "chdir": chdir, "events": str(self.events.path), "control": str(self.control),
             "proc_name": f"fnud {self.rendered}", "workers": s.workers, "threads": s.threads,
-        }).encode(), 0o600)
+        }).encode(), 0o600, owner)
         for path, content in ((self.events.path, b""), (self.control, b"\0" * 4096)):
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
@@ -140,8 +144,8 @@ class GunicornDriver:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 os.write(fd, content)
-                if s.owner is not None:  # its workers write events, map the control byte
-                    os.fchown(fd, *s.owner)
+                if owner is not None:  # its workers write events, map the control byte
+                    os.fchown(fd, *owner)
             finally:
                 os.close(fd)
 
@@ -155,16 +159,13 @@ class GunicornDriver:
         self._paused = False
         s = self.settings
         argv = [s.python, "-m", "gunicorn", "-c", str(self.rendered)]
-        if s.user:
-            argv += ["--user", s.user, "--group", s.group or s.user]
-        argv.append(s.app)
         sock = self._held_socket()
         if sock is None:  # nothing held: gunicorn binds the address itself
-            return Command([*argv[:-1], "--bind", s.bind.value, s.app], chdir, gunicorn_env(
-                s.environ))
+            return Command([*argv, "--bind", s.bind.value, s.app], chdir,
+                           gunicorn_env(s.environ), run_as=s.run_as)
         return Command(
-            argv=["/bin/sh", "-c", EXEC, "sh", *argv], cwd=chdir,
-            env=gunicorn_env(s.environ), stdin=sock.fileno(),
+            argv=["/bin/sh", "-c", EXEC, "sh", *argv, s.app], cwd=chdir,
+            env=gunicorn_env(s.environ), stdin=sock.fileno(), run_as=s.run_as,
         )
 
     # -- what it is doing ------------------------------------------------------------
@@ -230,8 +231,11 @@ class GunicornDriver:
                 os.kill(worker, signal.SIGURG)
 
     def _set_paused(self, master: int, paused: bool) -> None:
-        fd = os.open(self.control, os.O_WRONLY | os.O_NOFOLLOW)
+        fd = os.open(self.control, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or not owned_like_its_dir(fd, self.control):
+                raise OSError(f"{self.control}: not the generation's control file")
             os.pwrite(fd, b"\1" if paused else b"\0", 0)
         finally:
             os.close(fd)

@@ -4,11 +4,17 @@ app, parked or took requests again, a worker exited."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from supervisor.common.trust import owned_like_its_dir
+
+READ_AT_ONCE = 1 << 20  # the rest, if ever, on the next read
 
 
 @dataclass
@@ -32,13 +38,15 @@ class Events:
 
     def read(self) -> None:
         """Take in what was written since the last read."""
-        try:  # never through a link: the workers' user owns the directory
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:  # never through a link, never a FIFO: the workers' user owns the directory
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return
         with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or not owned_like_its_dir(fd, self.path):
+                return
             f.seek(self.offset)
-            data = f.read()
+            data = f.read(READ_AT_ONCE)
         self.offset += len(data)
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
@@ -47,7 +55,8 @@ class Events:
             except ValueError:
                 continue
             if isinstance(event, dict):
-                self.apply(event)
+                with contextlib.suppress(ValueError, TypeError, OverflowError):
+                    self.apply(event)  # written where the app's user writes: anything
 
     def apply(self, event: dict[str, Any]) -> None:
         kind, pid = event.get("ev"), event.get("pid")

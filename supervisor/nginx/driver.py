@@ -18,7 +18,7 @@ from pathlib import Path
 from supervisor.nginx.conf import NginxConf, analyze, worker_user
 from supervisor.nginx.sockets import nginx_specs
 from supervisor.process.group import child_pids
-from supervisor.process.program import Command
+from supervisor.process.spawn import Command
 from supervisor.sockets.held import Held, Holder, Spec
 
 RELOAD = signal.SIGHUP

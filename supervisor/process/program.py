@@ -13,7 +13,6 @@ import collections
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,16 +25,8 @@ from supervisor.logs import logsetup, tail
 from supervisor.policy import restart as policy
 from supervisor.process.events import Enqueue, Exited, Ready, Retry
 from supervisor.process.group import child_pids, group_members, kill_group
+from supervisor.process.spawn import Command, start
 from supervisor.process.states import State, check_transition
-
-
-@dataclass(frozen=True)
-class Command:
-    argv: list[str]
-    cwd: str
-    env: dict[str, str]
-    pass_fds: tuple[int, ...] = ()  # held listening sockets, inherited at these numbers
-    stdin: int | None = None  # a descriptor the child gets as fd 0 (None: /dev/null)
 
 
 class NotReopenable(Exception):
@@ -207,16 +198,7 @@ class Program(Generic[D]):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as out:
                 position = out.tell()
-                proc = subprocess.Popen(
-                    cmd.argv,
-                    stdin=subprocess.DEVNULL if cmd.stdin is None else cmd.stdin,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=cmd.cwd,
-                    env=cmd.env,
-                    start_new_session=True,  # own process group: the group can be killed
-                    pass_fds=cmd.pass_fds,
-                )
+                proc = start(cmd, out)
         except (OSError, ValueError) as exc:  # unreadable ini, missing binary, bad bytes
             self.pid = 0
             where = getattr(exc, "filename", None) or self.name

@@ -95,8 +95,8 @@ def real_checkers(warm: WarmPreflight | None = None) -> Checkers:
     async def import_app(plan: Plan, spec: AppSpec) -> str:
         smoke = smoke_paths(plan.config)
         if warm is not None and plan.config.reload.warm_preflight:
-            return await warm.check(spec, plan.environ, owner=plan.owner, smoke=smoke)
-        return await preflight(spec, plan.environ, owner=plan.owner, smoke=smoke)
+            return await warm.check(spec, plan.environ, run_as=plan.run_as, smoke=smoke)
+        return await preflight(spec, plan.environ, run_as=plan.run_as, smoke=smoke)
 
     return Checkers(
         binaries=Plan.check_binaries,
@@ -137,7 +137,7 @@ class Gate:
         if plan.config.balancer:
             return
         with contextlib.suppress(PreflightError, StackError, OSError):
-            await self.warm.check(plan.app(), plan.environ, owner=plan.owner,
+            await self.warm.check(plan.app(), plan.environ, run_as=plan.run_as,
                                   smoke=smoke_paths(plan.config))
 
     def preflight_status(self) -> dict[str, Any]:

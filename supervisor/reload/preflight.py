@@ -13,22 +13,14 @@ import asyncio
 import contextlib
 import json
 import os
-import pwd
 import signal
 from collections.abc import Mapping
 from typing import Any
 
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
+from supervisor.common.runas import RunAs, popen_as
 from supervisor.reload.appcheck import COLD
-
-
-def supplementary_groups(owner: tuple[int, int]) -> list[int]:
-    """The groups uWSGI's initgroups() gives the workers' user."""
-    try:
-        return os.getgrouplist(pwd.getpwuid(owner[0]).pw_name, owner[1])
-    except KeyError:
-        return []
 
 
 class PreflightError(Exception):
@@ -65,13 +57,6 @@ def check_request(spec: AppSpec, smoke: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def as_user(owner: tuple[int, int] | None) -> dict[str, Any]:
-    """create_subprocess_exec's arguments to run as the workers' user."""
-    if owner is None:
-        return {}
-    return {"user": owner[0], "group": owner[1], "extra_groups": supplementary_groups(owner)}
-
-
 def verdict(spec: AppSpec, result: Mapping[str, Any]) -> str:
     """The loaded file, from a check's answer; else PreflightError with its reason."""
     if result.get("ok"):
@@ -84,26 +69,27 @@ async def preflight(
     spec: AppSpec,
     environ: Mapping[str, str],
     timeout: float = 60.0,
-    owner: tuple[int, int] | None = None,
+    run_as: RunAs | None = None,
     smoke: tuple[str, ...] = (),
 ) -> str:
     """Import the app in a fresh interpreter; return the loaded file or raise PreflightError.
 
-    ``owner`` (uid, gid): import as the user the workers will run as, so that the import
-    sees their permissions and leaves no root-owned files behind. ``smoke``: paths to
-    GET through the app's WSGI callable there; anything but 2xx/3xx fails.
+    ``run_as``: import as the app's user, from the exec on (fnud may be root: the app's
+    code, its venv's .pth files and sitecustomize never run as root), with its groups.
+    ``smoke``: paths to GET through the app's WSGI callable there; anything but 2xx/3xx
+    fails.
     """
     if not spec.module and not spec.wsgi_file:
         raise PreflightError("no app configured: the app server's config names no module")
     payload = json.dumps(check_request(spec, smoke))
     out, err, returncode = await _run_probe(spec, check_env(spec, environ), payload, timeout,
-                                            owner)
+                                            run_as)
     return _verdict(spec, out, err, returncode)
 
 
 async def _run_probe(
     spec: AppSpec, env: dict[str, str], payload: str, timeout: float,
-    owner: tuple[int, int] | None,
+    run_as: RunAs | None,
 ) -> tuple[bytes, bytes, int | None]:
     """Run the import in its own session; (stdout, stderr, exit code)."""
     try:
@@ -113,9 +99,9 @@ async def _run_probe(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
-            cwd=spec.chdir if os.path.isdir(spec.chdir) else None,
+            cwd="/",  # the check enters the app's directory itself, as the app's user
             start_new_session=True,
-            **as_user(owner),
+            **popen_as(run_as),
         )
     except OSError as exc:
         raise PreflightError(f"cannot run the app's python: {exc.strerror}", spec.python) from None

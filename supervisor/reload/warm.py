@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor.appserver.spec import AppSpec
+from supervisor.common.runas import RunAs, popen_as
 from supervisor.logs import logsetup
 from supervisor.reload.appcheck import WARM
 from supervisor.reload.preflight import (
     PreflightError,
-    as_user,
     check_env,
     check_request,
     preflight,
@@ -47,19 +47,19 @@ class Key:
 
     python: str
     interpreter: tuple[int, int]  # (inode, mtime_ns) of the interpreter's binary
-    owner: tuple[int, int] | None
+    run_as: RunAs | None
     env: tuple[tuple[str, str], ...]
     chdir: str
     pythonpath: tuple[str, ...]
 
     @classmethod
-    def of(cls, spec: AppSpec, env: Mapping[str, str], owner: tuple[int, int] | None) -> Key:
+    def of(cls, spec: AppSpec, env: Mapping[str, str], run_as: RunAs | None) -> Key:
         try:
             info = os.stat(spec.python)
             interpreter = (info.st_ino, info.st_mtime_ns)
         except OSError:
             interpreter = (0, 0)
-        return cls(spec.python, interpreter, owner, tuple(sorted(env.items())), spec.chdir,
+        return cls(spec.python, interpreter, run_as, tuple(sorted(env.items())), spec.chdir,
                    spec.pythonpath)
 
 
@@ -75,7 +75,8 @@ def packages(site: list[str]) -> frozenset[tuple[str, str, int]]:
         for entry in entries:
             if entry.name.endswith((".dist-info", ".egg-info", ".pth", ".egg-link")):
                 with contextlib.suppress(OSError):
-                    out.add((directory, entry.name, entry.stat().st_mtime_ns))
+                    info = entry.stat(follow_symlinks=False)
+                    out.add((directory, entry.name, info.st_mtime_ns))
     return frozenset(out)
 
 
@@ -95,7 +96,7 @@ class Parent:
             key.python, "-c", WARM, str(os.getpid()), label,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, env=env, cwd="/", start_new_session=True,
-            limit=1 << 22, **as_user(key.owner),
+            limit=1 << 22, **popen_as(key.run_as),
         )
         parent = cls(key, proc, [])
         try:
@@ -156,18 +157,18 @@ class WarmPreflight:
         spec: AppSpec,
         environ: Mapping[str, str],
         timeout: float = 60.0,
-        owner: tuple[int, int] | None = None,
+        run_as: RunAs | None = None,
         smoke: tuple[str, ...] = (),
     ) -> str:
         """What :func:`preflight.preflight` does; the loaded file or PreflightError."""
         if not spec.module and not spec.wsgi_file:
-            return await preflight(spec, environ, timeout, owner, smoke)
+            return await preflight(spec, environ, timeout, run_as, smoke)
         env = check_env(spec, environ)
         async with self._one:  # the warm-up after a start may be checking right now
-            answer = await self._warm(Key.of(spec, env, owner), env,
+            answer = await self._warm(Key.of(spec, env, run_as), env,
                                       check_request(spec, smoke), timeout)
         if answer is None:
-            return await preflight(spec, environ, timeout, owner, smoke)
+            return await preflight(spec, environ, timeout, run_as, smoke)
         return verdict(spec, answer)
 
     async def _warm(

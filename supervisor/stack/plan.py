@@ -8,6 +8,7 @@ check passed. Nothing here starts or signals a process.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 from supervisor.appserver.port import AppDriver, AppServer
 from supervisor.appserver.spec import AppSpec
 from supervisor.common.childenv import child_env
+from supervisor.common.runas import RunAs, UnknownUser
+from supervisor.common.trust import read_untrusted, read_untrusted_text
 from supervisor.config.gunicorn import parse_bind
 from supervisor.config.parse import locate
 from supervisor.config.schema import Config
@@ -32,6 +35,7 @@ from supervisor.nginx.conf import NginxConf, analyze, fingerprint
 from supervisor.runtime.paths import Paths
 from supervisor.runtime.release import Release
 from supervisor.sockets.held import Holder, Spec
+from supervisor.stack.trusted import trust_refusal
 from supervisor.uwsgi import driver as uwsgi_driver
 from supervisor.uwsgi.app import app_spec, release_spec
 from supervisor.uwsgi.ini import UwsgiIni, parse_ini
@@ -63,7 +67,7 @@ def primary_group(user: str) -> str:
 
 def file_digest(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_untrusted(path)).hexdigest()
     except OSError:
         return ""
 
@@ -86,7 +90,7 @@ class Plan:
         """The app server's ini (raises StackError when it cannot be read)."""
         path = self.config.uwsgi.ini
         try:
-            return parse_ini(path.read_text(encoding="utf-8"))
+            return parse_ini(read_untrusted_text(path))
         except OSError as exc:
             raise StackError(f"{path}: cannot read: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
@@ -186,48 +190,58 @@ class Plan:
         user = self.config.fnud.user
         return user, self.config.fnud.group or (primary_group(user) if user else "")
 
-    def _ini_identity(self) -> tuple[str, str]:
-        """uWSGI's uid/gid from its ini (gunicorn's workers: [fnud] user alone)."""
-        if self.gunicorn or self.config.balancer:
-            return "", ""
-        return self.ini.value("uid") or "", self.ini.value("gid") or ""
-
     @cached_property
-    def owner(self) -> tuple[int, int] | None:
-        """(uid, gid) the workers run as when fnud is root: [fnud] user/group, else the
-        ini's uid/gid; None when not root or neither is set (or the user is unknown)."""
-        if os.geteuid() != 0:
-            return None
+    def run_as(self) -> RunAs | None:
+        """Who runs the app's code (masters, preflight, probes) when fnud is root: [fnud]
+        user (and group); None when fnud is not root or no user is set (root_refusal
+        says whether root may run it). An unknown user is a StackError, never "none"."""
         user, group = self.identity()
-        if not user:
-            try:
-                user, group = self._ini_identity()
-            except StackError:
-                return None
-        if not user:
+        if os.geteuid() != 0 or not user or self.config.balancer:
             return None
         try:
-            entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-            if not group:
-                gid = entry.pw_gid
-            else:
-                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            return None  # fnud check reports an unknown user
-        return entry.pw_uid, gid
+            return RunAs.resolve(user, group)
+        except UnknownUser as exc:
+            raise StackError(f"{self.config.path}: [fnud] user: {exc}") from None
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """(uid, gid) of ``run_as``: the owner of what its processes write."""
+        return self.run_as.owner if self.run_as is not None else None
+
+    @property
+    def runs_app_as_root(self) -> bool:
+        return os.geteuid() == 0 and not self.config.fnud.user and not self.config.balancer
+
+    @property
+    def nginx_files(self) -> tuple[str, ...]:
+        return self.nginx_conf.files
+
+    def app_binary(self) -> str:
+        return self.gunicorn_python() if self.gunicorn else self.uwsgi_binary()
 
     def root_refusal(self) -> str:
-        """Why fnud must not start the app as root ('' when it may)."""
+        """Why fnud as root must not run this config ('' when it may): an unknown
+        [fnud] user, the app as root without allow_root, a file root trusts that others
+        may write."""
+        try:
+            self.run_as  # noqa: B018 (resolved here: refused, never "no user")
+        except StackError as exc:
+            return str(exc)
+        return self._as_root_refusal() or trust_refusal(self)
+
+    def _as_root_refusal(self) -> str:
         config = self.config
         fnud = config.fnud
         if os.geteuid() != 0 or fnud.user or fnud.allow_root or config.balancer:
             return ""  # (balancer mode runs no app; nginx's workers drop root themselves)
-        if self._ini_identity()[0]:
-            return ""
-        where = "" if self.gunicorn else f" or uid in {config.uwsgi.ini}"
+        uid = ""
+        if not self.gunicorn:
+            with contextlib.suppress(StackError):
+                uid = self.ini.value("uid") or ""
+        example = uid or "www-data"  # the ini's uid is the app's word, not root's
         return (
-            f"refusing to run the app as root: set [fnud] user (e.g. \"www-data\") in "
-            f"{config.path}{where}, or [fnud] allow_root = true to run it as root anyway"
+            f"refusing to run the app as root: set [fnud] user (e.g. \"{example}\") in "
+            f"{config.path}, or [fnud] allow_root = true to run it as root anyway"
         )
 
     # -- the binaries ----------------------------------------------------------------
@@ -283,21 +297,18 @@ class Plan:
 
     def gunicorn_settings(self, holder: Holder) -> GunicornSettings:
         section = self.config.gunicorn
-        user, group = self.identity()
         return GunicornSettings(
             python=self.gunicorn_python(), app=section.app, chdir=section.chdir,
             bind=self.bind_spec(), workers=section.workers, threads=section.threads,
             conf=section.conf, paths=self.paths, environ=self.environ,
-            log_path=self.app_log(), holder=holder, user=user, group=group,
-            owner=self.owner,
+            log_path=self.app_log(), holder=holder, run_as=self.run_as,
         )
 
     def uwsgi_settings(self, holder: Holder) -> uwsgi_driver.UwsgiSettings:
-        user, group = self.identity()
         return uwsgi_driver.UwsgiSettings(
             binary=self.uwsgi_binary(), ini_path=self.config.uwsgi.ini, paths=self.paths,
             environ=self.environ, log_path=self.app_log(),
-            holder=holder, user=user, group=group, owner=self.owner,
+            holder=holder, run_as=self.run_as,
             pinned=self.generation_mode, log_master=self.config.uwsgi.log_master,
         )
 

@@ -21,7 +21,10 @@ from supervisor.appserver.port import AppServerError, WorkersUnknown
 from supervisor.appserver.workers import Stats
 from supervisor.common.files import write_atomic
 from supervisor.common.progress import Emit
-from supervisor.process.program import Command, NotReopenable
+from supervisor.common.runas import RunAs
+from supervisor.common.trust import read_untrusted_text
+from supervisor.process.program import NotReopenable
+from supervisor.process.spawn import Command
 from supervisor.runtime.paths import Paths
 from supervisor.runtime.release import Release, release_link
 from supervisor.sockets.held import Held, Holder
@@ -46,20 +49,10 @@ def find_binary(configured: str) -> str | None:
     return shutil.which("uwsgi")
 
 
-def argv(
-    binary: str,
-    fifo: Path,
-    ini: Path,
-    stats: Path,
-    logto: Path | None,
-    user: str = "",
-    group: str = "",
-) -> list[str]:
+def argv(binary: str, fifo: Path, ini: Path, stats: Path, logto: Path | None) -> list[str]:
     # fnud's fifo must come before the user's ini: master-fifo is a list option and
     # the first one is slot 0, the one fnud writes to.
     out = [binary, "--master-fifo", str(fifo), "--ini", str(ini), "--stats", str(stats)]
-    if user:  # after the ini: fnud.toml's [fnud] user wins over the ini's uid
-        out += ["--uid", user, "--gid", group or user]
     if logto is not None:
         # uWSGI writes the file itself, so the fifo's 'l' can reopen it after rotation
         out += ["--logto", str(logto), "--log-master"]
@@ -76,9 +69,9 @@ class UwsgiSettings:
     environ: Mapping[str, str]  # fnud's own; children get it scrubbed
     log_path: Path
     holder: Holder | None = None  # the held sockets (None: uWSGI binds its own)
-    user: str = ""  # [fnud] user/group: the workers' identity when fnud is root
-    group: str = ""
-    owner: tuple[int, int] | None = None  # that user's uid, gid (as root)
+    # [fnud] user when fnud is root: the master runs as that user from its exec (the
+    # ini's uid, gid and *-as-root options then do nothing: uWSGI is not root)
+    run_as: RunAs | None = None
     pinned: bool = False  # generation mode: path options resolved once, at the first start
     log_master: bool = False  # [uwsgi] log_master (see logpath.py)
 
@@ -134,7 +127,7 @@ class UwsgiDriver:
 
     def _read_ini(self) -> UwsgiIni | None:
         try:
-            return parse_ini(self.settings.ini_path.read_text(encoding="utf-8"))
+            return parse_ini(read_untrusted_text(self.settings.ini_path))
         except (OSError, UnicodeDecodeError):
             return None
 
@@ -153,7 +146,7 @@ class UwsgiDriver:
 
     def bind(self) -> None:
         try:
-            text = self.settings.ini_path.read_text(encoding="utf-8")
+            text = read_untrusted_text(self.settings.ini_path)
         except (OSError, UnicodeDecodeError) as exc:
             raise OSError(f"{self.settings.ini_path}: cannot read: {exc}") from None
         self.sockets(parse_ini(text))
@@ -172,7 +165,7 @@ class UwsgiDriver:
         if self._source is not None and self.settings.pinned:
             return self._source
         path, env = self.settings.ini_path, self.settings.environ
-        text = path.read_text(encoding="utf-8")
+        text = read_untrusted_text(path)
         ini = parse_ini(text)
         pinned = pins(ini, path, env) if self.settings.pinned else {}
         self._source = (text, pinned)
@@ -196,16 +189,18 @@ class UwsgiDriver:
         replace.update(pinned)
         # uWSGI's vacuum would unlink a held unix socket's file when a generation exits
         drop = frozenset({"vacuum"}) if any(h.spec.path for h in held) else frozenset()
-        # 0644 in the runtime dir: uWSGI re-reads it on 'r' after dropping privileges
-        write_atomic(self.rendered, render_ini(text, path, replace, drop).encode(), 0o644)
+        # 0600, the master's user's: it may hold env secrets; uWSGI re-reads it on 'r'
+        rendered = render_ini(text, path, replace, drop).encode()
+        run_as = self.settings.run_as
+        write_atomic(self.rendered, rendered, 0o600, run_as.owner if run_as else None)
         self._own_log_file()
         return tuple(h.fd for h in held)
 
     def _own_log_file(self) -> None:
         """With [fnud] user as root, --logto is reopened by that user: the file is theirs."""
-        owner = self.settings.owner
-        if owner is None:
+        if self.settings.run_as is None:
             return
+        owner = self.settings.run_as.owner
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
         fd = os.open(self.log_path, flags, 0o640)
@@ -233,11 +228,11 @@ class UwsgiDriver:
         s = self.settings
         logto = None if self._own_logs() or not s.log_master else self.log_path
         return Command(
-            argv=argv(s.binary, self.fifo, self.rendered, self.stats_path, logto,
-                      s.user, s.group),
+            argv=argv(s.binary, self.fifo, self.rendered, self.stats_path, logto),
             cwd=str(s.ini_path.parent),
             env=child_env(s.environ),
             pass_fds=held,
+            run_as=s.run_as,
         )
 
     # -- what it is doing ------------------------------------------------------------

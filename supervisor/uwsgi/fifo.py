@@ -9,6 +9,8 @@ import stat
 import time
 from pathlib import Path
 
+from supervisor.common.trust import owned_like_its_dir
+
 # master fifo letters (uWSGI docs, "The Master FIFO")
 CHAIN_RELOAD = "c"
 GRACEFUL_RELOAD = "r"
@@ -35,8 +37,8 @@ async def write_fifo(path: Path, letter: str, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.05)
             continue
         try:
-            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, f"{path} is not a fifo")
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode) or not owned_like_its_dir(fd, path):
+                raise OSError(errno.EINVAL, f"{path} is not the master's fifo")
             os.write(fd, letter.encode())
             return
         finally:

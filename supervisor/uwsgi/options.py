@@ -44,6 +44,16 @@ GROUP = ("gid",)
 #: options fnud takes away from uWSGI: they would escape supervision (daemonize), bypass
 #: the reload gate (touch-*) or serve worker stats to every local user (stats)
 TAKEN_AWAY = frozenset({*DAEMONIZE, *STATS, *TOUCH_RELOAD})
+#: options that only a root master applies: with [fnud] user the master is never root
+NEEDS_ROOT = frozenset({"uid", "gid", "chroot", "cap", "emperor-use-clone"})
+
+
+def runs_as_root(key: str) -> bool:
+    """``exec-as-root``, ``hook-as-root``, ``master-as-root``...: root's hooks, which fnud
+    comments out (defence in depth: its master is never root with [fnud] user)."""
+    return key.endswith("-as-root")
+
+
 #: options that load more configuration: what this file lacks may come from there
 INCLUDES = frozenset(
     {"ini", "include", "inherit", "xml", "xmlconfig", "yaml", "yml", "json", "js", "config",

@@ -1,10 +1,11 @@
 """The user's ini as fnud runs it: a rendered copy in the runtime dir.
 
 Options that would escape supervision (``daemonize``), bypass the reload gate
-(``touch-chain-reload``, ``touch-reload``) or expose stats on TCP (``stats``) are
-commented out there, keeping line numbers; uWSGI's ``%d``-style magic variables are
-expanded for the original file so that relative paths keep working; held sockets become
-``fd://N``; a generation's path options are pinned to where they resolved at its start.
+(``touch-chain-reload``, ``touch-reload``), expose stats on TCP (``stats``) or run
+something as root (``exec-as-root``, ``hook-as-root``...) are commented out there,
+keeping line numbers; uWSGI's ``%d``-style magic variables are expanded for the original
+file so that relative paths keep working; held sockets become ``fd://N``; a generation's
+path options are pinned to where they resolved at its start.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def render_ini(
     Line numbers are preserved, so uWSGI's own messages still point at the user's lines.
     """
     parsed = parse_ini(text)
-    dropped = {opt.line for opt in parsed if opt.key in options.TAKEN_AWAY | drop}
+    taken = options.TAKEN_AWAY | drop
+    dropped = {
+        opt.line for opt in parsed if opt.key in taken or options.runs_as_root(opt.key)
+    }
     keys = {opt.line: opt.key for opt in parsed}
     lines = text.split("\n")
     out = []

@@ -87,12 +87,11 @@ def test_chain_progress_is_done_only_when_every_worker_is_new_and_ready() -> Non
     assert progress.done(done) and [w.pid for w in progress.newly_replaced(done)] == [21]
 
 
-def test_configured_user_goes_after_the_users_ini() -> None:
-    argv = uwsgi.argv(
-        "uwsgi", Path("/r/f"), Path("/r/u.ini"), Path("/r/s"), None, "www-data", "www-data"
-    )
-    assert argv.index("--uid") > argv.index("--ini")
-    assert argv[argv.index("--uid") + 1] == "www-data"
+def test_the_master_is_told_no_uid_it_runs_as_the_user_from_its_exec() -> None:
+    """--uid would mean a root master parsing the ini (and its *-as-root options) first."""
+    argv = uwsgi.argv("uwsgi", Path("/r/f"), Path("/r/u.ini"), Path("/r/s"), None)
+    assert "--uid" not in argv and "--gid" not in argv
+    assert argv.index("--master-fifo") < argv.index("--ini")
 
 
 def test_fifo_writer_never_follows_a_link(tmp_path: Path) -> None:
@@ -106,7 +105,7 @@ def test_fifo_writer_never_follows_a_link(tmp_path: Path) -> None:
         asyncio.run(write_fifo(link, "c", timeout=0.2))
     regular = tmp_path / "not-a-fifo"
     regular.write_text("x")
-    with pytest.raises(OSError, match="not a fifo"):
+    with pytest.raises(OSError, match="not the master's fifo"):
         asyncio.run(write_fifo(regular, "c", timeout=0.2))
     assert target.read_text() == "root:x:0:0\n" and regular.read_text() == "x"
 
