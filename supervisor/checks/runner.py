@@ -23,6 +23,7 @@ from supervisor.checks import (
     nginx_conf,
     nginx_test,
     ports_free,
+    trust,
     upstream,
     uwsgi_ini,
     uwsgi_python,
@@ -79,7 +80,7 @@ def check_config(
     except Exception as exc:  # pragma: no cover - gather catches what it expects
         return [_internal(config.path, "reading", exc)]
     server = config.app_server  # "": balancer mode, nginx passes to other hosts
-    stages: list[tuple[str, Check]] = [("fnud.toml", fnud_toml.check)]
+    stages: list[tuple[str, Check]] = [("fnud.toml", fnud_toml.check), ("trust", trust.check)]
     if server == "uwsgi":
         stages += [("uwsgi ini", uwsgi_ini.check), ("generations", generations.check)]
     elif server == "gunicorn":

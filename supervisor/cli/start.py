@@ -69,7 +69,15 @@ def run_foreground(config: Config, ready_fd: int | None, log_file: str | None) -
         sys.stdout, sys.stderr = log_stream(1), log_stream(2)
     sink = Sink(2)  # fnud's own lines: never an exception, even on a full disk
     logsetup.configure(sink)  # type: ignore[arg-type]
-    daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log, sink=sink)
+    from supervisor.stack.plan import StackError
+
+    try:
+        daemon = Daemon(config, os.environ, ready_fd=ready_fd, daemon_log=log, sink=sink)
+    except StackError as exc:  # e.g. an unknown [fnud] user: nothing was started
+        if ready_fd is not None:
+            os.write(ready_fd, f"ERROR {exc}\n".encode())
+        print(f"fnud: {exc}", file=sys.stderr)
+        return 1
     return asyncio.run(daemon.run())
 
 

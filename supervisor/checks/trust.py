@@ -1,0 +1,45 @@
+"""Who runs what: an unknown [fnud] user, the app as root without ``allow_root``, a file
+root trusts that another user may write (the same refusals as start and reload), a
+fnud.toml holding the page's token that every user may read, and the mode the config
+runs in."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from supervisor.checks.finding import Finding, error, warning
+from supervisor.checks.inputs import Inputs
+from supervisor.config.parse import locate
+from supervisor.stack.plan import Plan, StackError
+
+
+def check(inputs: Inputs) -> list[Finding]:
+    config = inputs.config
+    out: list[Finding] = []
+    try:
+        refusal = Plan(config, inputs.environ).root_refusal()
+    except (StackError, OSError) as exc:
+        refusal = str(exc)  # an unreadable file: its own check says so
+    if refusal:
+        line = locate(inputs.toml_text, "fnud", "user") if config.fnud.user else 0
+        out.append(error(config.path, line, refusal))
+    out += _token_readable(inputs)
+    return out
+
+
+def _token_readable(inputs: Inputs) -> list[Finding]:
+    config = inputs.config
+    if not config.web.token:
+        return []
+    try:
+        mode = stat.S_IMODE(os.stat(config.path).st_mode)
+    except OSError:
+        return []
+    if not mode & stat.S_IROTH:
+        return []
+    return [warning(
+        config.path, locate(inputs.toml_text, "web", "token"),
+        "fnud.toml holds [web] token and every local user may read it",
+        f"chmod 600 {config.path} (or 640 with a group of operators)",
+    )]

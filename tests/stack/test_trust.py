@@ -1,0 +1,219 @@
+"""Attacks by the app's user on fnud running as root: each is tried for real, as
+www-data against a stack whose app directory, ini or conf and (where it matters)
+virtualenv that user owns, and each test asserts it got nothing (no file written by
+uid 0, no payload run by root, the daemon still answering). Payloads leave a file named
+TAG-UID in a proof directory; a control payload shows they ran at all.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from testkit import appuser, stackfiles
+from testkit.appuser import Proof
+from testkit.stackdir import StackDir, wait_for
+
+_WHY = appuser.unavailable()
+pytestmark = [pytest.mark.skipif(bool(_WHY), reason=_WHY or "runs")]
+
+
+@pytest.fixture
+def uwsgi_as_user(
+    stack_factory: Callable[..., StackDir],
+) -> Iterator[Callable[..., tuple[StackDir, Proof, Path]]]:
+    def make(**kwargs: object) -> tuple[StackDir, Proof, Path]:
+        stack = stack_factory(**kwargs)
+        venv = appuser.user_venv(stack.root / "home")
+        return appuser.uwsgi_stack(stack, venv), Proof(stack.root), venv
+
+    yield make
+
+
+@pytest.fixture
+def gunicorn_as_user(
+    gunicorn_factory: Callable[..., StackDir],
+) -> Iterator[Callable[..., tuple[StackDir, Proof, Path]]]:
+    def make(**kwargs: object) -> tuple[StackDir, Proof, Path]:
+        stack = gunicorn_factory(**kwargs)
+        venv = appuser.user_venv(stack.root / "home")
+        return appuser.gunicorn_stack(stack, venv), Proof(stack.root), venv
+
+    yield make
+
+
+def uids_of(stack: StackDir) -> dict[str, set[int]]:
+    """{kind of process: the real uids it runs as}, for every process of the stack."""
+    out: dict[str, set[int]] = {}
+    for proc in stackfiles.processes_under([stack.root]):
+        try:
+            cmdline = " ".join(proc.cmdline())
+            uid = proc.uids().real
+        except psutil.Error:
+            continue
+        if "supervisor" in cmdline and "fnud.toml" in cmdline:
+            kind = "fnud"
+        elif cmdline.startswith("nginx: master"):
+            kind = "nginx master"
+        elif cmdline.startswith("nginx: worker"):
+            kind = "nginx worker"
+        else:
+            kind = "app"  # masters, workers, the warm parent
+        out.setdefault(kind, set()).add(uid)
+    return out
+
+
+def pth(venv: Path, proof: Proof, tag: str) -> None:
+    """A .pth line the interpreter runs at start-up (site.py), in the user's venv."""
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (site / f"{tag}.pth").write_text(f"import os; {proof.python(tag)}\n")
+    appuser.give(site / f"{tag}.pth")
+
+
+def test_every_process_of_a_uwsgi_stack_runs_as_the_apps_user(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    stack, _, _ = uwsgi_as_user()
+    stack.start()
+    assert stack.body() == b"Hello from fnud\n"
+    www = appuser.uid()
+    kinds = uids_of(stack)
+    assert kinds["app"] == {www}, kinds  # masters, workers, warm parent
+    assert kinds["nginx worker"] == {www} and kinds["nginx master"] == {0}, kinds
+    rendered = stack.run / "uwsgi-1.ini"
+    info = rendered.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == www  # env secrets
+    result = stack.fnud("reload")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert uids_of(stack)["app"] == {www}
+
+
+def test_the_users_ini_and_venv_run_nothing_as_root(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """exec-as-root, hook-as-root, master-as-root, @(exec://) and a .pth in the venv:
+    uWSGI ran them as www-data (or not at all), at start, at a reload and in fnud check."""
+    stack, proof, venv = uwsgi_as_user()
+    ini = stack.root / "app" / "uwsgi.ini"
+    ini.write_text(ini.read_text() + "\n".join([
+        f"exec-as-root = {proof.shell('exec-as-root')}",
+        f"hook-as-root = exec:{proof.shell('hook-as-root')}",
+        "master-as-root = true",
+        f"exec-pre-app = {proof.shell('control')}",
+        f"env = FNUD_ATTACK=@(exec://{proof.shell('at-exec')})",
+        "",
+    ]))
+    pth(venv, proof, "pth")
+    stack.start()
+    assert stack.body() == b"Hello from fnud\n"
+    assert proof.uids("control") == {appuser.uid()}  # the ini's hooks did run, as www-data
+    assert proof.uids("pth") == {appuser.uid()}  # preflight and master read the .pth
+    result = stack.fnud("reload")
+    assert result.returncode == 0, result.stdout + result.stderr
+    check = stack.fnud("check")
+    assert "exec-as-root' would run as root" in check.stdout, check.stdout
+    assert proof.by_root() == []
+
+
+def test_a_pidfile_link_planted_by_the_user_writes_nothing_of_roots(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    stack, _, _ = uwsgi_as_user()
+    victim = stack.root / "victim"  # root's, in root's directory
+    victim.write_text("precious\n")
+    link = stack.root / "app" / "uwsgi.pid"
+    link.symlink_to(victim)
+    os.chown(link, appuser.uid(), appuser.uid(), follow_symlinks=False)
+    ini = stack.root / "app" / "uwsgi.ini"
+    ini.write_text(ini.read_text() + "pidfile = %duwsgi.pid\nsafe-pidfile = %dsafe.pid\n")
+    stack.fnud("start")  # uWSGI as www-data cannot open root's file: it may not start
+    assert victim.read_text() == "precious\n"
+    assert victim.stat().st_uid == 0
+
+
+def test_an_unknown_user_is_refused_and_nothing_of_the_app_runs(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    stack, proof, venv = uwsgi_as_user()
+    pth(venv, proof, "pth")
+    stack.toml.write_text(stack.toml.read_text().replace(
+        f'user = "{appuser.APP_USER}"', 'user = "fnud-no-such-user"'
+    ))
+    result = stack.fnud("start")
+    assert result.returncode != 0
+    assert "no user named 'fnud-no-such-user'" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert proof.uids("pth") == set()  # nothing imported the app, as anyone
+    check = stack.fnud("check")
+    assert check.returncode != 0 and proof.uids("pth") == set()
+
+
+def test_files_the_user_plants_in_its_corner_freeze_nothing(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """A FIFO where the stats socket was, a link where the fifo was: status still
+    answers, nothing of root's is written, the stack stops."""
+    stack, _, _ = uwsgi_as_user()
+    stack.start()
+    corner = stack.run / "uwsgi"
+    stats, fifo = corner / "uwsgi-stats-1.sock", corner / "uwsgi-1.fifo"
+    victim = stack.root / "victim"
+    victim.write_text("precious\n")
+    planted = appuser.run_as_user(["/bin/sh", "-c", (
+        f"rm -f {stats} {fifo} && mkfifo {stats} && ln -s {victim} {fifo}"
+    )])
+    assert planted.returncode == 0, planted.stderr
+    status = stack.fnud("status", "--json", timeout=30)
+    assert status.returncode == 0, status.stdout + status.stderr
+    stop = stack.fnud("stop", timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_every_process_of_a_gunicorn_stack_runs_as_the_user_with_its_groups(
+    gunicorn_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """The arbiter too: the user's conf, preload_app and the venv's .pth run in it."""
+    stack, proof, venv = gunicorn_as_user()
+    conf = stack.root / "app" / "gunicorn.conf.py"
+    conf.write_text(conf.read_text() + f"{proof.python('conf')}\npreload_app = True\n")
+    app = stack.root / "app" / "app.py"
+    app.write_text(app.read_text() + f"\n{proof.python('import')}\n")
+    pth(venv, proof, "pth")
+    stack.start()
+    assert stack.body() == b"Hello from fnud\n"
+    www = appuser.uid()
+    kinds = uids_of(stack)
+    assert kinds["app"] == {www} and kinds["nginx master"] == {0}, kinds
+    expected = set(os.getgrouplist(appuser.APP_USER, www))
+    for pid in stack.worker_pids():
+        groups = next(
+            line.split()[1:] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("Groups:")
+        )
+        assert {int(g) for g in groups} <= expected, groups  # not root's groups
+    for tag in ("conf", "import", "pth"):
+        assert proof.uids(tag) == {www}, tag
+    assert proof.by_root() == []
+
+
+def test_a_gunicorn_package_in_the_app_dir_never_runs_as_root(
+    gunicorn_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """`python -m gunicorn` in the app's directory imports a gunicorn/ found there first:
+    it runs as the app's user, whatever it does."""
+    stack, proof, _ = gunicorn_as_user(start_timeout=5.0)
+    fake = stack.root / "app" / "gunicorn"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(proof.python("main") + "\n")
+    appuser.give(fake)
+    stack.fnud("start")  # the fake is no server: the start fails
+    wait_for(lambda: proof.uids("main"), message="the planted __main__ to run")
+    assert proof.uids("main") == {appuser.uid()}
+    assert proof.by_root() == []
