@@ -45,11 +45,11 @@ def give(path: Path) -> None:
         os.chown(item, uid(), uid(), follow_symlinks=False)
 
 
-def run_as_user(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_as_user(argv: list[str]) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` as the app's user (the attacker), from /."""
     return subprocess.run(
         argv, user=APP_USER, group=APP_USER, extra_groups=[], cwd="/", text=True,
-        capture_output=True, timeout=60, check=False, **kwargs,  # type: ignore[call-overload]
+        capture_output=True, timeout=60, check=False,
     )
 
 
