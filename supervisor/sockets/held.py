@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.common.ports import Address, holder
+from supervisor.common.runas import RunAs
+from supervisor.common.trust import untrusted_reason
+from supervisor.sockets.asuser import bind_as
 
 DEFAULT_BACKLOG = 100  # what listen() gets unless the program's config says otherwise
 
@@ -59,11 +62,15 @@ class Held:
         return self.sock.fileno()
 
 
-def bind(spec: Spec, backlog: int = DEFAULT_BACKLOG) -> Held:
-    """Bind and listen; the socket is inheritable (passed with ``pass_fds``)."""
+def bind(spec: Spec, backlog: int = DEFAULT_BACKLOG, run_as: RunAs | None = None) -> Held:
+    """Bind and listen; the socket is inheritable (passed with ``pass_fds``). A unix
+    socket in a directory someone else than root may write is bound by ``run_as`` (the
+    app's user), when there is one (see asuser.py)."""
     try:
         if spec.address is not None:
             sock = _bind_inet(spec.address, backlog)
+        elif run_as is not None and untrusted_reason(os.path.dirname(spec.path)):
+            sock = _bind_unix_as(spec, backlog, run_as)
         else:
             sock = _bind_unix(spec, backlog)
     except OSError as exc:
@@ -109,6 +116,20 @@ def _bind_unix(spec: Spec, backlog: int) -> socket.socket:
     return sock
 
 
+def _bind_unix_as(spec: Spec, backlog: int, run_as: RunAs) -> socket.socket:
+    group = None
+    if spec.owner:
+        try:
+            uid, gid = _ids(spec.owner)
+        except KeyError:
+            raise OSError(0, f"unknown user or group in chown-socket {spec.owner}") from None
+        if uid != run_as.uid:
+            raise OSError(0, f"chown-socket {spec.owner}: the socket is {run_as.name}'s "
+                          f"(it is bound by {run_as.name} in a directory it may write)")
+        group = gid
+    return bind_as(spec.path, spec.mode, group, backlog, run_as)
+
+
 def _ids(owner: str) -> tuple[int, int]:
     user, _, group = owner.partition(":")
     entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
@@ -121,7 +142,9 @@ def _ids(owner: str) -> tuple[int, int]:
 class Holder:
     """The sockets fnud holds for its lifetime, by the address they serve."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_as: RunAs | None = None) -> None:
+        """``run_as``: the app's user, who binds unix sockets in its own directories."""
+        self.run_as = run_as
         self.held: dict[str, Held] = {}
         self.inherited: dict[str, socket.socket] = {}  # from systemd's fd store, by key
 
@@ -132,7 +155,9 @@ class Holder:
             held = self.held.get(spec.key)
             if held is None:
                 sock = self.inherited.pop(spec.key, None)
-                held = Held(spec, sock) if sock is not None else bind(spec, backlog)
+                held = Held(spec, sock) if sock is not None else bind(
+                    spec, backlog, self.run_as
+                )
                 self.held[spec.key] = held
             out.append(held)
         return out

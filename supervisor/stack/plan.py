@@ -158,8 +158,8 @@ class Plan:
             line = 0
         where = f"{config.path}:{line}"
         bound = parse_bind(value)
-        if isinstance(bound, str):
-            return Spec(where, line, value, None, path=bound)
+        if isinstance(bound, str):  # for nginx's workers, not every local user
+            return Spec(where, line, value, None, path=bound, mode=0o660)
         return Spec(where, line, value, bound)
 
     def uwsgi_specs(self) -> list[Spec]:

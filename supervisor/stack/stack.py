@@ -33,7 +33,7 @@ class Stack:
         self.plan = plan
         self.paths = plan.paths
         self.enqueue = enqueue
-        self.app_sockets = Holder()
+        self.app_sockets = Holder(plan.run_as)  # binds in the app's dirs as the app's user
         self.nginx_sockets = Holder()
         self.nginx: Program[NginxDriver] = Program(
             NginxDriver(plan.nginx_settings(self.nginx_sockets)), enqueue,

@@ -175,6 +175,51 @@ def test_files_the_user_plants_in_its_corner_freeze_nothing(
     assert victim.read_text() == "precious\n"
 
 
+def unix_socket(stack: StackDir, where: str) -> Path:
+    """The app on a unix socket at app/``where`` (the user's directory), nginx on it."""
+    path = stack.root / "app" / where
+    ini = stack.root / "app" / "uwsgi.ini"
+    ini.write_text(ini.read_text().replace(
+        f"socket = 127.0.0.1:{stack.uwsgi_port}", f"socket = {path}\nchmod-socket = 660"
+    ))
+    stack.nginx_conf.write_text(stack.nginx_conf.read_text().replace(
+        f"uwsgi_pass 127.0.0.1:{stack.uwsgi_port}", f"uwsgi_pass unix:{path}"
+    ))
+    return path
+
+
+def test_a_unix_socket_in_the_users_directory_is_bound_by_the_user(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    stack, _, _ = uwsgi_as_user()
+    (stack.root / "app" / "run").mkdir()
+    appuser.give(stack.root / "app" / "run")
+    path = unix_socket(stack, "run/app.sock")
+    stack.start()
+    assert stack.body() == b"Hello from fnud\n"
+    info = path.lstat()
+    assert stat.S_ISSOCK(info.st_mode) and info.st_uid == appuser.uid()
+    assert stat.S_IMODE(info.st_mode) == 0o660
+
+
+def test_a_socket_path_through_a_planted_link_creates_nothing_of_roots(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """app/run -> a directory of root's: fnud does not bind, chmod or chown there."""
+    stack, _, _ = uwsgi_as_user(start_timeout=5.0)
+    victim = stack.root / "victim"
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0\n")
+    (stack.root / "app" / "run").symlink_to(victim)
+    os.chown(stack.root / "app" / "run", appuser.uid(), appuser.uid(), follow_symlinks=False)
+    unix_socket(stack, "run/passwd.sock")
+    result = stack.fnud("start")
+    assert result.returncode != 0
+    assert "Permission denied" in result.stdout + result.stderr
+    assert sorted(p.name for p in victim.iterdir()) == ["passwd"]
+    assert (victim / "passwd").stat().st_mode & 0o777 == 0o644
+
+
 def test_every_process_of_a_gunicorn_stack_runs_as_the_user_with_its_groups(
     gunicorn_as_user: Callable[..., tuple[StackDir, Proof, Path]],
 ) -> None:
