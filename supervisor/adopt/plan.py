@@ -22,13 +22,14 @@ from pathlib import Path
 import crossplane
 import psutil
 
-from supervisor.adopt import ini_fix, report, site, toml
+from supervisor.adopt import files, ini_fix, report, site, toml
 from supervisor.adopt.errors import InitError
 from supervisor.checks import ports_free
 from supervisor.checks import runner as checks
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import gather
 from supervisor.common import ports
+from supervisor.common.trust import read_untrusted
 from supervisor.config.parse import ConfigError, load_config
 from supervisor.config.schema import Config
 from supervisor.uwsgi import options
@@ -80,6 +81,7 @@ def run(opts: Options, out: Output, err: Output) -> int:
         out_lines = report.edits(plan.ini_label, plan.fixed.edits)
         if not opts.force and not opts.dry_run:
             refuse_existing(plan)
+        files.refuse_untrusted(plan.directory)
         findings = [*plan.notes, *verify(plan)]
     except InitError as exc:
         err(f"fnud: {exc}")
@@ -98,6 +100,9 @@ def run(opts: Options, out: Output, err: Output) -> int:
         return 0
     try:
         write(plan)
+    except InitError as exc:
+        err(f"fnud: {exc}")
+        return 1
     except OSError as exc:
         err(f"fnud: {exc.filename or plan.directory}: cannot write: {exc.strerror or exc}")
         return 1
@@ -120,8 +125,9 @@ def absolute(path: str) -> Path:
 
 
 def read_text(path: Path, what: str) -> str:
+    """The user's file, read as root reads the app's files (no planted link, no FIFO)."""
     try:
-        return path.read_bytes().decode("utf-8")
+        return read_untrusted(path).decode("utf-8")
     except FileNotFoundError:
         raise InitError(path, 0, f"{what}: no such file") from None
     except IsADirectoryError:
@@ -306,13 +312,9 @@ def _links_to(path: Path, target: str) -> bool:
 
 def place(directory: Path, plan: Plan) -> None:
     """Write the plan's files and links into ``directory`` (replacing what is there)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    files.prepare_dir(directory)
     for name, text in plan.files:
-        path = directory / name
-        tmp = path.with_name(f".{name}.fnud-init")
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        files.write_new(directory / name, text)
     for link in plan.links:
         path = directory / link.name
         if _links_to(path, link.target):

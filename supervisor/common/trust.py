@@ -122,7 +122,10 @@ def read_untrusted(path: str | os.PathLike[str], max_bytes: int = MAX_BYTES) -> 
 
     fd = _walk(os.fspath(path), False, open_last)
     with open(fd, "rb", closefd=True) as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, "not a regular file")
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:

@@ -210,7 +210,13 @@ class Plan:
 
     @property
     def runs_app_as_root(self) -> bool:
-        return os.geteuid() == 0 and not self.config.fnud.user and not self.config.balancer
+        """fnud is root and so is whoever runs the app (allow_root, or user = "root")."""
+        if os.geteuid() != 0 or self.config.balancer:
+            return False
+        try:
+            return self.run_as is None or self.run_as.uid == 0
+        except StackError:
+            return False  # refused anyway
 
     @property
     def nginx_files(self) -> tuple[str, ...]:

@@ -262,3 +262,21 @@ def test_a_gunicorn_package_in_the_app_dir_never_runs_as_root(
     wait_for(lambda: proof.uids("main"), message="the planted __main__ to run")
     assert proof.uids("main") == {appuser.uid()}
     assert proof.by_root() == []
+
+
+def test_init_writes_nothing_into_a_directory_the_user_may_write(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """`sudo fnud init --dir D` with D the app's user's: refused, nothing written there
+    (fnud as root would trust what it finds in D later)."""
+    stack, _, _ = uwsgi_as_user()
+    target = stack.root / "app" / "fnud"
+    target.mkdir()
+    appuser.give(target)
+    result = stack.fnud(
+        "init", "--ini", str(stack.root / "app" / "uwsgi.ini"), "--dir", str(target),
+        "--user", appuser.APP_USER,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{target}: " in result.stderr and "--dir /etc/fnud" in result.stderr
+    assert list(target.iterdir()) == []
