@@ -12,16 +12,21 @@ from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs
 from supervisor.config.parse import locate
 from supervisor.stack.plan import Plan, StackError
+from supervisor.stack.trusted import untrusted_file
 
 
 def check(inputs: Inputs) -> list[Finding]:
     config = inputs.config
     out: list[Finding] = []
+    plan = Plan(config, inputs.environ)
     try:
-        refusal = Plan(config, inputs.environ).root_refusal()
+        untrusted = untrusted_file(plan)
+        refusal = "" if untrusted else plan.root_refusal()
     except (StackError, OSError) as exc:
-        refusal = str(exc)  # an unreadable file: its own check says so
-    if refusal:
+        untrusted, refusal = None, str(exc)  # an unreadable file: its own check says so
+    if untrusted is not None:
+        out.append(error(untrusted[0], 0, untrusted[1]))
+    elif refusal:
         line = locate(inputs.toml_text, "fnud", "user") if config.fnud.user else 0
         out.append(error(config.path, line, refusal))
     out += _token_readable(inputs)

@@ -28,7 +28,11 @@ MAX_BYTES = 1 << 20  # an ini, a conf, a JSON answer: far below this
 
 
 class Untrusted(Exception):
-    """One line: which file or directory others may write, and the fix."""
+    """A directory on the way that others may write: ``path`` and ``why``."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"directory {path} is {why}")
+        self.path, self.why = path, why
 
 
 def _trusted_uid(uid: int) -> bool:
@@ -98,7 +102,7 @@ def _walk(
 def _check_dir(dirfd: int, name: str) -> None:
     why = _writable_by_others(os.fstat(dirfd))
     if why:
-        raise Untrusted(f"directory {os.readlink(f'/proc/self/fd/{dirfd}')} is {why}")
+        raise Untrusted(os.readlink(f"/proc/self/fd/{dirfd}"), why)
 
 
 def _link_target(dirfd: int, name: str, exc: OSError) -> str:
@@ -164,6 +168,13 @@ def owned_like_its_dir(fd: int, path: str | os.PathLike[str]) -> bool:
 
 def untrusted_reason(path: str | os.PathLike[str]) -> str:
     """Why root may not trust ``path`` ('' when it is root's alone, up to ``/``)."""
+    found = untrusted_entry(path)
+    return f"{os.fspath(path)}: {found[1]}" if found else ""
+
+
+def untrusted_entry(path: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(the file or directory others may write, why) on the way to ``path``; None when
+    it is root's alone."""
     name = os.fspath(path)
 
     def open_last(dirfd: int, last: str) -> int:
@@ -172,14 +183,14 @@ def untrusted_reason(path: str | os.PathLike[str]) -> str:
     try:
         fd = _walk(name, True, open_last)
     except Untrusted as exc:
-        return f"{name}: {exc}"
+        return exc.path, str(exc)
     except OSError as exc:
-        return f"{name}: {exc.strerror or exc}"
+        return name, str(exc.strerror or exc)
     try:
         why = _writable_by_others(os.fstat(fd))
     finally:
         os.close(fd)
-    return f"{name}: {why}" if why else ""
+    return (name, why) if why else None
 
 
 def is_trusted(path: str | os.PathLike[str]) -> bool:

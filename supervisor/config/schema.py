@@ -24,9 +24,9 @@ class FnudSection:
     log_dir: Path = Path("log")  # fnud.log (detached daemon), uwsgi.log or gunicorn.log, nginx.log
     stop_timeout: float = 20.0  # graceful stop budget before SIGKILL to the process groups
     start_timeout: float = 30.0  # how long a program may take to become ready
-    user: str = ""  # as root: the user the app server's and nginx's workers run as
+    user: str = ""  # as root: the user the app server (master and workers) runs as
     group: str = ""  # default: that user's primary group
-    allow_root: bool = False  # as root with no user (and no uid in the ini): refuse, unless true
+    allow_root: bool = False  # as root with no user: refuse, unless true
     balancer: bool = False  # true: balancer mode, no app server: fnud runs nginx alone
 
 
@@ -165,11 +165,6 @@ class Config:
     @property
     def server_display(self) -> str:
         return DISPLAY[self.server]
-
-    @property
-    def workers_user(self) -> str:
-        """Where the app server's workers are told whom to run as (besides [fnud] user)."""
-        return "uWSGI `uid`/`gid`" if self.server == "uwsgi" else "[fnud] user"
 
     @property
     def generation_key(self) -> str:

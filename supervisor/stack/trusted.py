@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Protocol
 
-from supervisor.common.trust import untrusted_reason
+from supervisor.common.trust import untrusted_entry
 from supervisor.config.schema import Config
 
 
@@ -44,20 +44,27 @@ def root_trusts(plan: _Plan) -> list[str]:
     return [f for f in dict.fromkeys(files) if f]
 
 
-def trust_refusal(plan: _Plan) -> str:
-    """Why root may not use this config ('' when every file is root's alone): one line
-    naming the file, who else may write it, and the fix."""
+def untrusted_file(plan: _Plan) -> tuple[str, str] | None:
+    """(a file root trusts, why it may not): the first of ``root_trusts`` someone but
+    root may write, or a directory above it; None when fnud is not root or all are
+    root's alone."""
     if os.geteuid() != 0:
-        return ""
+        return None
     for name in root_trusts(plan):
         if not Path(name).exists():
             continue  # reported by the checks that need it
-        why = untrusted_reason(name)
-        if why:
-            quoted = shlex.quote(name)
-            return (
-                f"{why}: fnud runs as root and trusts this file, so only root may write "
-                f"it and the directories above it (chown root:root {quoted}; "
-                f"chmod go-w {quoted}; the same for a directory named)"
+        found = untrusted_entry(name)
+        if found is not None:
+            offender, why = found
+            quoted = shlex.quote(offender)
+            return name, (
+                f"{why}: fnud runs as root and trusts this file, so only root may write it "
+                f"and the directories above it (chown root:root {quoted}; chmod go-w {quoted})"
             )
-    return ""
+    return None
+
+
+def trust_refusal(plan: _Plan) -> str:
+    """``untrusted_file`` as one line ('' when there is none)."""
+    found = untrusted_file(plan)
+    return f"{found[0]}: {found[1]}" if found else ""

@@ -98,10 +98,11 @@ FileDescriptorStoreMax=64
 # nginx keeps two descriptors per proxied connection
 LimitNOFILE=65536
 
-# Who runs the stack. Without User= (root), nginx and {server} start as root and drop to the
-# users named in your files (nginx `user`, {server_users}). With a non-root User=, that
-# user must be able to read the app and the configs; for ports below 1024 (80, 443) it
-# also needs AmbientCapabilities=CAP_NET_BIND_SERVICE, which nginx inherits.
+# Who runs the stack. Without User= (root), fnud and nginx's master run as root; nginx's
+# workers drop to nginx `user`, {server} runs as [fnud] user from its start. With a
+# non-root User=, that user must be able to read the app and the configs; for ports below
+# 1024 (80, 443) it also needs AmbientCapabilities=CAP_NET_BIND_SERVICE, which nginx
+# inherits.
 {user_block}
 
 # Directories fnud writes (from fnud.toml). nginx and {server} write what your nginx.conf and
@@ -192,7 +193,6 @@ def _server_words(config: Config) -> dict[str, str]:
         "server": config.server_display,
         "server_log": f"{config.server}.log",
         "server_conf": files[0].name if files else "fnud.toml",
-        "server_users": config.workers_user,
     }
 
 

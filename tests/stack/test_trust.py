@@ -280,3 +280,27 @@ def test_init_writes_nothing_into_a_directory_the_user_may_write(
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{target}: " in result.stderr and "--dir /etc/fnud" in result.stderr
     assert list(target.iterdir()) == []
+
+
+def test_a_config_file_the_user_may_write_is_refused_before_anything_runs(
+    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+) -> None:
+    """nginx.conf includes a file in the app's directory: nginx's root master would run
+    what that user writes there. start and check refuse, naming the file and the fix."""
+    stack, proof, venv = uwsgi_as_user()
+    pth(venv, proof, "pth")
+    included = stack.root / "app" / "extra.conf"
+    included.write_text("# the app's user may write this\n")
+    appuser.give(included)
+    stack.nginx_conf.write_text(stack.nginx_conf.read_text().replace(
+        "http {", f"http {{\n    include {included};", 1
+    ))
+    result = stack.fnud("start")
+    assert result.returncode != 0
+    owned = f"directory {included.parent} is owned by uid {appuser.uid()}"
+    assert f"{included}: error: {owned}" in result.stderr, result.stderr
+    assert f"chown root:root {included.parent}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert proof.uids("pth") == set()  # refused before the app was imported
+    check = stack.fnud("check")
+    assert check.returncode != 0 and f"{included}: error: {owned}" in check.stdout
