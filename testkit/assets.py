@@ -5,7 +5,9 @@ test`` (``python -m testkit.assets``, outside any test's timeout) and cached:
   .venv/fleet-wheels, where the fleet test bed finds the same one;
 - an app virtualenv another user can run (made from /usr/bin/python3, with Flask,
   uWSGI and gunicorn), outside root's home and this checkout (a fresh clone may be
-  0700): the tests that run the app as www-data use it.
+  0700): the tests that run the app as www-data use it;
+- fnud itself from this checkout's wheel in such a virtualenv: the tests that run fnud
+  as an unprivileged user use it.
 
 A test that needs one calls :func:`system_wheelhouse` or :func:`app_venv`: a cache hit
 when ``make test`` built it, a build (minutes) when pytest was run by hand.
@@ -39,6 +41,20 @@ def system_wheelhouse() -> Path:
     return tar
 
 
+def fnud_venv() -> Path:
+    """fnud itself (this checkout's wheel, with uWSGI) in a virtualenv of /usr/bin/python3
+    that every user can run: fnud run by an unprivileged user. One per source tree (older
+    ones go after a few hours)."""
+    tar = system_wheelhouse()
+    venv = APP_VENVS / f"fnud-{tar.stem.removeprefix('wheelhouse-fnud-')}"
+    if (venv / ".complete").exists():
+        return venv
+    for old in APP_VENVS.glob("fnud-*"):  # other trees' (a run may still use one)
+        if time.time() - old.stat().st_mtime > 6 * 3600:
+            shutil.rmtree(old, ignore_errors=True)
+    return _venv(venv, tar, ["fnud[uwsgi]"], [])
+
+
 def app_venv() -> Path:
     """A virtualenv of /usr/bin/python3 with Flask, uWSGI and gunicorn, root's and
     readable by every user (the app's user runs it, and may not change it)."""
@@ -47,21 +63,27 @@ def app_venv() -> Path:
     venv = APP_VENVS / f"app-{deps_key}"
     if (venv / ".complete").exists():
         return venv
+    return _venv(venv, tar, ["flask", "uwsgi"], ["gunicorn"])
+
+
+def _venv(venv: Path, tar: Path, local: list[str], index: list[str]) -> Path:
+    """A venv of /usr/bin/python3 with ``local`` from the wheelhouse and ``index`` from
+    the package index, root's and readable by everyone."""
     APP_VENVS.mkdir(mode=0o755, parents=True, exist_ok=True)
     APP_VENVS.chmod(0o755)
-    partial = venv.with_name(venv.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = venv  # built in place (scripts name their python by path): done once
+    shutil.rmtree(partial, ignore_errors=True)  # complete once .complete is there
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(tar) as archive:
             archive.extractall(tmp, filter="data")
         subprocess.run([SYSTEM_PYTHON, "-m", "venv", partial], check=True)
         pip = [str(partial / "bin" / "pip"), "install", "--quiet", "--no-cache-dir",
                "--disable-pip-version-check"]
-        subprocess.run([*pip, "--no-index", "--find-links", f"{tmp}/wheels", "flask",
-                        "uwsgi"], check=True, stdin=subprocess.DEVNULL)
-        subprocess.run([*pip, "gunicorn"], check=True, stdin=subprocess.DEVNULL)
+        subprocess.run([*pip, "--no-index", "--find-links", f"{tmp}/wheels", *local],
+                       check=True, stdin=subprocess.DEVNULL)
+        if index:
+            subprocess.run([*pip, *index], check=True, stdin=subprocess.DEVNULL)
     subprocess.run(["chmod", "-R", "a+rX,go-w", str(partial)], check=True)
-    partial.rename(venv)
     (venv / ".complete").touch()
     return venv
 
@@ -72,8 +94,8 @@ def main() -> int:
         return 0
     began = time.monotonic()
     tar = system_wheelhouse()
-    venv = app_venv()
-    print(f"test assets: {tar.relative_to(ROOT)} and {venv} ready in "
+    venvs = [app_venv(), fnud_venv()]
+    print(f"test assets: {tar.relative_to(ROOT)}, {', '.join(map(str, venvs))} ready in "
           f"{time.monotonic() - began:.1f}s")
     return 0
 

@@ -12,6 +12,7 @@ without ``[uwsgi]``, nginx.conf that does not parse all become findings.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -38,6 +39,7 @@ __all__ = [
     "check_all",
     "check_config",
     "errors_for",
+    "mode_line",
     "summary",
 ]
 
@@ -119,6 +121,12 @@ def check_all(
     if config is None:
         return findings
     return findings + check_config(config, run_nginx_test=run_nginx_test, check_ports=check_ports)
+
+
+def mode_line(path: Path) -> str:
+    """Which mode the fnud.toml at ``path`` runs in ('' when it does not parse)."""
+    config, _ = fnud_toml.load(path)
+    return trust.mode_line(config, os.environ) if config is not None else ""
 
 
 def errors_for(config: Config, check_ports: bool = True) -> list[str]:

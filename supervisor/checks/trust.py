@@ -1,16 +1,19 @@
 """Who runs what: an unknown [fnud] user, the app as root without ``allow_root``, a file
 root trusts that another user may write (the same refusals as start and reload), a
-fnud.toml holding the page's token that every user may read, and the mode the config
-runs in."""
+fnud.toml holding the page's token that every user may read; and the mode the config
+runs in (``mode_line``)."""
 
 from __future__ import annotations
 
 import os
+import pwd
 import stat
+from collections.abc import Mapping
 
 from supervisor.checks.finding import Finding, error, warning
 from supervisor.checks.inputs import Inputs
 from supervisor.config.parse import locate
+from supervisor.config.schema import Config
 from supervisor.stack.plan import Plan, StackError
 from supervisor.stack.trusted import untrusted_file
 
@@ -48,3 +51,26 @@ def _token_readable(inputs: Inputs) -> list[Finding]:
         "fnud.toml holds [web] token and every local user may read it",
         f"chmod 600 {config.path} (or 640 with a group of operators)",
     )]
+
+
+def mode_line(config: Config, environ: Mapping[str, str]) -> str:
+    """Who runs what with this config, run by this user."""
+    server = config.server_display
+    if os.geteuid() != 0:
+        who = pwd_name(os.geteuid())
+        ports = "its own ports" if not environ.get("LISTEN_FDS") else "sockets from systemd"
+        return (f"mode: rootless: fnud, nginx and {server} run as {who}, on {ports} "
+                "(ports below 1024 come from systemd: fnud systemd-unit --socket)")
+    if config.balancer:
+        return "mode: root: fnud and nginx's master as root, nginx's workers as nginx's user"
+    if config.fnud.user and config.fnud.user != "root":
+        return (f"mode: root: fnud and nginx's master as root; {server} (master and "
+                f"workers), the preflight and the probes as {config.fnud.user}")
+    return f"mode: root: fnud, nginx's master and {server} as root (allow_root)"
+
+
+def pwd_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"

@@ -45,7 +45,7 @@ def check(inputs: Inputs) -> list[Finding]:
     out += missing_paths(ini, path, inputs.environ)
     out += no_app(ini, path)
     out += runtime_files(ini, path, inputs.environ)
-    out += root_options(ini, path, bool(inputs.config.fnud.user))
+    out += root_options(ini, path, bool(inputs.config.fnud.user) or os.geteuid() != 0)
     return out
 
 
@@ -64,8 +64,8 @@ def root_options(ini: UwsgiIni, path: Path, app_user: bool) -> list[Finding]:
         elif app_user and opt.key in options.NEEDS_ROOT:
             out.append(warning(
                 path, opt.line,
-                f"'{opt.key} = {opt.value}' does nothing: with [fnud] user uWSGI starts as that "
-                "user from its exec, never as root",
+                f"'{opt.key} = {opt.value}' does nothing: uWSGI starts as [fnud] user (or as "
+                "fnud's own user) from its exec, never as root",
                 "remove it: the workers' user is [fnud] user (and group) in fnud.toml",
             ))
     return out

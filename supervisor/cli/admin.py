@@ -30,6 +30,9 @@ def check(ctx: click.Context) -> None:
     findings = checks.check_all(path)
     for finding in findings:
         click.echo(finding.format())
+    mode = checks.mode_line(path)
+    if mode:
+        click.echo(mode)
     click.echo(checks.summary(findings))
     sys.exit(1 if any(f.is_error for f in findings) else 0)
 
@@ -39,18 +42,36 @@ def check(ctx: click.Context) -> None:
 @click.option("--install", is_flag=True,
               help=f"Write it to {UNIT_PATH} and say what to run next.")
 @click.option("--force", is_flag=True, help="With --install: replace a different unit there.")
-@click.option("--unit-path", default=UNIT_PATH, hidden=True)
+@click.option("--unit-path", default="", hidden=True)
+@click.option("--socket", "socket_unit", is_flag=True,
+              help="The fnud.socket unit instead: systemd binds nginx's listens (rootless).")
 @click.pass_context
-def systemd_unit(ctx: click.Context, install: bool, force: bool, unit_path: str) -> None:
+def systemd_unit(
+    ctx: click.Context, install: bool, force: bool, unit_path: str, socket_unit: bool
+) -> None:
     """Print a systemd unit for this config and this installation (like `pm2 startup`)."""
     from supervisor.systemd import unit
 
     config = get_config(ctx)
-    text = unit.render(config, fnud_executable())
+    if socket_unit:
+        text = _socket_unit(config)
+        unit_path = unit_path or UNIT_PATH.replace(".service", ".socket")
+    else:
+        text = unit.render(config, fnud_executable())
+        unit_path = unit_path or UNIT_PATH
     if not install:
         click.echo(text, nl=False)
         return
     install_unit(config, text, Path(unit_path), force)
+
+
+def _socket_unit(config: Config) -> str:
+    from supervisor.nginx.conf import analyze
+    from supervisor.nginx.driver import NginxDriver
+    from supervisor.systemd.socketunit import render_socket
+
+    conf = analyze(config.nginx.conf)
+    return render_socket(str(config.path), (spec.key for spec in NginxDriver.specs(conf)))
 
 
 def install_unit(config: Config, text: str, path: Path, force: bool) -> None:

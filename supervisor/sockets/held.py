@@ -139,6 +139,14 @@ def _ids(owner: str) -> tuple[int, int]:
     return entry.pw_uid, gid
 
 
+def bound_key(sock: socket.socket) -> str:
+    """The key (``Spec.key``) of the address ``sock`` is bound to."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+    return str(Address(str(name[0]), int(name[1])))
+
+
 class Holder:
     """The sockets fnud holds for its lifetime, by the address they serve."""
 

@@ -21,9 +21,9 @@ from supervisor.process.states import State
 from supervisor.runtime import state as state_file
 from supervisor.runtime.release import Release
 from supervisor.runtime.state import Other, ProgramRecord, StackState
-from supervisor.sockets.held import Holder
+from supervisor.sockets.held import Holder, bound_key
 from supervisor.sockets.recover import listening_fds, resync
-from supervisor.stack.plan import Plan
+from supervisor.stack.plan import Plan, StackError
 
 AppProgram = Program[AppDriver]
 
@@ -176,13 +176,27 @@ class Stack:
         }
 
     def inherit(self, named: Mapping[str, int]) -> None:
-        """Sockets systemd kept for us (``held_fds`` names) wait to be taken by address."""
+        """Sockets systemd passed us wait to be taken by address: named as ``held_fds``
+        names them (the fd store), or unnamed (a fnud.socket unit, systemd-socket-activate)
+        and matched to a listen of nginx.conf or the app's config by the address they are
+        bound to."""
         holders = self.holders()
         for name, fd in named.items():
+            sock = socket.socket(fileno=fd)
             program, _, key = name.partition("/")
-            holder = holders.get(program)
-            if holder is not None and key:
-                holder.inherited[key] = socket.socket(fileno=fd)
+            if program not in holders or not key:
+                program, key = self._owner_of(sock)
+            holders[program].inherited[key] = sock
+
+    def _owner_of(self, sock: socket.socket) -> tuple[str, str]:
+        """(program, address) of an unnamed inherited socket: nginx's unless the app's
+        config names that address."""
+        key = bound_key(sock)
+        try:
+            app_keys = {spec.key for spec in self.plan.app_specs()}
+        except (StackError, OSError):
+            app_keys = set()
+        return (self.app.name if key in app_keys else self.nginx.name), key
 
     def inherited(self) -> bool:
         return any(holder.inherited for holder in self.holders().values())

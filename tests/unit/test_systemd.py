@@ -146,3 +146,12 @@ def test_without_journal_stream_lines_carry_a_timestamp(restore_logging: None) -
 def test_watchdog_for_another_pid_is_not_ours() -> None:
     assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval == 0
     assert Notifier({"WATCHDOG_USEC": "1000000"}).watchdog_interval == 0.5
+
+
+def test_the_socket_unit_listens_on_every_address_nginx_listens_on() -> None:
+    from supervisor.systemd.socketunit import render_socket
+
+    text = render_socket("/etc/fnud/fnud.toml", ["0.0.0.0:80", "[::]:443"])
+    listens = [line for line in text.splitlines() if line.startswith("ListenStream=")]
+    assert listens == ["ListenStream=0.0.0.0:80", "ListenStream=[::]:443"]
+    assert "[Install]\nWantedBy=sockets.target" in text
