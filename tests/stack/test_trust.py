@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -23,28 +23,28 @@ _WHY = appuser.unavailable()
 pytestmark = [pytest.mark.skipif(bool(_WHY), reason=_WHY or "runs")]
 
 
-@pytest.fixture
-def uwsgi_as_user(
-    stack_factory: Callable[..., StackDir],
-) -> Iterator[Callable[..., tuple[StackDir, Proof, Path]]]:
-    def make(**kwargs: object) -> tuple[StackDir, Proof, Path]:
-        stack = stack_factory(**kwargs)
+Made = tuple[StackDir, Proof, Path]  # the stack, its proof dir, the user's venv
+
+
+def _as_user(
+    factory: Callable[..., StackDir], convert: Callable[[StackDir, Path], StackDir]
+) -> Callable[..., Made]:
+    def make(**kwargs: object) -> Made:
+        stack = factory(**kwargs)
         venv = appuser.user_venv(stack.root / "home")
-        return appuser.uwsgi_stack(stack, venv), Proof(stack.root), venv
+        return convert(stack, venv), Proof(stack.root), venv
 
-    yield make
+    return make
 
 
 @pytest.fixture
-def gunicorn_as_user(
-    gunicorn_factory: Callable[..., StackDir],
-) -> Iterator[Callable[..., tuple[StackDir, Proof, Path]]]:
-    def make(**kwargs: object) -> tuple[StackDir, Proof, Path]:
-        stack = gunicorn_factory(**kwargs)
-        venv = appuser.user_venv(stack.root / "home")
-        return appuser.gunicorn_stack(stack, venv), Proof(stack.root), venv
+def uwsgi_as_user(stack_factory: Callable[..., StackDir]) -> Callable[..., Made]:
+    return _as_user(stack_factory, appuser.uwsgi_stack)
 
-    yield make
+
+@pytest.fixture
+def gunicorn_as_user(gunicorn_factory: Callable[..., StackDir]) -> Callable[..., Made]:
+    return _as_user(gunicorn_factory, appuser.gunicorn_stack)
 
 
 def uids_of(stack: StackDir) -> dict[str, set[int]]:
@@ -76,7 +76,7 @@ def pth(venv: Path, proof: Proof, tag: str) -> None:
 
 
 def test_every_process_of_a_uwsgi_stack_runs_as_the_apps_user(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     stack, _, _ = uwsgi_as_user()
     stack.start()
@@ -94,7 +94,7 @@ def test_every_process_of_a_uwsgi_stack_runs_as_the_apps_user(
 
 
 def test_the_users_ini_and_venv_run_nothing_as_root(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     """exec-as-root, hook-as-root, master-as-root, @(exec://) and a .pth in the venv:
     uWSGI ran them as www-data (or not at all), at start, at a reload and in fnud check."""
@@ -121,7 +121,7 @@ def test_the_users_ini_and_venv_run_nothing_as_root(
 
 
 def test_a_pidfile_link_planted_by_the_user_writes_nothing_of_roots(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     stack, _, _ = uwsgi_as_user()
     victim = stack.root / "victim"  # root's, in root's directory
@@ -137,7 +137,7 @@ def test_a_pidfile_link_planted_by_the_user_writes_nothing_of_roots(
 
 
 def test_an_unknown_user_is_refused_and_nothing_of_the_app_runs(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     stack, proof, venv = uwsgi_as_user()
     pth(venv, proof, "pth")
@@ -154,7 +154,7 @@ def test_an_unknown_user_is_refused_and_nothing_of_the_app_runs(
 
 
 def test_files_the_user_plants_in_its_corner_freeze_nothing(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     """A FIFO where the stats socket was, a link where the fifo was: status still
     answers, nothing of root's is written, the stack stops."""
@@ -189,7 +189,7 @@ def unix_socket(stack: StackDir, where: str) -> Path:
 
 
 def test_a_unix_socket_in_the_users_directory_is_bound_by_the_user(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     stack, _, _ = uwsgi_as_user()
     (stack.root / "app" / "run").mkdir()
@@ -203,7 +203,7 @@ def test_a_unix_socket_in_the_users_directory_is_bound_by_the_user(
 
 
 def test_a_socket_path_through_a_planted_link_creates_nothing_of_roots(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     """app/run -> a directory of root's: fnud does not bind, chmod or chown there."""
     stack, _, _ = uwsgi_as_user(start_timeout=5.0)
@@ -221,7 +221,7 @@ def test_a_socket_path_through_a_planted_link_creates_nothing_of_roots(
 
 
 def test_every_process_of_a_gunicorn_stack_runs_as_the_user_with_its_groups(
-    gunicorn_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    gunicorn_as_user: Callable[..., Made],
 ) -> None:
     """The arbiter too: the user's conf, preload_app and the venv's .pth run in it."""
     stack, proof, venv = gunicorn_as_user()
@@ -248,7 +248,7 @@ def test_every_process_of_a_gunicorn_stack_runs_as_the_user_with_its_groups(
 
 
 def test_a_gunicorn_package_in_the_app_dir_never_runs_as_root(
-    gunicorn_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    gunicorn_as_user: Callable[..., Made],
 ) -> None:
     """`python -m gunicorn` in the app's directory imports a gunicorn/ found there first:
     it runs as the app's user, whatever it does."""
@@ -265,7 +265,7 @@ def test_a_gunicorn_package_in_the_app_dir_never_runs_as_root(
 
 
 def test_init_writes_nothing_into_a_directory_the_user_may_write(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     """`sudo fnud init --dir D` with D the app's user's: refused, nothing written there
     (fnud as root would trust what it finds in D later)."""
@@ -283,7 +283,7 @@ def test_init_writes_nothing_into_a_directory_the_user_may_write(
 
 
 def test_a_config_file_the_user_may_write_is_refused_before_anything_runs(
-    uwsgi_as_user: Callable[..., tuple[StackDir, Proof, Path]],
+    uwsgi_as_user: Callable[..., Made],
 ) -> None:
     """nginx.conf includes a file in the app's directory: nginx's root master would run
     what that user writes there. start and check refuse, naming the file and the fix."""
