@@ -89,6 +89,24 @@ cooldown = {cooldown}
 """
 
 
+#: appended to a stack's app by ``StackDir.add_hold_route``: GET /hold answers only once
+#: ``hold.release`` exists beside the app (or after 120 s), so a request stays in flight
+#: for exactly as long as a test needs it to, whatever the machine's load
+HOLD_ROUTE = """
+
+@app.route("/hold")
+def hold() -> dict[str, bool]:
+    import pathlib as _pathlib
+    import time as _time
+
+    release = _pathlib.Path(__file__).with_name("hold.release")
+    deadline = _time.monotonic() + 120.0
+    while not release.exists() and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    return {"released": release.exists()}
+"""
+
+
 class InFlight:
     """One request running in a thread: ``answer`` is (status, body), or (0, error name)
     when the connection was cut."""
@@ -184,6 +202,22 @@ class StackDir(stackfiles.StackLayout):
         flight.thread.start()
         wait_for(self._busy, message="the slow request to reach a worker")
         return flight
+
+    def add_hold_route(self) -> None:
+        """GET /hold in the app (HOLD_ROUTE): before the start, or before a reload."""
+        self.app.write_text(self.app.read_text() + HOLD_ROUTE)
+
+    def request_held(self) -> InFlight:
+        """GET /hold in a thread; return once an app server worker is busy with it. It
+        is answered after ``release_held()``."""
+        flight = InFlight(f"{self.url}/hold", 180)
+        flight.thread.start()
+        wait_for(self._busy, message="the held request to reach a worker")
+        return flight
+
+    def release_held(self) -> None:
+        """Every held request (and each one to come) is answered."""
+        (self.app.parent / "hold.release").write_text("")
 
     def _busy(self) -> bool:
         workers = self.programs()[self.server]["workers"]

@@ -19,17 +19,18 @@ from testkit.stackdir import EXAMPLE_APP, StackDir, wait_for
 
 
 def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., StackDir]) -> None:
-    # the probe fails twice within ~3 s; the stuck requests are cut by the restart (after
-    # stop_timeout), and those still in the held socket's backlog are then served by the
-    # new uWSGI: a short sleep keeps that tail short
+    # the probe fails twice within ~3 s; the held requests are cut by the restart (after
+    # stop_timeout) or answered once let go, and those still in the held socket's backlog
+    # are then served by the new uWSGI: they are let go once the restart has begun
     stack = stack_factory(health="interval = 0.5\ntimeout = 1.0\nfailures = 2",
                           stop_timeout=3.0)
+    stack.add_hold_route()
     stack.start()
     old_master = stack.programs()["uwsgi"]["pid"]
 
     def stuck() -> None:
         with contextlib.suppress(OSError):  # cut by the restart, as intended
-            urllib.request.urlopen(stack.url + "/sleep?s=15", timeout=60).read()
+            urllib.request.urlopen(stack.url + "/hold", timeout=60).read()
 
     threads = [threading.Thread(target=stuck) for _ in range(8)]  # 3 workers x 2 threads
     for thread in threads:
@@ -38,6 +39,7 @@ def test_wedged_uwsgi_is_restarted_by_the_probe(stack_factory: Callable[..., Sta
         lambda: stack.programs()["uwsgi"]["probe_restarts"] == 1, timeout=60,
         message="probe restart",
     )
+    stack.release_held()
     wait_for(lambda: stack.serving(), timeout=30, message="serving again")
     # nginx can get an answer from the new master a moment before the daemon's readiness
     # poll marks it RUNNING: wait for that, then it must be the new master

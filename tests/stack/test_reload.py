@@ -209,13 +209,23 @@ def test_a_stuck_chain_reload_fails_naming_the_worker(
     stack_factory: Callable[..., StackDir],
 ) -> None:
     stack = stack_factory(processes=1, reload_timeout=2.0, reload_mode="chain")
+    stack.add_hold_route()
     stack.start()
     before = stack.worker_pids()
-    flight = stack.request_in_flight(20)  # far longer than the reload timeout, under load too
+    flight = stack.request_held()  # in flight until the reload has failed, however long
     result = stack.fnud("reload", "--app")
     assert result.returncode == 1
     assert "reload failed" in result.stderr and "worker 1 (pid" in result.stderr
     assert stack.status()["last_reload"]["result"] == "failed"  # type: ignore[index]
-    assert flight.result()[0] == 200  # the request the worker was finishing completed
-    # uWSGI finishes the chain on its own once the request is done
-    wait_for(lambda: not stack.worker_pids() & before, timeout=30, message="chain done")
+    stack.release_held()
+    status, body = flight.result()
+    assert (status, json.loads(body)) == (200, {"released": True})  # the worker finished it
+    # uWSGI finishes the chain on its own once the request is done (the new worker has
+    # its app: a stop while a lazy worker still loads it waits out stop_timeout)
+    def chain_done() -> bool:
+        workers = stack.programs()["uwsgi"]["workers"]
+        return not {w["pid"] for w in workers} & before and all(
+            w["accepting"] and w["apps"] for w in workers
+        )
+
+    wait_for(chain_done, timeout=30, message="chain done")
