@@ -382,7 +382,7 @@ def port_findings(config: Config, plan: Plan) -> list[Finding]:
             problem = str(exc)
         if not problem:
             continue
-        holders = ports_free.listeners(item.address.port)
+        holders = ports_free.listeners().get(item.address.port, set())
         if holders and not holders - own:
             continue  # this config's own running stack
         names = {_name(pid) for pid in holders - own}

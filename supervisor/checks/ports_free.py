@@ -108,34 +108,38 @@ def stack_pids(config: Config) -> set[int]:
     return own
 
 
-def listeners(port: int) -> set[int]:
+def listeners() -> dict[int, set[int]]:
+    """{port: pids listening on it}: one scan of every process's sockets."""
+    out: dict[int, set[int]] = {}
     with contextlib.suppress(psutil.Error, OSError):
-        return {
-            conn.pid for conn in psutil.net_connections(kind="inet")
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-            and conn.pid
-        }
-    return set()
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.pid:
+                out.setdefault(conn.laddr.port, set()).add(conn.pid)
+    return out
 
 
 def check(inputs: Inputs) -> list[Finding]:
     out = []
     own: set[int] | None = None
+    listening: dict[int, set[int]] | None = None
     for item in wanted(inputs):
         try:
-            problem = ports.in_use(item.address)
+            problem = ports.in_use(item.address, name_holder=False)
         except (OSError, OverflowError, ValueError) as exc:
             problem = str(exc)
         if not problem:
             continue
-        if own is None:
-            own = stack_pids(inputs.config)
-        if own and listeners(item.address.port) & own:
-            continue  # this config's running stack holds it
+        held = problem == ports.IN_USE  # else: no name, no such address
+        if held:
+            if own is None:  # scanned once, and only when a port is taken
+                own, listening = stack_pids(inputs.config), listeners()
+            if own and (listening or {}).get(item.address.port, set()) & own:
+                continue  # this config's running stack holds it
+            who = ports.holder(item.address.port)
+            problem = f"{ports.IN_USE} by {who}"
         where = "" if str(item.address) in item.label else f" ({item.address})"
-        held = problem.startswith("address already in use")  # else: no name, no such address
         out.append(error(
             item.path, item.line, f"{item.label}{where}: {problem}",
-            ports.holder(item.address.port).how_to_free if held else "",
+            who.how_to_free if held else "",
         ))
     return out

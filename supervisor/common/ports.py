@@ -133,8 +133,12 @@ def _master(proc: psutil.Process) -> psutil.Process:
     return proc
 
 
-def in_use(address: Address) -> str | None:
-    """None if we could bind ``address`` now; else why not."""
+IN_USE = "address already in use"
+
+
+def in_use(address: Address, name_holder: bool = True) -> str | None:
+    """None if we could bind ``address`` now; else why not (``name_holder``: say who
+    holds it, a scan of every process's sockets; else just IN_USE)."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     try:
         infos = socket.getaddrinfo(address.host, address.port, family, socket.SOCK_STREAM)
@@ -146,7 +150,7 @@ def in_use(address: Address) -> str | None:
             sock.bind(infos[0][4])
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return f"address already in use by {holder(address.port)}"
+                return f"{IN_USE} by {holder(address.port)}" if name_holder else IN_USE
             if exc.errno == errno.EACCES:
                 return "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
             return exc.strerror or str(exc)

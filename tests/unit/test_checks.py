@@ -172,7 +172,9 @@ def test_a_listen_that_cannot_be_bound_for_another_reason_gets_no_port_holder_hi
     fuzz_stack.nginx_conf.write_text(conf.replace("location / {", "listen nosuch.invalid:80;\n"
                                                   "        location / {"))
     problems = {"nosuch.invalid": "cannot resolve nosuch.invalid: Name or service not known"}
-    monkeypatch.setattr(ports, "in_use", lambda address: problems.get(address.host))
+    monkeypatch.setattr(
+        ports, "in_use", lambda address, name_holder=True: problems.get(address.host)
+    )
     found = checks.check_all(fuzz_stack.toml, run_nginx_test=False)
     assert [f.format() for f in found] == [
         f"{fuzz_stack.nginx_conf}:15: error: listen nosuch.invalid:80: cannot resolve "
