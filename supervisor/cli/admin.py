@@ -28,11 +28,11 @@ def check(ctx: click.Context) -> None:
 
     path = clientconf.config_path(ctx.obj.get("config"), os.environ)
     findings = checks.check_all(path)
+    mode = checks.mode_line(path)
+    if mode:  # first: every line after it is a finding, the last one the summary
+        click.echo(mode)
     for finding in findings:
         click.echo(finding.format())
-    mode = checks.mode_line(path)
-    if mode:
-        click.echo(mode)
     click.echo(checks.summary(findings))
     sys.exit(1 if any(f.is_error for f in findings) else 0)
 

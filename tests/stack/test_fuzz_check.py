@@ -66,6 +66,8 @@ def _assert_clean_report(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
+    if lines and lines[0].startswith("mode: "):  # who runs what, when fnud.toml parses
+        lines = lines[1:]
     assert lines and SUMMARY.match(lines[-1]), result.stdout
     assert all(FINDING.match(line) for line in lines[:-1]), result.stdout
     errors = any(": error: " in line for line in lines[:-1])
