@@ -105,7 +105,12 @@ class Plan:
     def app(self) -> AppSpec:
         """What the app server will import (the preflight imports the same)."""
         if self.gunicorn:
-            return gunicorn_spec(self.gunicorn_settings(Holder()))
+            try:
+                return gunicorn_spec(self.gunicorn_settings(Holder()))
+            except (OSError, UnicodeDecodeError) as exc:  # a missing conf, a planted link
+                conf = self.config.gunicorn.conf
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise StackError(f"{conf}: cannot read: {why or exc}") from None
         return app_spec(self.ini, self.config.uwsgi.ini, self.config.uwsgi.python, self.environ)
 
     def release_app(self, release: Release) -> AppSpec:

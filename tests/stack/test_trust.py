@@ -304,3 +304,24 @@ def test_a_config_file_the_user_may_write_is_refused_before_anything_runs(
     assert proof.uids("pth") == set()  # refused before the app was imported
     check = stack.fnud("check")
     assert check.returncode != 0 and f"{included}: error: {owned}" in check.stdout
+
+
+def test_a_conf_linked_to_a_file_of_roots_is_not_read(
+    gunicorn_as_user: Callable[..., Made],
+) -> None:
+    """gunicorn.conf.py -> a secret of root's: fnud would copy it into the pinned conf the
+    app's user reads. It refuses in one line instead, and copies nothing."""
+    stack, _, _ = gunicorn_as_user()
+    secret = stack.root / "secret"
+    secret.write_text("SECRET = 'root only'\n")
+    secret.chmod(0o600)
+    conf = stack.root / "app" / "gunicorn.conf.py"
+    conf.unlink()
+    conf.symlink_to(secret)
+    os.chown(conf, appuser.uid(), appuser.uid(), follow_symlinks=False)
+    result = stack.fnud("start")
+    assert result.returncode != 0
+    assert f"{conf}: cannot read" in result.stdout + result.stderr, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    copies = [p for p in stack.run.rglob("*") if p.is_file() and "root only" in p.read_text()]
+    assert copies == []
