@@ -15,6 +15,7 @@ when ``make test`` built it, a build (minutes) when pytest was run by hand.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,15 @@ def _venv(venv: Path, tar: Path, local: list[str], index: list[str]) -> Path:
     the package index, root's and readable by everyone."""
     APP_VENVS.mkdir(mode=0o755, parents=True, exist_ok=True)
     APP_VENVS.chmod(0o755)
+    # two runs at once (two clones on one machine) build it once: the second waits
+    with open(APP_VENVS / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".complete").exists():
+            _build(venv, tar, local, index)
+    return venv
+
+
+def _build(venv: Path, tar: Path, local: list[str], index: list[str]) -> None:
     partial = venv  # built in place (scripts name their python by path): done once
     shutil.rmtree(partial, ignore_errors=True)  # complete once .complete is there
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +95,6 @@ def _venv(venv: Path, tar: Path, local: list[str], index: list[str]) -> Path:
             subprocess.run([*pip, *index], check=True, stdin=subprocess.DEVNULL)
     subprocess.run(["chmod", "-R", "a+rX,go-w", str(partial)], check=True)
     (venv / ".complete").touch()
-    return venv
 
 
 def main() -> int:
