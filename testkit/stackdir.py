@@ -93,7 +93,7 @@ settle = {settle}
 initial = {backoff_initial}
 max = {backoff_max}
 quick_failures = {quick_failures}
-quick_seconds = 3.0
+quick_seconds = {quick_seconds}
 cooldown = {cooldown}
 {extra_toml}
 """
@@ -303,7 +303,7 @@ settle = {settle}
 initial = {backoff_initial}
 max = {backoff_max}
 quick_failures = {quick_failures}
-quick_seconds = 3.0
+quick_seconds = {quick_seconds}
 cooldown = {cooldown}
 {extra_toml}
 """
@@ -323,6 +323,7 @@ def make_gunicorn_stack_dir(
     backoff_initial: float = 0.2,
     settle: float = 1.0,
     app: str = "app:app",
+    quick_seconds: float = 3.0,
 ) -> StackDir:
     """Like make_stack_dir, with gunicorn as the app server: the example app from
     ``<root>/app`` under ``python -m gunicorn`` from this interpreter (gunicorn is one
@@ -340,6 +341,7 @@ def make_gunicorn_stack_dir(
         start_timeout=start_timeout, allow_root=str(allow_root).lower(), health=health,
         settle=settle, backoff_initial=backoff_initial, backoff_max=max(2.0, backoff_initial),
         quick_failures=quick_failures, cooldown=cooldown, extra_toml=extra_toml,
+        quick_seconds=quick_seconds,
     ))
     return stack
 
@@ -358,6 +360,7 @@ def make_stack_dir(
     reload_timeout: float = 60.0,
     settle: float = 1.0,
     reload_mode: str = "generation",
+    quick_seconds: float = 3.0,  # a crash sooner after a start counts as quick (backoff)
 ) -> StackDir:
     root = Path(tempfile.mkdtemp(prefix="fnud-"))
     root.chmod(0o755)  # like /etc/fnud: nginx's workers (nobody, as root) must traverse it
@@ -371,7 +374,7 @@ def make_stack_dir(
         "start_timeout": start_timeout, "allow_root": str(allow_root).lower(),
         "backoff_initial": backoff_initial, "backoff_max": max(2.0, backoff_initial),
         "reload_timeout": reload_timeout, "settle": settle,
-        "reload_mode": reload_mode,
+        "reload_mode": reload_mode, "quick_seconds": quick_seconds,
     }
     stack.ini.write_text(stackfiles.uwsgi_ini(
         stack.uwsgi_port, processes, extra_ini=extra_ini, lazy=reload_mode == "chain"
